@@ -1,0 +1,332 @@
+"""`gamma bench`: throughput and latency of every available backend against PyTorch eager FP32.
+
+Protocol (fixed, so runs compare): the same real-image views for every backend,
+batches of 1, 8 and 32 views at the model's input size, warm-up runs excluded,
+each batch timed ``repeats`` times and the median taken. The baseline is the
+research path in PyTorch eager mode: FP32, ``torch.inference_mode()``, 2 threads
+(the ONNX Runtime CPU sessions get the same 2 threads). Each backend's
+images/s is divided by the baseline's at the same batch size. The model's FLOPs
+per view come from the manifest (counted by torch at export); the achieved
+FLOP rate is shown as a share of an estimated FP32 peak of the machine (cores x
+clock x FP32 FLOPs per cycle), reported and not a gate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..crops import CropPolicy
+from ..images import load_rgb
+from .manifest import read_manifest, verify_artifact
+
+BATCHES = (1, 8, 32)
+BASELINE = "pytorch-eager-fp32"
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass
+class Row:
+    backend: str
+    batch: int
+    images_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    runs: int
+    ratio: float | None = None            # images/s over the baseline's at this batch
+    peak_share: float | None = None       # achieved FLOP/s over the device's estimated FP32 peak
+
+
+@dataclass
+class BenchResult:
+    machine: dict
+    libraries: dict
+    model: dict
+    rows: list[Row] = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)   # backend -> why it did not run
+
+    def to_dict(self) -> dict:
+        return {"machine": self.machine, "libraries": self.libraries, "model": self.model,
+                "rows": [asdict(r) for r in self.rows], "skipped": self.skipped}
+
+
+# --------------------------------------------------------------------------- machine
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_ghz() -> float | None:
+    for file in ("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"):
+        try:
+            return int(Path(file).read_text()) / 1e6
+        except (OSError, ValueError):
+            pass
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        mhz = re.findall(r"cpu MHz\s*:\s*([\d.]+)", text)
+        if mhz:
+            return max(map(float, mhz)) / 1000
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
+    """Estimated FP32 peak for ``threads`` cores: cores x GHz x FLOPs/cycle (2 FMA units x SIMD lanes x 2)."""
+    ghz = cpu_ghz()
+    if ghz is None:
+        return None, "unknown clock"
+    flags = cpu_flags()
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    per_cycle = 2 * lanes * 2
+    cores = min(threads, os.cpu_count() or threads)
+    return cores * ghz * per_cycle, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FP32 FLOP/cycle " \
+                                    f"({'AVX-512' if lanes == 16 else 'AVX2' if lanes == 8 else 'SSE'}, 2 FMA units assumed)"
+
+
+# Dense FP32 (non-tensor-core) peaks from NVIDIA's data sheets, TFLOP/s.
+GPU_FP32_PEAK = {"H200": 67.0, "H100 SXM": 67.0, "H100 80GB HBM3": 67.0, "H100 PCIe": 51.0, "H100": 51.0,
+                 "A100": 19.5, "L4": 30.3, "L40S": 91.6, "A10": 31.2, "T4": 8.1}
+
+
+def gpu_info() -> dict | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not out:
+        return None
+    name, driver, memory = [s.strip() for s in out[0].split(",")]
+    peak = next((v for k, v in GPU_FP32_PEAK.items() if k in name), None)
+    return {"name": name, "driver": driver, "memory": memory, "fp32_peak_tflops": peak}
+
+
+def machine_info(threads: int) -> dict:
+    peak, how = cpu_peak_gflops(threads)
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
+            "cpu_fp32_peak_gflops": round(peak, 1) if peak else None, "cpu_peak_estimate": how,
+            "gpu": gpu_info(), "platform": platform.platform(), "python": platform.python_version(),
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+
+def library_versions() -> dict:
+    versions = {}
+    for name in ("numpy", "onnxruntime", "torch", "onnx", "tensorrt", "torch_tensorrt", "cv2"):
+        if importlib.util.find_spec(name) is None:
+            continue
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception as exc:  # noqa: BLE001 - a broken optional install is reported, not fatal
+            versions[name] = f"unusable ({type(exc).__name__})"
+    return versions
+
+
+# --------------------------------------------------------------------------- inputs
+def bench_views(policy: CropPolicy, count: int = 32, images: str | Path | None = None, seed: int = 0) -> np.ndarray:
+    """``count`` views from real images: a folder (or the starter set when present), else a clear error."""
+    folder = Path(images) if images else Path("work/starter/images")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no benchmark images at {folder}: pass --images DIR (any photos or AI images)")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(files)
+    views = []
+    for path in files:
+        try:
+            v, _ = policy.views(load_rgb(path))
+        except Exception:  # noqa: BLE001 - unreadable or too small: take the next one
+            continue
+        views.extend(v[rng.permutation(len(v))[:4]])  # a few views per image, so the batch mixes images
+        if len(views) >= count:
+            break
+    if len(views) < count:
+        raise ValueError(f"{folder} gave only {len(views)} views; need {count}")
+    return np.stack(views[:count])
+
+
+# --------------------------------------------------------------------------- timing
+def time_backend(run: Callable[[np.ndarray], object], views: np.ndarray, batch: int, repeats: int,
+                 warmup: int = 1) -> Row:
+    x = np.ascontiguousarray(views[:batch])
+    for _ in range(warmup):
+        run(x)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(x)
+        samples.append(time.perf_counter() - started)
+    median = statistics.median(samples)
+    ms = np.asarray(samples) * 1000
+    return Row("", batch, batch / median, float(np.percentile(ms, 50)), float(np.percentile(ms, 90)),
+               float(np.percentile(ms, 99)), repeats)
+
+
+def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[str] | None) -> tuple[list, dict]:
+    """(label, factory) for every backend that can run here, and why the others cannot."""
+    from .runtime import OrtSession, TorchSession, _matching_engine, _ort_has_cuda
+
+    candidates: list[tuple[str, Callable[[], Callable]]] = []
+    skipped: dict[str, str] = {}
+    have_torch = importlib.util.find_spec("torch") is not None
+    checkpoint = next((e for e in manifest["artifacts"] if e["format"] == "checkpoint"), None)
+
+    def torch_factory(device: str, amp: bool = False):
+        return lambda: TorchSession(verify_artifact(directory, checkpoint), device, threads if device == "cpu"
+                                    else None, amp).run
+
+    if not have_torch:
+        skipped[BASELINE] = "torch is not installed (pip install '.[train]')"
+    elif checkpoint is None:
+        skipped[BASELINE] = "the manifest lists no checkpoint (the baseline runs the PyTorch model)"
+    else:
+        candidates.append((BASELINE, torch_factory("cpu")))
+    onnx = {e["variant"]: e for e in manifest["artifacts"] if e["format"] == "onnx"}
+    for variant in ("fp32", "int8", "fp16"):
+        if variant in onnx:
+            entry = onnx[variant]
+            candidates.append((f"onnxruntime-cpu-{variant}",
+                               lambda e=entry: OrtSession(verify_artifact(directory, e), "cpu", threads).run))
+    if _ort_has_cuda():
+        for variant in ("fp32", "fp16"):
+            if variant in onnx:
+                entry = onnx[variant]
+                candidates.append((f"onnxruntime-cuda-{variant}",
+                                   lambda e=entry: OrtSession(verify_artifact(directory, e), "cuda").run))
+    else:
+        skipped["onnxruntime-cuda"] = "ONNX Runtime has no CUDA provider (install onnxruntime-gpu)"
+    if have_torch and checkpoint is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            candidates.append(("pytorch-cuda-fp32", torch_factory("cuda")))
+            candidates.append(("pytorch-cuda-amp-fp16", torch_factory("cuda", amp=True)))
+        else:
+            skipped["pytorch-cuda"] = "torch sees no CUDA device"
+    engine, why = _matching_engine(manifest)
+    if engine is not None:
+        from .tensorrt import TensorRTSession
+
+        candidates.append(("tensorrt-fp16", lambda: TensorRTSession(verify_artifact(directory, engine)).run))
+    else:
+        skipped["tensorrt"] = why
+    if wanted:  # the baseline always runs: every ratio needs it
+        candidates = [(label, f) for label, f in candidates
+                      if label == BASELINE or any(label.startswith(w) for w in wanted)]
+    return candidates, skipped
+
+
+def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES, repeats: int = 5, threads: int = 2,
+              images: str | Path | None = None, backends: Sequence[str] | None = None,
+              log: Callable[[str], None] = print) -> BenchResult:
+    from .runtime import default_model_path
+
+    manifest, directory = read_manifest(model or default_model_path())
+    policy = CropPolicy.from_dict(manifest["crop_policy"])
+    views = bench_views(policy, max(batches), images)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    machine = machine_info(threads)
+    flops = manifest["model"].get("flops_per_image")
+    result = BenchResult(machine, library_versions(),
+                         {"name": manifest["model"]["name"], "version": manifest["model"]["version"],
+                          "flops_per_image": flops, "input_size": policy.input_size})
+    candidates, result.skipped = _backends(manifest, directory, threads, backends)
+    baseline: dict[int, float] = {}
+    for label, factory in candidates:
+        try:
+            run = factory()
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot load is reported, the others still run
+            result.skipped[label] = f"failed to load: {exc}"
+            continue
+        for batch in batches:
+            log(f"  {label:<26} batch {batch:>2} ...")
+            try:
+                row = time_backend(run, views, batch, repeats)
+            except Exception as exc:  # noqa: BLE001
+                result.skipped[f"{label} batch {batch}"] = f"failed: {exc}"
+                continue
+            row.backend = label
+            if label == BASELINE:
+                baseline[batch] = row.images_per_s
+            row.ratio = row.images_per_s / baseline[batch] if batch in baseline else None
+            row.peak_share = _peak_share(label, row.images_per_s, flops, machine)
+            result.rows.append(row)
+        del run
+        time.sleep(0.5)  # let one runtime's worker threads go idle before the next is timed
+    return result
+
+
+def _peak_share(label: str, images_per_s: float, flops: int | None, machine: dict) -> float | None:
+    if not flops:
+        return None
+    if "cuda" in label or "tensorrt" in label:
+        gpu = machine.get("gpu") or {}
+        peak = gpu.get("fp32_peak_tflops")
+        return images_per_s * flops / (peak * 1e12) if peak else None
+    peak = machine.get("cpu_fp32_peak_gflops")
+    return images_per_s * flops / (peak * 1e9) if peak else None
+
+
+def format_result(result: BenchResult) -> str:
+    m = result.machine
+    gpu = m.get("gpu")
+    lines = [f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs, {m['threads']} threads used); "
+             f"GPU: {gpu['name'] + ' (driver ' + gpu['driver'] + ')' if gpu else 'none'}",
+             f"load average at start: {', '.join(f'{v:.2f}' for v in m['load_average'])}" if m.get("load_average") else "",
+             "libraries: " + ", ".join(f"{k} {v}" for k, v in result.libraries.items()),
+             f"model: {result.model['name']} {result.model['version']}, input {result.model['input_size']}px"]
+    flops = result.model.get("flops_per_image")
+    if flops:
+        lines.append(f"FLOPs per image (one {result.model['input_size']}x{result.model['input_size']} view): "
+                     f"{flops / 1e9:.3f} GFLOP; CPU FP32 peak estimate: {m['cpu_fp32_peak_gflops']} GFLOP/s "
+                     f"[{m['cpu_peak_estimate']}]")
+    lines += ["", f"{'backend':<26} {'batch':>5} {'images/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+                  f"{'x eager':>8} {'% peak':>7}"]
+    for r in result.rows:
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else "n/a"
+        share = f"{100 * r.peak_share:.1f}" if r.peak_share is not None else "n/a"
+        lines.append(f"{r.backend:<26} {r.batch:>5} {r.images_per_s:>9.1f} {r.p50_ms:>8.1f} {r.p90_ms:>8.1f} "
+                     f"{r.p99_ms:>8.1f} {ratio:>8} {share:>7}")
+    for name, why in result.skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    lines.append(f"\nbaseline ({BASELINE}): torch.inference_mode(), {m['threads']} threads, same views and batches, "
+                 f"warm-up excluded, median of {result.rows[0].runs if result.rows else '?'} runs per cell")
+    return "\n".join(line for line in lines if line is not None)
+
+
+def save_result(result: BenchResult, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result.to_dict(), indent=1))

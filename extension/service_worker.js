@@ -1,0 +1,276 @@
+/*
+ * gamma-detect service worker (an ES module; Firefox runs the same file as an
+ * event page). Every backend call and every image download happens here: content
+ * scripts are bound by the page's CORS and must never see the API key.
+ *
+ * The lib/ files are classic scripts shared with the content script; imported
+ * for their side effect, they register themselves on globalThis.GammaDetect.
+ */
+import "./lib/urls.js";
+import "./lib/verdicts.js";
+import "./lib/backoff.js";
+import "./lib/queue.js";
+import "./lib/errors.js";
+import "./lib/settings.js";
+import "./lib/cache.js";
+import "./lib/api.js";
+import "./lib/tally.js";
+
+const G = globalThis.GammaDetect;
+
+export const MENU_ID = "gamma-check-image";
+const RESULT_FIELDS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl"];
+
+// ------------------------------------------------------------------ settings
+
+let settingsPromise = null;
+
+export function getSettings() {
+  if (!settingsPromise) {
+    settingsPromise = chrome.storage.local.get(null).then((raw) => G.settings.normalizeSettings(raw).settings);
+  }
+  return settingsPromise;
+}
+
+const cache = G.cache.createResultCache({ storage: chrome.storage.session || null, max: 2000 });
+
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area !== "local") return;
+  settingsPromise = null;
+  if (RESULT_FIELDS.some((field) => field in changes)) cache.clear();
+  broadcastConfig();
+});
+
+async function pageConfig(pageUrl) {
+  const settings = await getSettings();
+  return { autoScan: G.settings.autoScanEnabled(settings, pageUrl || ""), badgeUncertain: settings.badgeUncertain };
+}
+
+async function broadcastConfig() {
+  let tabs = [];
+  try {
+    tabs = await chrome.tabs.query({});
+  } catch (_) {
+    return;
+  }
+  for (const tab of tabs) {
+    if (tab.id === undefined || tab.id < 0) continue;
+    pageConfig(tab.url).then((config) => chrome.tabs.sendMessage(tab.id, { type: "gamma:config", config }).catch(() => {}));
+  }
+}
+
+// ------------------------------------------------------------------ client
+
+// Which tab frames are waiting for which image, so progress (429 waits) reaches them.
+const requesters = new Map(); // image key -> Set("tabId:frameId")
+
+function forwardProgress(key, event) {
+  const targets = requesters.get(key);
+  if (!targets) return;
+  for (const target of targets) {
+    const [tabId, frameId] = target.split(":").map(Number);
+    chrome.tabs.sendMessage(tabId, Object.assign({ type: "gamma:progress", key }, event), { frameId }).catch(() => {});
+  }
+}
+
+export const client = G.api.createClient({
+  fetch: (...args) => fetch(...args),
+  getSettings,
+  cache,
+  onEvent: forwardProgress,
+});
+
+async function analyzeFor(sender, message) {
+  const key = G.urls.imageKey(message.src, message.pageUrl);
+  const target = sender && sender.tab ? sender.tab.id + ":" + (sender.frameId || 0) : null;
+  if (key && target) {
+    if (!requesters.has(key)) requesters.set(key, new Set());
+    requesters.get(key).add(target);
+  }
+  try {
+    const answer = await client.analyze({ src: message.src, pageUrl: message.pageUrl, force: message.force });
+    return { ok: true, key: answer.key, result: answer.result, fromCache: answer.fromCache };
+  } catch (err) {
+    return { ok: false, key, error: G.errors.toPlain(err) };
+  } finally {
+    const set = key && requesters.get(key);
+    if (set && target) {
+      set.delete(target);
+      if (!set.size) requesters.delete(key);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ tabs
+
+function contentScriptFiles() {
+  const declared = chrome.runtime.getManifest().content_scripts || [];
+  return declared.length ? declared[0].js : [];
+}
+
+/** Message a tab's content script, injecting it first where it isn't (pages opened before install, frames). */
+export async function sendToTab(tabId, message, frameId) {
+  const options = { frameId: frameId || 0 };
+  try {
+    return await chrome.tabs.sendMessage(tabId, message, options);
+  } catch (_) {
+    await chrome.scripting.executeScript({ target: { tabId, frameIds: [options.frameId] }, files: contentScriptFiles() });
+    return chrome.tabs.sendMessage(tabId, message, options);
+  }
+}
+
+async function tabState(tabId, detail) {
+  try {
+    const state = await chrome.tabs.sendMessage(tabId, { type: "gamma:getState", detail: Boolean(detail) }, { frameId: 0 });
+    return state || { ok: false, available: true, scanning: false };
+  } catch (err) {
+    return { ok: false, available: false, error: String((err && err.message) || err) };
+  }
+}
+
+async function updateActionBadge(tabId, counts) {
+  if (tabId === undefined || !chrome.action) return;
+  const text = G.tally.actionBadge(counts);
+  try {
+    await chrome.action.setBadgeBackgroundColor({ tabId, color: "#b91c1c" });
+    await chrome.action.setBadgeText({ tabId, text });
+  } catch (_) {
+    /* the tab closed */
+  }
+}
+
+// ------------------------------------------------------------------ context menu
+
+function setupMenus() {
+  chrome.contextMenus.removeAll(() => {
+    chrome.contextMenus.create({ id: MENU_ID, title: "Check if AI-generated", contexts: ["image"] }, () => void chrome.runtime.lastError);
+  });
+}
+
+chrome.runtime.onInstalled.addListener(setupMenus);
+if (chrome.runtime.onStartup) chrome.runtime.onStartup.addListener(setupMenus);
+
+/**
+ * The "Check if AI-generated" handler. Tests call it directly (Playwright can't
+ * click native menus): handleContextMenuClick({menuItemId, srcUrl, pageUrl, frameId}, tab).
+ */
+export async function handleContextMenuClick(info, tab) {
+  if (!info || info.menuItemId !== MENU_ID || !tab || tab.id === undefined) return { ok: false, reason: "not ours" };
+  if (!info.srcUrl) return { ok: false, reason: "no image" };
+  return sendToTab(tab.id, { type: "gamma:checkImage", srcUrl: info.srcUrl, pageUrl: info.frameUrl || info.pageUrl }, info.frameId || 0);
+}
+
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  handleContextMenuClick(info, tab).catch((err) => console.warn("gamma-detect: context menu", err));
+});
+
+// ------------------------------------------------------------------ messages
+
+let cssText = null;
+async function overlayCss() {
+  if (cssText === null) cssText = await (await fetch(chrome.runtime.getURL("overlay.css"))).text();
+  return cssText;
+}
+
+const handlers = {
+  "gamma:analyze": (message, sender) => analyzeFor(sender, message),
+
+  "gamma:heatmap": async (message) => {
+    try {
+      return Object.assign({ ok: true }, await client.heatmap(message.path));
+    } catch (err) {
+      return { ok: false, error: G.errors.toPlain(err) };
+    }
+  },
+
+  "gamma:feedback": async (message) => {
+    try {
+      return { ok: true, body: await client.feedback({ result: message.result, label: message.label, note: message.note }) };
+    } catch (err) {
+      return { ok: false, error: G.errors.toPlain(err) };
+    }
+  },
+
+  "gamma:health": (message) => client.health(message.settings || null),
+
+  "gamma:css": async () => ({ ok: true, css: await overlayCss() }),
+
+  "gamma:pageConfig": async (message) => ({ ok: true, config: await pageConfig(message.pageUrl) }),
+
+  "gamma:counts": async (message, sender) => {
+    if (sender.tab && (sender.frameId || 0) === 0) await updateActionBadge(sender.tab.id, message.counts);
+    return { ok: true };
+  },
+
+  "gamma:openHelp": async () => {
+    await chrome.tabs.create({ url: chrome.runtime.getURL("help/help.html") });
+    return { ok: true };
+  },
+
+  "gamma:openOptions": async () => {
+    await chrome.runtime.openOptionsPage();
+    return { ok: true };
+  },
+
+  // From the popup: start/stop the scan of a tab, read its counts.
+  "gamma:scanTab": async (message) => {
+    try {
+      return await sendToTab(message.tabId, { type: "gamma:setScan", on: Boolean(message.on) }, 0);
+    } catch (err) {
+      return { ok: false, error: String((err && err.message) || err) };
+    }
+  },
+
+  "gamma:tabState": (message) => tabState(message.tabId, message.detail),
+};
+
+// What a content script may ask for. The rest (health with other settings, other tabs' state,
+// scans) is for the extension's own pages: a compromised renderer must not turn the worker,
+// with its host access and API key, into a general proxy.
+const CONTENT_SCRIPT_MESSAGES = new Set([
+  "gamma:analyze",
+  "gamma:heatmap",
+  "gamma:feedback",
+  "gamma:css",
+  "gamma:pageConfig",
+  "gamma:counts",
+  "gamma:openHelp",
+  "gamma:openOptions",
+]);
+
+function fromExtensionPage(sender) {
+  return Boolean(sender && sender.url && sender.url.startsWith(chrome.runtime.getURL("")));
+}
+
+chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  const handler = message && handlers[message.type];
+  if (!handler) return false;
+  // Only this extension's pages and content scripts can reach this listener (no externally_connectable).
+  if (!fromExtensionPage(sender) && !CONTENT_SCRIPT_MESSAGES.has(message.type)) {
+    sendResponse({ ok: false, error: { code: "extension_error", message: "not allowed from a web page" } });
+    return false;
+  }
+  keepAliveWhileBusy();
+  Promise.resolve()
+    .then(() => handler(message, sender))
+    .then(sendResponse, (err) => sendResponse({ ok: false, error: G.errors.toPlain(err) }));
+  return true; // answer asynchronously
+});
+
+// A worker that only waits on fetches (a long queue on the server) could be stopped after 30 s
+// idle; calling an extension API now and then while checks are in flight keeps it alive.
+let keepAliveTimer = null;
+function keepAliveWhileBusy() {
+  if (keepAliveTimer) return;
+  keepAliveTimer = setInterval(() => {
+    const { active, pending, inflight } = client.stats;
+    if (active || pending || inflight) chrome.runtime.getPlatformInfo(() => void chrome.runtime.lastError);
+    else {
+      clearInterval(keepAliveTimer);
+      keepAliveTimer = null;
+    }
+  }, 20000);
+}
+
+// A handle for debugging and for the end-to-end tests (worker.evaluate).
+globalThis.gammaDetect = { handleContextMenuClick, sendToTab, tabState, getSettings, client, cache, MENU_ID, handlers };

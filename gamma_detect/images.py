@@ -1,0 +1,33 @@
+"""Reading images into the one layout every part uses: HxWx3 uint8 RGB."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """EXIF orientation applied; palette, CMYK, 16-bit, grey and alpha images converted to RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping.
+        array = np.asarray(image, dtype=np.float64)
+        array = np.clip(array / max(array.max(), 1) * 255, 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Composite on white, as a browser shows a transparent image on a page.
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+def load_rgb(source: str | Path | bytes) -> np.ndarray:
+    """Decode a file path or bytes (first frame of animations)."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        image.seek(0)
+        image.load()
+        return to_rgb(image)

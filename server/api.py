@@ -1,0 +1,257 @@
+"""The HTTP API: blueprints for /v1 (analyze, scan, feedback, heatmaps, openapi), /jobs and health."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from . import feedback as feedback_store
+from .cache import render_overlay
+from .decode import probe
+from .errors import ApiError
+from .fetch import resolve
+from .service import Service, sha256_hex
+from .worker import alive_workers, reap_abandoned
+
+v1 = Blueprint("v1", __name__, url_prefix="/v1")
+jobs_bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+health = Blueprint("health", __name__)
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^[0-9a-zA-Z:_.-]{8,128}$")
+
+
+def service() -> Service:
+    return current_app.extensions["gamma"]
+
+
+def accepted(job_id: str, reused: bool = False, **extra):
+    body = {"job_id": job_id, "status": "queued", "status_url": f"/jobs/{job_id}", **extra}
+    if reused:
+        body["shared"] = True   # an identical request is already being analysed: same job
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = body["status_url"]
+    return response
+
+
+def _count_cache(hit: bool) -> None:
+    service().metrics.inc("gamma_cache_lookups_total", {"result": "hit" if hit else "miss"})
+
+
+# --------------------------------------------------------------------------- /v1/analyze
+@v1.post("/analyze")
+def analyze():
+    svc = service()
+    svc.keys.charge(g.principal)
+    mimetype = request.mimetype or ""
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise ApiError("bad_request", "send the image as the multipart field `image`")
+        data = upload.read(svc.settings.max_upload_bytes + 1)
+        name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:255] or None
+        return _analyze_bytes(data, name)
+    if mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        return _analyze_bytes(request.get_data(cache=False), None)
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError("bad_request", "send a JSON object {\"url\": ..., \"page_url\": ...}")
+        url, page_url = body.get("url"), body.get("page_url")
+        if not isinstance(url, str) or not url:
+            raise ApiError("bad_request", "`url` must be the image URL")
+        if page_url is not None and (not isinstance(page_url, str) or len(page_url) > 4096):
+            raise ApiError("bad_request", "`page_url` must be a URL")
+        return _analyze_url(url, page_url)
+    raise ApiError("unsupported_media_type",
+                   "send multipart/form-data with an `image` field, an image body, or JSON with `url`")
+
+
+def _analyze_bytes(data: bytes, filename: str | None):
+    svc = service()
+    if len(data) > svc.settings.max_upload_bytes:
+        raise ApiError("payload_too_large", f"the image is larger than {svc.settings.max_upload_bytes} bytes")
+    sha = sha256_hex(data)
+    lookup = svc.cache.lookup(sha256=sha)
+    _count_cache(lookup.result is not None)
+    if lookup.result is not None:
+        return jsonify(svc.cached_response(lookup, filename))
+    min_side = int((lookup.model or {}).get("min_side", 1))
+    probe(data, max_pixels=svc.settings.max_pixels, min_side=min_side)
+    job = svc.submit_upload(data, sha, filename, lookup)
+    return accepted(job.job_id, job.reused)
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL at once when it is not allowed (the worker checks again when it fetches)."""
+    try:
+        resolve(url, allow=service().settings.test_allow)
+    except ApiError as exc:
+        if exc.code == "url_not_allowed" or not exc.retryable:
+            raise
+
+
+def _analyze_url(url: str, page_url: str | None):
+    svc = service()
+    lookup = svc.cache.lookup(url=url)
+    _count_cache(lookup.result is not None)
+    if lookup.result is not None:
+        return jsonify(svc.cached_response(lookup, url))
+    _check_url(url)
+    job = svc.submit_url(url, page_url, lookup)
+    return accepted(job.job_id, job.reused)
+
+
+# --------------------------------------------------------------------------- /v1/scan
+@v1.post("/scan")
+def scan():
+    svc = service()
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict):
+        raise ApiError("unsupported_media_type" if not request.is_json else "bad_request",
+                       "send JSON {\"page_url\": ..., \"image_urls\": [...]}")
+    page_url, urls = body.get("page_url"), body.get("image_urls")
+    if page_url is not None and (not isinstance(page_url, str) or len(page_url) > 4096):
+        raise ApiError("bad_request", "`page_url` must be a URL")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise ApiError("bad_request", "`image_urls` must be a non-empty list of URLs")
+    if len(urls) > svc.settings.max_scan_images:
+        raise ApiError("bad_request", f"at most {svc.settings.max_scan_images} images per page")
+    svc.keys.charge(g.principal, cost=len(urls))
+    items, pending = [], {}
+    for url in urls:
+        if url in pending:
+            items.append(dict(pending[url]))
+            continue
+        item = {"url": url}
+        lookup = svc.cache.lookup(url=url)
+        _count_cache(lookup.result is not None)
+        if lookup.result is not None:
+            item["result"] = svc.cached_response(lookup, url)
+        else:
+            try:
+                _check_url(url)
+                item["job_id"] = svc.submit_url(url, page_url, lookup).job_id
+            except ApiError as exc:
+                item["error"] = exc.to_dict()
+        pending[url] = item
+        items.append(item)
+    job_id = svc.submit_scan(page_url, items)
+    return accepted(job_id, images=len(items))
+
+
+# --------------------------------------------------------------------------- /v1/feedback
+@v1.post("/feedback")
+def feedback():
+    svc = service()
+    svc.keys.charge(g.principal)
+    if not request.is_json:
+        raise ApiError("unsupported_media_type", "send JSON {\"sha256\", \"result\", \"label\", \"note\"?}")
+    entry = feedback_store.validate(request.get_json(silent=True))
+    entry_id = feedback_store.add(svc.connection, svc.settings, entry,
+                                  g.principal.id if g.principal.authenticated else None)
+    svc.metrics.inc("gamma_feedback_total", {"label": entry["label"]})
+    response = jsonify({"id": entry_id, "status": "stored"})
+    response.status_code = 201
+    return response
+
+
+# --------------------------------------------------------------------------- /v1/heatmaps
+@v1.get("/heatmaps/<digest>/<name>")
+def heatmap(digest: str, name: str):
+    svc = service()
+    sha = name[:-4] if name.endswith(".png") else name
+    if not _DIGEST.match(digest) or not _HEX64.match(sha):
+        raise ApiError("not_found", "no such heatmap")
+    etag = f'"{digest[:16]}-{sha[:16]}"'
+    mask, result = svc.cache.heatmap(digest, sha)
+    if mask is None or result is None:
+        raise ApiError("not_found", "no such heatmap (unknown or expired)")
+    if request.if_none_match and etag.strip('"') in request.if_none_match:
+        return Response(status=304, headers={"ETag": etag})
+    png = render_overlay(mask, int(result["image"]["width"]), int(result["image"]["height"]))
+    return Response(png, mimetype="image/png",
+                    headers={"Cache-Control": "private, max-age=3600", "ETag": etag})
+
+
+@v1.get("/openapi.json")
+def openapi():
+    from .openapi import document
+
+    return jsonify(document())
+
+
+# --------------------------------------------------------------------------- /jobs
+@jobs_bp.get("/<job_id>")
+def get_job(job_id: str):
+    svc = service()
+    raw = request.args.get("wait", "0")
+    try:
+        wait = min(max(float(raw), 0.0), float(svc.settings.longpoll_max))
+    except ValueError as exc:
+        raise ApiError("bad_request", "`wait` must be a number of seconds") from exc
+    job = svc.fetch_job(job_id)
+    deadline = time.monotonic() + wait
+    from rq.results import Result
+
+    stream = Result.get_key(job.id)
+    while True:
+        last = svc.connection.xrevrange(stream, count=1)
+        last_id = last[0][0] if last else b"0-0"
+        view = svc.job_view(job)
+        if view["status"] == "started":
+            reap_abandoned(svc.connection, svc.settings)
+            job = svc.fetch_job(job_id)
+            view = svc.job_view(job)
+        remaining = deadline - time.monotonic()
+        if view["status"] in ("finished", "failed", "canceled") or remaining <= 0.01:
+            return jsonify(view)
+        svc.connection.xread({stream: last_id}, block=max(1, int(min(remaining, 2.0) * 1000)), count=1)
+        job = svc.fetch_job(job_id)
+
+
+@jobs_bp.delete("/<job_id>")
+def cancel_job(job_id: str):
+    svc = service()
+    job = svc.fetch_job(job_id)
+    svc.cancel(job)
+    return jsonify(svc.job_view(svc.fetch_job(job_id)))
+
+
+# --------------------------------------------------------------------------- health
+@health.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@health.get("/readyz")
+def readyz():
+    svc = service()
+    checks = {"redis": False, "worker": False, "model": False}
+    model = None
+    try:
+        checks["redis"] = bool(svc.connection.ping())
+        checks["worker"] = alive_workers(svc.connection, svc.settings) > 0
+        model = svc.cache.model()
+        checks["model"] = model is not None
+    except Exception:
+        pass
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if model:
+        body["model"] = {k: model.get(k) for k in ("name", "version", "digest", "backend")}
+    response = jsonify(body)
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@health.get("/metrics")
+def metrics():
+    svc = service()
+    gauges = {"gamma_queue_depth": [({"queue": svc.queue.name}, svc.queue.count)],
+              "gamma_workers_alive": [({}, alive_workers(svc.connection, svc.settings))]}
+    text = svc.metrics.render(svc.connection, gauges)
+    return Response(text, mimetype="text/plain", headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

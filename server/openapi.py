@@ -1,0 +1,169 @@
+"""The OpenAPI 3.1 document served at /v1/openapi.json (tests validate real responses against it)."""
+
+from __future__ import annotations
+
+from .errors import CODES
+
+VERDICTS = ["real", "likely_real", "uncertain", "likely_ai", "ai"]
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(c): {"$ref": "#/components/responses/Error"} for c in codes}
+
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string", "enum": sorted(CODES)}, "message": {"type": "string"}},
+    },
+    "Model": {
+        "type": "object", "required": ["name", "version", "digest", "backend"],
+        "properties": {"name": {"type": "string"}, "version": {"type": ["string", "integer", "number"]},
+                       "digest": {"type": "string"}, "backend": {"type": "string"}},
+    },
+    "Image": {
+        "type": "object", "required": ["sha256", "width", "height", "format"],
+        "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
+                       "format": {"type": "string"}},
+    },
+    "Result": {
+        "type": "object",
+        "description": "The fields `gamma predict --json` prints, plus model, image, heatmap_url, timings, cached. "
+                       "Fields may be added, never renamed.",
+        "required": ["path", "ai_probability", "verdict", "mask_fraction", "sources", "model", "image",
+                     "heatmap_url", "timings", "cached"],
+        "properties": {
+            "path": {"type": ["string", "null"], "description": "the image URL, the upload's file name, or null"},
+            "ai_probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "verdict": {"type": "string", "enum": VERDICTS},
+            "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+            "sources": {"type": "object", "additionalProperties": {"type": "number"}},
+            "model": _ref("Model"),
+            "image": _ref("Image"),
+            "heatmap_url": {"type": "string", "pattern": "^/v1/heatmaps/"},
+            "timings": {"type": "object", "additionalProperties": {"type": "number"}},
+            "cached": {"type": "boolean"},
+        },
+    },
+    "Accepted": {
+        "type": "object", "required": ["job_id", "status", "status_url"],
+        "properties": {"job_id": {"type": "string"}, "status": {"const": "queued"},
+                       "status_url": {"type": "string", "pattern": "^/jobs/"},
+                       "shared": {"type": "boolean", "description": "the same image is already being analysed"},
+                       "images": {"type": "integer"}},
+    },
+    "ScanImage": {
+        "type": "object", "required": ["url", "status"],
+        "properties": {"url": {"type": "string"}, "job_id": {"type": "string"},
+                       "status": {"type": "string", "enum": ["queued", "started", "finished", "failed", "canceled"]},
+                       "result": _ref("Result"), "error": _ref("Error")},
+    },
+    "ScanResult": {
+        "type": "object", "required": ["page_url", "images", "counts"],
+        "properties": {"page_url": {"type": ["string", "null"]},
+                       "images": {"type": "array", "items": _ref("ScanImage")},
+                       "counts": {"type": "object", "additionalProperties": {"type": "integer"}}},
+    },
+    "Job": {
+        "type": "object", "required": ["id", "status", "enqueued_at", "ended_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "started", "finished", "failed", "canceled"]},
+            "kind": {"type": "string", "enum": ["analyze", "scan"]},
+            "result": {"oneOf": [_ref("Result"), _ref("ScanResult")]},
+            "error": _ref("Error"),
+            "enqueued_at": {"type": ["string", "null"], "format": "date-time"},
+            "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "AnalyzeUrl": {
+        "type": "object", "required": ["url"],
+        "properties": {"url": {"type": "string", "format": "uri"}, "page_url": {"type": "string"}},
+    },
+    "Scan": {
+        "type": "object", "required": ["image_urls"],
+        "properties": {"page_url": {"type": "string"},
+                       "image_urls": {"type": "array", "minItems": 1, "items": {"type": "string"}}},
+    },
+    "Feedback": {
+        "type": "object", "required": ["sha256", "result", "label"],
+        "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "result": {"type": "object"},
+                       "label": {"type": "string", "enum": ["ai", "real"]}, "note": {"type": "string", "maxLength": 2000}},
+    },
+    "FeedbackStored": {
+        "type": "object", "required": ["id", "status"],
+        "properties": {"id": {"type": "string"}, "status": {"const": "stored"}},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+    "Ready": {
+        "type": "object", "required": ["status", "checks"],
+        "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]},
+                       "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                       "model": _ref("Model")},
+    },
+}
+
+
+def document() -> dict:
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "gamma-detect", "version": "1",
+                 "description": "AI-generated image detection. Errors are JSON `{code, message}` with a stable code."},
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {"Error": _json(_ref("Error"), "an error with a stable code")},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "API key; optional until the first key is created"}},
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": {
+            "/v1/analyze": {"post": {
+                "summary": "analyse one image (upload or URL)",
+                "requestBody": {"required": True, "content": {
+                    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                                       "properties": {"image": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                    "application/json": {"schema": _ref("AnalyzeUrl")},
+                    "image/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                "responses": {"200": _json(_ref("Result"), "cached result (same bytes, same model)"),
+                              "202": _json(_ref("Accepted"), "queued"),
+                              **_errors(400, 401, 413, 415, 422, 429, 502, 503)}}},
+            "/v1/scan": {"post": {
+                "summary": "analyse every image of a crawled page as one batch job",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Scan")}}},
+                "responses": {"202": _json(_ref("Accepted"), "queued"), **_errors(400, 401, 415, 429, 503)}}},
+            "/v1/feedback": {"post": {
+                "summary": "report a wrong verdict",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Feedback")}}},
+                "responses": {"201": _json(_ref("FeedbackStored"), "stored"), **_errors(400, 401, 415, 429, 503)}}},
+            "/v1/heatmaps/{digest}/{sha256}.png": {"get": {
+                "summary": "the head-1 mask as an RGBA PNG overlay at the image's size",
+                "parameters": [{"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, **_errors(401, 404)}}},
+            "/jobs/{job_id}": {
+                "get": {"summary": "a job's status and result",
+                        "parameters": [job_id, {"name": "wait", "in": "query", "required": False,
+                                                "schema": {"type": "number", "minimum": 0, "maximum": 30},
+                                                "description": "long-poll: wait up to this many seconds for the job to end"}],
+                        "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 404)}},
+                "delete": {"summary": "cancel a job that has not ended", "parameters": [job_id],
+                           "responses": {"200": _json(_ref("Job"), "canceled"), **_errors(401, 404, 409)}}},
+            "/healthz": {"get": {"security": [], "responses": {"200": _json(_ref("Health"), "alive")}}},
+            "/readyz": {"get": {"security": [], "responses": {"200": _json(_ref("Ready"), "ready"),
+                                                              "503": _json(_ref("Ready"), "not ready")}}},
+            "/metrics": {"get": {"security": [], "responses": {"200": {"description": "Prometheus text format",
+                                                                       "content": {"text/plain": {}}}}}},
+            "/v1/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document",
+                                                                               "content": {"application/json": {}}}}}},
+        },
+    }

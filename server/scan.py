@@ -1,0 +1,222 @@
+"""`gamma scan crawl.jsonl --out results.jsonl --server URL`: scan crawled pages through the HTTP API.
+
+Each input line is a page ``{"page_url": ..., "image_urls": [...]}``; each output line is
+``{"page_url", "job_id", "images": [...], "counts": {...}}`` or ``{"page_url", "error": {...}}``.
+Talking to the API (not to Redis) means it works against a remote deployment and obeys its keys
+(``--key`` or ``GAMMA_API_KEY``) and rate limits (it waits out 429 Retry-After). It shows
+progress, resumes where it stopped (pages already in --out with a result are skipped; failed
+ones are tried again), and limits requests per host of the pages' image URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from urllib.parse import urlsplit
+
+import requests
+
+
+class HostLimiter:
+    """At most `concurrency` pages in flight and `rate` page submissions per second per host."""
+
+    def __init__(self, rate: float, concurrency: int):
+        self.rate = rate
+        self.concurrency = concurrency
+        self._lock = threading.Condition()
+        self._next: dict[str, float] = defaultdict(float)
+        self._active: dict[str, int] = defaultdict(int)
+
+    def acquire(self, host: str) -> None:
+        with self._lock:
+            while self._active[host] >= self.concurrency:
+                self._lock.wait(0.5)
+            self._active[host] += 1
+            now = time.monotonic()
+            start = max(now, self._next[host])
+            self._next[host] = start + (1.0 / self.rate if self.rate > 0 else 0.0)
+        if start > now:
+            time.sleep(start - now)
+
+    def release(self, host: str) -> None:
+        with self._lock:
+            self._active[host] -= 1
+            self._lock.notify_all()
+
+
+def page_host(page: dict) -> str:
+    urls = page.get("image_urls") or []
+    for url in [*urls, page.get("page_url") or ""]:
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+        if host:
+            return host
+    return "-"
+
+
+class Client:
+    def __init__(self, server: str, key: str | None, timeout: float = 60.0, max_attempts: int = 8):
+        self.server = server.rstrip("/")
+        self.session = requests.Session()
+        self.session.trust_env = False
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self._local = threading.local()
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        delay = 1.0
+        for attempt in range(self.max_attempts):
+            try:
+                response = self.session.request(method, self.server + path, timeout=self.timeout, **kwargs)
+            except requests.RequestException:
+                if attempt == self.max_attempts - 1:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+                continue
+            if response.status_code == 429 or response.status_code == 503:
+                wait_s = float(response.headers.get("Retry-After") or delay)
+                time.sleep(min(wait_s, 60))
+                delay = min(delay * 2, 30)
+                continue
+            return response
+        return response
+
+    def scan_page(self, page: dict, wait: float = 30.0, deadline_s: float = 3600.0) -> dict:
+        body = {"page_url": page.get("page_url"), "image_urls": page.get("image_urls") or []}
+        response = self.request("POST", "/v1/scan", json=body)
+        if response.status_code != 202:
+            return {"page_url": page.get("page_url"), "error": _error(response)}
+        job_id = response.json()["job_id"]
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            response = self.request("GET", f"/jobs/{job_id}", params={"wait": wait})
+            if response.status_code != 200:
+                return {"page_url": page.get("page_url"), "job_id": job_id, "error": _error(response)}
+            view = response.json()
+            if view["status"] in ("finished", "failed", "canceled"):
+                if view["status"] == "finished":
+                    return {"job_id": job_id, **view["result"]}
+                return {"page_url": page.get("page_url"), "job_id": job_id,
+                        "error": view.get("error") or {"code": view["status"], "message": view["status"]}}
+        return {"page_url": page.get("page_url"), "job_id": job_id,
+                "error": {"code": "timeout", "message": "the scan job did not end in time"}}
+
+
+def _error(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and "code" in body:
+            return body
+    except ValueError:
+        pass
+    return {"code": f"http_{response.status_code}", "message": response.text[:200]}
+
+
+def done_pages(out_path: str) -> tuple[set[str], list[str]]:
+    """Page URLs already scanned without error, and the lines to keep, from an earlier run."""
+    done, keep = set(), []
+    if not os.path.exists(out_path):
+        return done, keep
+    with open(out_path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue   # a line cut short by an interruption
+            if "error" not in record and record.get("page_url") is not None:
+                done.add(record["page_url"])
+                keep.append(json.dumps(record, ensure_ascii=False))
+    return done, keep
+
+
+def run(crawl: str, out: str, server: str, *, key: str | None = None, concurrency: int = 4,
+        per_host_rate: float = 2.0, per_host_concurrency: int = 2, poll_wait: float = 30.0, progress: bool = True) -> dict:
+    pages = []
+    with open(crawl, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.strip()
+            if not line:
+                continue
+            page = json.loads(line)
+            if not isinstance(page, dict) or not isinstance(page.get("image_urls"), list):
+                raise ValueError(f"{crawl}:{number}: expected {{\"page_url\", \"image_urls\": [...]}}")
+            pages.append(page)
+    done, keep = done_pages(out)
+    # Rewrite what is kept (dropping failed and cut lines), then append.
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.writelines(line + "\n" for line in keep)
+    todo = [p for p in pages if p.get("page_url") not in done]
+    client = Client(server, key or os.environ.get("GAMMA_API_KEY"))
+    limiter = HostLimiter(per_host_rate, per_host_concurrency)
+    stats = {"pages": len(pages), "skipped": len(pages) - len(todo), "scanned": 0, "failed": 0, "images": 0}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pages), initial=stats["skipped"], unit="page", file=sys.stderr)
+    lock = threading.Lock()
+
+    def one(page: dict) -> dict:
+        host = page_host(page)
+        limiter.acquire(host)
+        try:
+            return client.scan_page(page, wait=poll_wait)
+        except Exception as exc:  # network gone for good: record and move on
+            return {"page_url": page.get("page_url"), "error": {"code": "client_error", "message": str(exc)[:200]}}
+        finally:
+            limiter.release(host)
+
+    with open(out, "a", encoding="utf-8") as handle, ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pending = set()
+        iterator = iter(todo)
+        for page in iterator:
+            pending.add(pool.submit(one, page))
+            if len(pending) >= concurrency * 2:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                _write(finished, handle, lock, stats, bar)
+        finished, _ = wait(pending)
+        _write(finished, handle, lock, stats, bar)
+    if bar is not None:
+        bar.close()
+    return stats
+
+
+def _write(finished, handle, lock, stats, bar) -> None:
+    for future in finished:
+        record = future.result()
+        with lock:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            if "error" in record:
+                stats["failed"] += 1
+            else:
+                stats["scanned"] += 1
+                stats["images"] += len(record.get("images", []))
+            if bar is not None:
+                bar.update(1)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gamma scan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("crawl", help="JSONL, one {\"page_url\", \"image_urls\": [...]} per line")
+    parser.add_argument("--out", required=True, help="JSONL results (appended to; a rerun resumes)")
+    parser.add_argument("--server", default=os.environ.get("GAMMA_SERVER", "http://127.0.0.1:8000"))
+    parser.add_argument("--key", default=None, help="API key (default: GAMMA_API_KEY)")
+    parser.add_argument("--concurrency", type=int, default=4, help="pages in flight")
+    parser.add_argument("--per-host-rate", type=float, default=2.0, help="page submissions per second per image host")
+    parser.add_argument("--per-host-concurrency", type=int, default=2, help="pages in flight per image host")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    stats = run(args.crawl, args.out, args.server, key=args.key, concurrency=args.concurrency,
+                per_host_rate=args.per_host_rate, per_host_concurrency=args.per_host_concurrency,
+                progress=not args.no_progress)
+    print(json.dumps(stats), file=sys.stderr)
+    return 0 if stats["failed"] == 0 else 1

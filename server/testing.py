@@ -1,0 +1,85 @@
+"""Test doubles for the service: a tiny stand-in Detector with the export runtime's interface.
+
+Select it with ``GAMMA_DETECTOR=gamma_detect.server.testing:make_detector`` (tests, load tests of
+the service alone). It is deterministic: the probability is the image's mean brightness, the
+mask its normalised grey level. ``GAMMA_STUB_DELAY_MS`` adds a per-image delay, and
+``GAMMA_STUB_DIGEST`` names the model digest (tests change it to simulate a model update).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gamma_detect.crops import ImageTooSmall
+from gamma_detect.verdict import verdict
+
+BANDS = [{"name": "real", "min": 0.0, "max": 0.2}, {"name": "likely_real", "min": 0.2, "max": 0.4},
+         {"name": "uncertain", "min": 0.4, "max": 0.6}, {"name": "likely_ai", "min": 0.6, "max": 0.8},
+         {"name": "ai", "min": 0.8, "max": 1.0}]
+
+
+@dataclass
+class StubPrediction:
+    probability: float
+    mask: np.ndarray
+    source_shares: dict
+    mask_fraction: float
+
+
+class StubDetector:
+    def __init__(self, digest: str = "stub0000", delay_ms: float = 0.0, min_side: int = 64):
+        self.model_info = {"name": "stub", "version": "0", "digest": digest, "backend": "stub"}
+        self.manifest = {"crop_policy": {"min_side": min_side}, "verdict_bands": BANDS}
+        self.delay = delay_ms / 1000
+        self.min_side = min_side
+        self.calls: list[int] = []   # batch sizes seen
+
+    def predict(self, images):
+        self.calls.append(len(images))
+        out = []
+        for image in images:
+            if min(image.shape[:2]) < self.min_side:
+                raise ImageTooSmall(f"image is {image.shape[1]}x{image.shape[0]}")
+            if self.delay:
+                time.sleep(self.delay)
+            grey = image.astype(np.float32).mean(axis=2) / 255.0
+            probability = float(grey.mean())
+            fraction = float((grey > 0.5).mean())
+            out.append(StubPrediction(probability, grey, {"diffusion": probability, "gan": 1 - probability}, fraction))
+        return out
+
+    def result(self, prediction) -> dict:
+        return {"ai_probability": round(prediction.probability, 6),
+                "verdict": verdict(prediction.probability, BANDS),
+                "mask_fraction": round(prediction.mask_fraction, 6),
+                "sources": prediction.source_shares}
+
+
+def make_detector(settings=None) -> StubDetector:
+    return StubDetector(os.environ.get("GAMMA_STUB_DIGEST", "stub0000"),
+                        float(os.environ.get("GAMMA_STUB_DELAY_MS", "0")))
+
+
+def image_bytes(width: int = 96, height: int = 80, fmt: str = "PNG", seed: int = 0, **save) -> bytes:
+    """A small deterministic test image (different seeds give different bytes)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
+                     np.full_like(x, (seed * 37) % 256)], axis=2).astype(np.int16)
+    noise = rng.integers(-12, 12, size=base.shape)
+    pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

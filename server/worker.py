@@ -1,0 +1,388 @@
+"""The batching inference worker: an RQ worker (no fork per job) that loads the Detector once.
+
+Having taken one analyze job, it takes up to ``batch_size - 1`` more that are already waiting
+or that arrive within ``batch_wait_ms``, starts each through RQ's own bookkeeping (execution
+record, StartedJobRegistry, status), decodes them in threads, runs one ``Detector.predict`` for
+the batch, and completes each job through RQ's own success/failure handling (results,
+registries, retries, callbacks). A heartbeat thread keeps every execution of the running batch
+alive with a short TTL, so a worker killed mid-batch leaves jobs whose heartbeats expire within
+``heartbeat + heartbeat_grace`` seconds; any live worker (and the API, when a client looks)
+then moves them to failed (``worker_lost``) or, with retries left, back to the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import redis.exceptions
+from rq.exceptions import StopRequested
+from rq.job import JobStatus
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty, UnixSignalDeathPenalty
+from rq.utils import now
+from rq.worker import SimpleWorker, WorkerStatus
+
+from . import jobs
+from .config import Settings
+from .errors import ApiError
+from .metrics import BATCH_BUCKETS, process_metrics
+
+log = logging.getLogger("gamma.server.worker")
+
+_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def live_key(settings: Settings) -> str:
+    return settings.key("workers")
+
+
+def alive_workers(connection, settings: Settings, window: float | None = None) -> int:
+    window = window or max(10.0, 3 * settings.heartbeat)
+    return int(connection.zcount(live_key(settings), time.time() - window, "+inf"))
+
+
+def reap_abandoned(connection, settings: Settings) -> None:
+    """Fail (or retry) started jobs whose worker stopped sending heartbeats."""
+    # Timer-based death penalty: this runs in API threads and the maintenance thread, where
+    # signals (RQ's default for the failure callback's time limit) are not available.
+    StartedJobRegistry(jobs.INFERENCE_QUEUE, connection=connection, serializer=JSONSerializer,
+                       death_penalty_class=TimerDeathPenalty).cleanup()
+
+
+def _redis_retry(action, what: str, patience: float = 120.0):
+    """Run `action`, waiting out a Redis restart (a transaction that did not reach EXEC left nothing behind)."""
+    delay, deadline = 0.25, time.monotonic() + patience
+    while True:
+        try:
+            return action()
+        except _REDIS_ERRORS as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Redis unavailable while %s (%s); retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class BatchWorker(SimpleWorker):
+    """Runs analyze jobs in batches; any other job (a scan collector) as RQ's SimpleWorker would."""
+
+    log_job_description = False   # job arguments hold URLs: keep them out of the logs
+    log_result_lifespan = False
+    exponential_backoff_factor = 2.0
+    max_connection_wait_time = 5.0
+
+    def __init__(self, context: jobs.Context, *, name: str | None = None, worker_ttl: int = 60):
+        settings = context.settings
+        self.context = context
+        self.settings = settings
+        self.batch_size = max(1, settings.batch_size)
+        self.batch_wait = max(0, settings.batch_wait_ms) / 1000
+        self.heartbeat_grace = max(1, settings.heartbeat_grace)
+        queue = Queue(jobs.INFERENCE_QUEUE, connection=context.connection, serializer=JSONSerializer)
+        super().__init__([queue], name=name, connection=context.connection, serializer=JSONSerializer,
+                         job_monitoring_interval=max(1, settings.heartbeat), worker_ttl=worker_ttl,
+                         log_job_description=False)
+        self.metrics = process_metrics(lambda: self.connection, settings.key("metrics"))
+        self._maintenance: threading.Thread | None = None
+        self._maintenance_stop = threading.Event()
+        self._batch_lock = threading.Lock()
+        self._running: list[tuple] = []   # (job, execution) of the batch in progress
+        self._pool = ThreadPoolExecutor(max_workers=max(2, min(8, self.batch_size)), thread_name_prefix="gamma-decode")
+        self.batches = 0
+        self._work_thread = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        return int(self.job_monitoring_interval + self.heartbeat_grace)
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is threading.main_thread():
+            super()._install_signal_handlers()
+
+    def work(self, *args, **kwargs) -> bool:
+        self._work_thread = threading.current_thread()
+        main = self._work_thread is threading.main_thread()
+        self.death_penalty_class = UnixSignalDeathPenalty if main else TimerDeathPenalty
+        for queue in self.queues:
+            queue.death_penalty_class = self.death_penalty_class
+        return super().work(*args, **kwargs)
+
+    def bootstrap(self, *args, **kwargs):
+        self.publish_model(replace=True)
+        super().bootstrap(*args, **kwargs)
+        self._maintenance_stop.clear()
+        self._maintenance = threading.Thread(target=self._maintain, name="gamma-worker-maintenance", daemon=True)
+        self._maintenance.start()
+
+    def teardown(self):
+        self._maintenance_stop.set()
+        try:
+            self.connection.zrem(live_key(self.settings), self.name)
+        except _REDIS_ERRORS:
+            pass
+        super().teardown()
+
+    def stop(self) -> None:
+        """Ask the work loop to end after the current batch (for a worker run in a thread)."""
+        self._stop_requested = True
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        # RQ's idle loop re-blocks on the queue after each timeout without looking at
+        # _stop_requested; its per-iteration heartbeat is where a stop() is noticed.
+        if self._stop_requested and pipeline is None and self.get_state() != WorkerStatus.BUSY \
+                and threading.current_thread() is self._work_thread:
+            raise StopRequested()
+        return super().heartbeat(timeout, pipeline)
+
+    def publish_model(self, replace: bool = False) -> dict:
+        record = self.context.model
+        key = self.settings.key("model")
+        blob = json.dumps(record, sort_keys=True)
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.set(key, blob, nx=not replace)
+            pipe.zadd(live_key(self.settings), {self.name: time.time()})
+            pipe.execute()
+        return record
+
+    def _maintain(self) -> None:
+        """Liveness, abandoned-job reaping, retries due (RQ's scheduler, run in-thread), stuck-job cleanup."""
+        scheduler = RQScheduler(self.queues, connection=self.connection, serializer=JSONSerializer,
+                                interval=self.job_monitoring_interval, name=f"{self.name}-scheduler")
+        last_intermediate = 0.0
+        while not self._maintenance_stop.wait(self.job_monitoring_interval):
+            try:
+                self.publish_model(replace=False)
+                self.connection.zremrangebyscore(live_key(self.settings), "-inf", time.time() - 3600)
+                reap_abandoned(self.connection, self.settings)
+                if scheduler.acquire_locks():
+                    scheduler.enqueue_scheduled_jobs()
+                if time.monotonic() - last_intermediate > 30:
+                    last_intermediate = time.monotonic()
+                    for queue in self.queues:
+                        queue.intermediate_queue.cleanup(self, queue)
+            except _REDIS_ERRORS as exc:
+                log.debug("maintenance: Redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("maintenance failed")
+
+    def _beat(self, done: threading.Event) -> None:
+        while not done.wait(self.job_monitoring_interval):
+            with self._batch_lock:
+                running = list(self._running)
+            for job, execution in running:
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except _REDIS_ERRORS:
+                    pass
+                except Exception:
+                    log.exception("heartbeat failed for job %s", job.id)
+
+    # ------------------------------------------------------------------ batching
+    def execute_job(self, job, queue):
+        if job.func_name != jobs.ANALYZE:
+            return super().execute_job(job, queue)
+        batch, others = [(job, queue)], []
+        for extra, extra_queue in self._take_more(queue, self.batch_size - 1):
+            (batch if extra.func_name == jobs.ANALYZE else others).append((extra, extra_queue))
+        self.run_batch(batch)
+        self.set_state(WorkerStatus.IDLE)
+        for other, other_queue in others:
+            super().execute_job(other, other_queue)
+
+    def _take_more(self, queue: Queue, count: int) -> list:
+        taken = []
+        deadline = time.monotonic() + self.batch_wait
+        while len(taken) < count:
+            # Non-blocking LMOVE and short sleeps: Redis wakes blocked clients on its 100 ms timer,
+            # far coarser than a batch wait of a few milliseconds.
+            job_id = self.connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+            if job_id is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(remaining, 0.003))
+                continue
+            job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+            fetched = Queue._fetch_dequeued_job(self.connection, queue.key, job_id, job_class=self.job_class,
+                                                serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+            if fetched is None:   # the job hash expired: drop its id
+                self.connection.lrem(queue.intermediate_queue_key, 1, job_id)
+                continue
+            taken.append(fetched)
+        return taken
+
+    def run_batch(self, batch: list) -> None:
+        """Start, score and complete a batch of analyze jobs."""
+        started = []
+        for job, queue in batch:
+            # Each step is one MULTI/EXEC: after a Redis restart it is simply done again.
+            if _redis_retry(lambda: job.get_status(refresh=True), "starting a job") in (JobStatus.CANCELED,
+                                                                                       JobStatus.STOPPED):
+                _redis_retry(lambda: self.connection.lrem(queue.intermediate_queue_key, 1, job.id), "dropping a job")
+                continue
+            execution = _redis_retry(lambda: self.prepare_execution(job), "starting a job")
+            _redis_retry(lambda: self.prepare_job_execution(job, remove_from_intermediate_queue=True), "starting a job")
+            job.started_at = now()
+            started.append((job, queue, execution))
+            if job.enqueued_at:
+                self.metrics.observe("gamma_job_queue_seconds", (job.started_at - job.enqueued_at).total_seconds())
+        if not started:
+            return
+        done = threading.Event()
+        with self._batch_lock:
+            self._running = [(job, execution) for job, _, execution in started]
+        beater = threading.Thread(target=self._beat, args=(done,), name="gamma-batch-heartbeat", daemon=True)
+        beater.start()
+        try:
+            outcomes = self._score(started)
+        finally:
+            done.set()
+            beater.join(timeout=5)
+            with self._batch_lock:
+                self._running = []
+        for (job, queue, execution), (value, exc_info) in zip(started, outcomes):
+            self._complete(job, queue, execution, value, exc_info)
+        self.batches += 1
+
+    def _score(self, started: list) -> list:
+        """(result, None) or (None, exc_info) per job."""
+        ctx = self.context
+        detector = ctx.get_detector()
+        min_side = jobs.model_record(detector)["min_side"]
+        outcomes: list = [None] * len(started)
+        timeout = max(int(job.timeout or self.settings.job_timeout) for job, _, _ in started)
+        try:
+            with self.death_penalty_class(timeout, JobTimeoutException, job_id=started[0][0].id):
+                def prepare(payload):
+                    return _redis_retry(lambda: jobs.prepare(payload, ctx, min_side), "loading an image")
+
+                futures = [self._pool.submit(prepare, job.args[0]) for job, _, _ in started]
+                prepared = {}
+                for index, future in enumerate(futures):
+                    try:
+                        ready = future.result()
+                    except Exception:
+                        outcomes[index] = (None, sys.exc_info())
+                        continue
+                    if ready.cached is not None:
+                        outcomes[index] = (_redis_retry(lambda: jobs.finish_cached(ready, ctx), "caching a URL"), None)
+                    else:
+                        prepared[index] = ready
+                if prepared:
+                    indexes = sorted(prepared)
+                    start = time.perf_counter()
+                    predictions = self._predict([prepared[i] for i in indexes])
+                    elapsed = time.perf_counter() - start
+                    self.metrics.observe("gamma_batch_size", len(indexes), buckets=BATCH_BUCKETS)
+                    self.metrics.observe("gamma_inference_seconds", elapsed)
+                    extra = {"inference_ms": round(elapsed * 1000, 2), "batch_size": len(indexes)}
+                    for i, prediction in zip(indexes, predictions):
+                        if isinstance(prediction, BaseException):
+                            outcomes[i] = (None, (type(prediction), prediction, prediction.__traceback__))
+                            continue
+                        try:
+                            job = started[i][0]
+                            waited = (job.started_at - job.enqueued_at).total_seconds() if job.enqueued_at else 0.0
+                            timings = {**extra, "queue_ms": round(waited * 1000, 2)}
+                            outcomes[i] = (_redis_retry(lambda: jobs.finish(prepared[i], prediction, detector, ctx,
+                                                                            timings), "storing a result"), None)
+                        except Exception:
+                            outcomes[i] = (None, sys.exc_info())
+        except JobTimeoutException:
+            info = sys.exc_info()
+            outcomes = [o if o is not None and o[0] is not None else (None, info) for o in outcomes]
+        return [o if o is not None else (None, (ApiError, ApiError("internal_error"), None)) for o in outcomes]
+
+    def _predict(self, prepared: list) -> list:
+        """One predict call for the batch; if it raises, each image alone, so one bad image fails alone."""
+        from gamma_detect.crops import ImageTooSmall
+
+        detector = self.context.get_detector()
+        try:
+            return list(detector.predict([p.rgb for p in prepared]))
+        except JobTimeoutException:
+            raise
+        except Exception:
+            if len(prepared) == 1:
+                exc = sys.exc_info()[1]
+                return [ApiError("image_too_small", str(exc)) if isinstance(exc, ImageTooSmall) else exc]
+            results = []
+            for p in prepared:
+                results.extend(self._predict([p]))
+            return results
+
+    def _complete(self, job, queue, execution, value, exc_info) -> None:
+        payload = job.args[0] if job.args else {}
+
+        def canceled() -> bool:
+            return job.get_status(refresh=True) in (JobStatus.CANCELED, JobStatus.STOPPED)
+
+        if _redis_retry(canceled, "checking for cancellation"):
+            def drop():
+                with self.connection.pipeline() as pipe:
+                    self.cleanup_execution(job, pipeline=pipe, execution=execution)
+                    pipe.execute()
+                jobs.end_of_job(payload, self.connection)
+            _redis_retry(drop, "dropping a canceled job")
+            self.metrics.inc("gamma_jobs_total", {"kind": "analyze", "outcome": "canceled"})
+            return
+        if exc_info is None:
+            _redis_retry(lambda: self._finalize_success(job, queue, execution, value), "completing a job")
+            _redis_retry(lambda: jobs.end_of_job(payload, self.connection), "cleaning up a job")
+            self.metrics.inc("gamma_jobs_total", {"kind": "analyze", "outcome": "finished"})
+            return
+        error = exc_info[1]
+        api_error = error if isinstance(error, ApiError) else (
+            ApiError("job_timeout") if isinstance(error, JobTimeoutException) else ApiError("internal_error"))
+        if not api_error.retryable:
+            job.retries_left = 0   # retries are for transient fetch failures only
+        job.meta["error"] = api_error.to_dict()
+        retrying = job.should_retry
+        _redis_retry(lambda: job.save_meta(), "saving a job's error")
+        _redis_retry(lambda: self._finalize_failure(job, queue, execution, exc_info), "failing a job")
+        if not retrying:
+            _redis_retry(lambda: jobs.end_of_job(payload, self.connection), "cleaning up a job")
+        self.metrics.inc("gamma_jobs_total", {"kind": "analyze", "outcome": "retried" if retrying else "failed"})
+
+    def handle_exception(self, job, *exc_info):
+        # Expected, classified failures (bad image, refused URL) are one log line, not a traceback.
+        error = exc_info[1] if len(exc_info) > 1 else None
+        if isinstance(error, ApiError):
+            self.log.info("Worker %s: job %s failed: %s", self.name, job.id, error.code)
+            return
+        super().handle_exception(job, *exc_info)
+
+
+def run_worker(context: jobs.Context, *, burst: bool = False, stop: threading.Event | None = None,
+               name: str | None = None, worker_ttl: int = 60, logging_level: str | None = None) -> None:
+    """Run a BatchWorker until stopped, starting a fresh one if the loop ends on an error (e.g. Redis away)."""
+    stop = stop or threading.Event()
+    context.get_detector()   # load the model once, before taking jobs
+    attempt = 0
+    while not stop.is_set():
+        worker = BatchWorker(context, name=f"{name}-{attempt}" if name else None, worker_ttl=worker_ttl)
+        watcher = None
+        if threading.current_thread() is not threading.main_thread():
+            def watch(w=worker):
+                stop.wait()
+                w.stop()
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+        try:
+            worker.work(burst=burst, logging_level=logging_level or context.settings.log_level)
+        except _REDIS_ERRORS as exc:
+            log.warning("worker lost Redis (%s); starting again", exc)
+        except SystemExit:
+            raise
+        if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+            break
+        attempt += 1
+        stop.wait(1.0)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what it needs, then runs every test.
+#   bash tests/run.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# CPU build of torch for training/export tests: a bare `torch` requirement would pull a multi-GB CUDA build.
+python3 -c "import torch" 2>/dev/null || python3 -m pip install -q torch==2.13.0
+python3 -m pip install -q -e '.[train,dev]'
+# A real browser for the extension's end-to-end tests (Debian's Chromium; Playwright cannot download one).
+if ! command -v chromium >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+node --test extension/test/*.test.js
+python3 -m pytest -q "$@"

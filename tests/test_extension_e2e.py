@@ -1,0 +1,311 @@
+"""End-to-end tests of the browser extension: Debian's chromium driven by Playwright for Python,
+the unpacked extension loaded in a persistent context, the real backend (`gamma serve`, embedded
+Redis, bundled default model) started by the fixture, and a local test page.
+
+Native context menus can't be clicked by Playwright: the tests right-click the image (so the
+content script sees the target) and then call the menu's handler in the service worker.
+The overlays live in a closed shadow root: the tests read them through the extension
+(`gammaDetect.tabState(tab, true)` asks the content script) and click them with the mouse at
+the coordinates it reports. Screenshots go to test-artifacts/extension/.
+
+Needs: `apt-get install -y chromium`, `pip install playwright` (no `playwright install`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest_extension import (  # noqa: E402,F401  (fixtures are used by name)
+    EXTENSION_ID,
+    ext_browser,
+    ext_page,
+    gamma_server,
+    screenshot,
+    test_site,
+)
+
+pytestmark = pytest.mark.slow
+
+WORDS = {"real": "Real", "likely_real": "Likely real", "uncertain": "Uncertain", "likely_ai": "Likely AI-generated",
+         "ai": "AI-generated"}
+SHORT = {"real": "Real", "likely_real": "Likely real", "uncertain": "Unsure", "likely_ai": "Likely AI", "ai": "AI"}
+FINAL = ("done", "error", "skipped")
+
+
+def percent(p: float) -> str:
+    """The extension's formatProbability."""
+    pct = round(min(1.0, max(0.0, p)) * 100 + 1e-9)
+    if pct == 0 and p > 0:
+        return "<1%"
+    if pct == 100 and p < 1:
+        return ">99%"
+    return f"{pct}%"
+
+
+def image(state: dict, element_id: str) -> dict | None:
+    for entry in state.get("images", []):
+        if entry.get("elementId") == element_id:
+            return entry
+    return None
+
+
+def image_state(element_id: str):
+    def check(state):
+        entry = image(state, element_id)
+        return entry is not None and entry["state"] in FINAL
+    return check
+
+
+def click_center(page, rect: dict) -> None:
+    page.mouse.click(rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2)
+
+
+@pytest.fixture()
+def ready(gamma_server, ext_browser):
+    """The extension pointed at the running server (default privacy mode: URL), its cache empty."""
+    gamma_server.ensure_running()
+    ext_browser.configure(serverUrl=gamma_server.url, apiKey=gamma_server.api_key, sendMode="url",
+                          sendPageUrl=False, badgeUncertain=True, autoScanSites=[])
+    ext_browser.sw("() => gammaDetect.cache.clear()")
+    return ext_browser
+
+
+def open_page(page, test_site):
+    page.goto(test_site.page())
+    page.wait_for_load_state("load")
+    return page
+
+
+def check_from_menu(ext, page, selector: str) -> dict:
+    answer = ext.context_click(page, selector)
+    assert answer and answer["ok"] and answer["found"], answer
+    state = ext.wait_for(page, image_state(selector.lstrip("#")), what=f"the result on {selector}")
+    return image(state, selector.lstrip("#"))
+
+
+def test_context_menu_overlay_shows_the_backends_verdict(ready, ext_page, gamma_server, test_site):
+    page = open_page(ext_page, test_site)
+    for selector, path in (("#real1", "photos/cat.jpg"), ("#ai1", "renders/valley.png")):
+        entry = check_from_menu(ready, page, selector)
+        assert entry["state"] == "done", entry["error"]
+        expected = gamma_server.analyze_bytes(test_site.files[path], Path(path).name)
+        assert entry["verdict"] == expected["verdict"]
+        assert entry["probability"] == pytest.approx(expected["ai_probability"], abs=1e-9)
+        assert entry["sha256"] == expected["image"]["sha256"]
+        text = entry["panel"]["text"]
+        assert WORDS[expected["verdict"]] in text
+        assert percent(expected["ai_probability"]) in text
+        assert expected["model"]["name"] in text and str(expected["model"]["version"]) in text
+        assert "What does this score mean? It can be wrong." in text
+        assert {"where", "report", "explain", "close"} <= set(entry["panel"]["buttons"])
+        # the page's `div, span { font-family: Comic Sans !important }` doesn't reach the shadow root
+        assert "Comic" not in entry["panel"]["style"]["fontFamily"]
+        # the overlay sits on the image
+        panel, img = entry["panel"]["rect"], entry["imageRect"]
+        assert img["x"] <= panel["x"] <= img["x"] + 20 and img["y"] <= panel["y"] <= img["y"] + 20
+    # URL mode (the default): the server fetched the image itself, the extension uploaded nothing
+    assert any(agent.startswith("gamma-detect/") for agent in test_site.fetched_by("/photos/cat.jpg"))
+    page.mouse.move(0, 0)
+    screenshot(page, "context-menu-overlay.png")
+
+
+def test_show_where_draws_the_heatmap_over_the_image(ready, ext_page, test_site):
+    page = open_page(ext_page, test_site)
+    entry = check_from_menu(ready, page, "#ai1")
+    assert entry["state"] == "done", entry["error"]
+    where = entry["panel"]["buttons"]["where"]
+    assert where["text"] == "Show where" and not where["disabled"]
+    click_center(page, where)
+    def drawn_and_uncovered(s):
+        e = image(s, "ai1")
+        # the panel moves off the picture while the heatmap shows
+        return (e["heatmap"] or {}).get("drawn") and e["heatmap"]["shown"] and \
+            e["panel"]["rect"]["y"] >= e["imageRect"]["y"] + e["imageRect"]["height"]
+    state = ready.wait_for(page, drawn_and_uncovered, what="the heatmap, uncovered")
+    entry = image(state, "ai1")
+    heatmap, img = entry["heatmap"], entry["imageRect"]
+    assert heatmap["error"] is None
+    # the server renders the overlay at the image's own size; it is stretched over the image box
+    assert (heatmap["canvas"]["width"], heatmap["canvas"]["height"]) == (384, 384)  # valley.png
+    for key in ("x", "y", "width", "height"):
+        assert heatmap["rect"][key] == pytest.approx(img[key], abs=1.5), key
+    assert entry["panel"]["buttons"]["where"]["text"] == "Hide where"
+    page.mouse.move(0, 0)
+    screenshot(page, "heatmap.png")
+    click_center(page, entry["panel"]["buttons"]["where"])
+    ready.wait_for(page, lambda s: not image(s, "ai1")["heatmap"]["shown"], what="the heatmap to hide")
+
+
+def test_page_scan_badges_every_eligible_image_and_skips_small_ones(ready, ext_browser, ext_page, gamma_server, test_site):
+    page = open_page(ext_page, test_site)
+    tab = ready.tab_id(page)
+    # the popup's switch sends this to the worker
+    answer = ready.sw("([tabId]) => gammaDetect.handlers['gamma:scanTab']({tabId, on: true})", [tab])
+    assert answer["ok"] and answer["scanning"], answer
+    eligible = {"real1": "photos/cat.jpg", "ai1": "renders/valley.png", "real2": "photos/coffee.jpg",
+                "ai2": "renders/dusk.png", "real1dup": "photos/cat.jpg"}
+    skipped = {"logo": "graphic", "small": "too_small", "thumb": "too_small"}
+    state = ready.wait_for(page, lambda s: all(image_state(i)(s) for i in [*eligible, *skipped]) and s["counts"]["pending"] == 0,
+                           what="the scan of the visible images")
+    assert state["scanning"]
+    for element_id, path in eligible.items():
+        entry = image(state, element_id)
+        assert entry["state"] == "done", (element_id, entry["error"])
+        expected = gamma_server.analyze_bytes(test_site.files[path], Path(path).name)
+        assert entry["verdict"] == expected["verdict"], element_id
+        assert entry["badge"]["text"] == f"{SHORT[expected['verdict']]} {percent(expected['ai_probability'])}", element_id
+        assert entry["badge"]["rect"]["width"] > 0
+    for element_id, reason in skipped.items():
+        entry = image(state, element_id)
+        assert entry["state"] == "skipped" and entry["reason"] == reason, entry
+        assert entry["badge"]["text"].startswith("Skipped"), entry
+    # below the fold: not checked until it scrolls into view
+    lazy = image(state, "lazy")
+    assert lazy is None or lazy["state"] not in ("done", "checking")
+    counts = state["counts"]
+    assert counts["checked"] == 5 and counts["skipped"] == 3 and counts["errors"] == 0
+    assert counts["ai"] + counts["real"] + counts["uncertain"] == 5
+
+    page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    ready.wait_for(page, image_state("lazy"), what="the image below the fold")
+    # an image added later (MutationObserver)
+    page.evaluate("""() => { const img = new Image(300, 300); img.id = 'later'; img.src = 'renders/later.png';
+                             document.querySelector('main').append(img); img.scrollIntoView(); }""")
+    state = ready.wait_for(page, image_state("later"), what="the image added later")
+    assert image(state, "lazy")["state"] == "done" and image(state, "later")["state"] == "done"
+    assert state["counts"]["checked"] == 7
+
+    # the popup shows the server's health and this page's counts
+    popup = ext_browser.context.new_page()
+    popup.set_viewport_size({"width": 330, "height": 480})
+    popup.goto(f"chrome-extension://{EXTENSION_ID}/popup/popup.html?tabId={tab}")
+    popup.wait_for_function("() => document.getElementById('server-status').textContent === 'Server ready'", timeout=20000)
+    popup.wait_for_function("() => document.getElementById('count-checked').textContent === '7'", timeout=10000)
+    assert popup.locator("#count-skipped").text_content() == "3"
+    assert popup.locator("#scan-toggle").is_checked()
+    screenshot(popup, "popup.png")
+    popup.close()
+
+    # a badge opens the full result; the README's screenshot
+    page.evaluate("() => window.scrollTo(0, 0)")
+    state = ready.wait_for(page, lambda s: image(s, "ai1")["badge"]["rect"]["y"] > 0, what="badges to follow the scroll")
+    click_center(page, image(state, "ai1")["badge"]["rect"])
+    state = ready.wait_for(page, lambda s: image(s, "ai1")["panel"] is not None, what="the badge's panel")
+    click_center(page, image(state, "ai1")["panel"]["buttons"]["where"])
+    ready.wait_for(page, lambda s: (image(s, "ai1")["heatmap"] or {}).get("drawn"), what="the heatmap")
+    page.mouse.move(0, 0)
+    screenshot(page, "page-scan.png")
+
+    # Options: "no badge for uncertain results" applies to the open page at once
+    ready.configure(badgeUncertain=False)
+    ready.wait_for(page, lambda s: all((e["badge"] is None) == (e["verdict"] == "uncertain")
+                                       for e in s["images"] if e["state"] == "done" and not e["panel"]),
+                   what="uncertain results to lose their badges")
+
+
+def test_bytes_mode_uploads_the_image_and_never_its_url(ready, ext_page, test_site):
+    ready.configure(sendMode="bytes")
+    page = open_page(ext_page, test_site)
+    page.evaluate("() => { document.getElementById('ai2').src = 'renders/dusk.png?private=1'; }")
+    page.wait_for_function("() => document.getElementById('ai2').complete")
+    browser_fetches = len([1 for path, _ in test_site.requests if path == "/renders/dusk.png?private=1"])
+    entry = check_from_menu(ready, page, "#ai2")
+    assert entry["state"] == "done", entry["error"]
+    agents = [agent for path, agent in test_site.requests if path == "/renders/dusk.png?private=1"]
+    assert len(agents) > browser_fetches, "the extension downloaded the image itself"
+    assert not any(agent.startswith("gamma-detect/") for agent in agents), "the server never saw the URL"
+
+
+def test_report_a_mistake_reaches_the_server(ready, ext_page, gamma_server, test_site):
+    page = open_page(ext_page, test_site)
+    before = gamma_server.metric("gamma_feedback_total", label="ai")
+    entry = check_from_menu(ready, page, "#real2")
+    assert entry["state"] == "done", entry["error"]
+    click_center(page, entry["panel"]["buttons"]["report"])
+    state = ready.wait_for(page, lambda s: image(s, "real2")["feedback"]["open"] and "feedback-ai" in image(s, "real2")["panel"]["buttons"],
+                           what="the feedback form")
+    buttons = image(state, "real2")["panel"]["buttons"]
+    click_center(page, buttons["note"])
+    page.keyboard.type("e2e: I made this picture with a generator")
+    click_center(page, buttons["feedback-ai"])
+    state = ready.wait_for(page, lambda s: image(s, "real2")["feedback"]["sent"] or image(s, "real2")["feedback"]["error"],
+                           what="the feedback answer")
+    entry = image(state, "real2")
+    assert entry["feedback"]["sent"] == "ai", entry["feedback"]
+    assert "Thanks" in entry["panel"]["text"]
+    assert gamma_server.metric("gamma_feedback_total", label="ai") == before + 1
+    page.mouse.move(0, 0)
+    screenshot(page, "feedback.png")
+
+
+def test_rate_limited_checks_wait_visibly_then_finish(ready, ext_page, gamma_server, test_site):
+    ready.configure(apiKey=gamma_server.slow_key)  # one check per 5 s
+    page = open_page(ext_page, test_site)
+    ids = ("real1", "ai1", "real2")
+    # three menu clicks at once (the content script finds each image by its URL)
+    srcs = [page.eval_on_selector("#" + i, "img => img.currentSrc") for i in ids]
+    answers = ready.sw(
+        "async ([id, srcs, pageUrl]) => { const tab = await chrome.tabs.get(id); return Promise.all(srcs.map((srcUrl) => "
+        "gammaDetect.handleContextMenuClick({menuItemId: gammaDetect.MENU_ID, srcUrl, pageUrl, frameId: 0}, tab))); }",
+        [ready.tab_id(page), srcs, page.url])
+    assert all(a["ok"] and a["found"] for a in answers), answers
+
+    def waiting(s):
+        return [e for e in s["images"] if (e.get("progress") or {}).get("state") == "waiting" and e["panel"]]
+    state = ready.wait_for(page, lambda s: waiting(s) and "rate limited" in waiting(s)[0]["panel"]["text"],
+                           what="a visible rate-limited wait")
+    assert "Server busy (rate limited)" in waiting(state)[0]["panel"]["text"]
+    page.mouse.move(0, 0)
+    screenshot(page, "rate-limited.png")
+    state = ready.wait_for(page, lambda s: all(image_state(i)(s) for i in ids), timeout=180, what="the held checks")
+    for element_id in ids:
+        assert image(state, element_id)["state"] == "done", image(state, element_id)["error"]
+
+
+def test_options_page_saves_settings_and_tests_the_connection(ready, ext_browser, gamma_server):
+    options = ext_browser.context.new_page()
+    options.goto(f"chrome-extension://{EXTENSION_ID}/options/options.html")
+    options.wait_for_function("() => document.getElementById('serverUrl').value !== ''")
+    assert options.locator("#origin").text_content() == f"chrome-extension://{EXTENSION_ID}"
+    assert options.locator("input[name=sendMode][value=url]").is_checked()  # privacy default
+    options.fill("#autoScanSites", "news.example.com\n*.Example.org\nnot a site!")
+    options.click("#save")
+    assert "Not a site" in options.locator("#error-autoScanSites").text_content()
+    options.fill("#autoScanSites", "news.example.com\n*.Example.org")
+    options.check("input[name=sendMode][value=bytes]")
+    options.uncheck("#badgeUncertain")
+    options.fill("#apiKey", "wrong-key")
+    options.click("#test")
+    options.wait_for_function("() => document.getElementById('test-result').textContent.includes('refused the API key')")
+    options.fill("#apiKey", gamma_server.api_key)
+    options.click("#test")
+    options.wait_for_function("() => document.getElementById('test-result').textContent.startsWith('Connected')")
+    options.click("#save")
+    options.wait_for_function("() => document.getElementById('saved').textContent === 'Saved.'")
+    stored = ext_browser.sw("() => chrome.storage.local.get(null)")
+    assert stored["autoScanSites"] == ["news.example.com", "*.example.org"]
+    assert stored["sendMode"] == "bytes" and stored["badgeUncertain"] is False
+    assert stored["apiKey"] == gamma_server.api_key and stored["serverUrl"] == gamma_server.url
+    screenshot(options, "options.png")
+    options.close()
+
+
+def test_a_stopped_backend_gives_a_visible_error(ready, ext_browser, ext_page, gamma_server, test_site):
+    """Keep this test last: it stops the server (a later test would start it again)."""
+    gamma_server.stop()
+    page = open_page(ext_page, test_site)
+    entry = check_from_menu(ready, page, "#real2")
+    assert entry["state"] == "error"
+    assert entry["error"]["code"] == "server_unreachable", entry["error"]
+    assert "Server unreachable" in entry["panel"]["text"]
+    assert "retry" in entry["panel"]["buttons"] and "options" in entry["panel"]["buttons"]
+    page.mouse.move(0, 0)
+    screenshot(page, "server-unreachable.png")
+    popup = ext_browser.context.new_page()
+    popup.goto(f"chrome-extension://{EXTENSION_ID}/popup/popup.html?tabId={ready.tab_id(page)}")
+    popup.wait_for_function("() => document.getElementById('server-status').textContent === 'Server unreachable'", timeout=20000)
+    popup.close()

@@ -1,0 +1,185 @@
+"""The serving runtime: Detector.predict over the crop policy, backend selection, no torch, `gamma predict`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from export_support import REPO, TINY_BANDS, manifest, rgb, tiny_export
+
+from gamma_detect.crops import ImageTooSmall
+from gamma_detect.export.manifest import ManifestError
+from gamma_detect.export.runtime import (Detector, Prediction, combine_probabilities, load_detector)
+from gamma_detect.verdict import verdict
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    return tiny_export(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_dir):
+    return load_detector(tiny_dir, threads=2)
+
+
+class CountingSession:
+    """Wraps a session: records every batch it is given."""
+
+    def __init__(self, inner, max_batch):
+        self.inner, self.max_batch, self.batches = inner, max_batch, []
+
+    def run(self, views):
+        self.batches.append(len(views))
+        return self.inner.run(views)
+
+
+def test_combine_rule_is_the_mean_logit():
+    logits = np.array([-2.0, 0.5, 3.0])
+    t = 1.7
+    p = 1 / (1 + np.exp(-logits / t))
+    assert combine_probabilities(p) == pytest.approx(1 / (1 + np.exp(-logits.mean() / t)), abs=1e-9)
+    assert 0 < combine_probabilities(np.array([0.0, 1.0, 1.0])) < 1  # clipped, finite
+
+
+def test_predict_images_of_any_size(detector):
+    images = [rgb(120, 160, 0), rgb(96, 96, 1), rgb(700, 420, 2), rgb(64, 300, 3), rgb(1500, 2000, 4)]
+    predictions = detector.predict(images)
+    assert len(predictions) == 5
+    for image, p in zip(images, predictions):
+        assert isinstance(p, Prediction) and 0 < p.probability < 1
+        assert p.mask.shape == image.shape[:2] and p.mask.dtype == np.float32
+        assert 0 <= p.mask.min() and p.mask.max() <= 1
+        assert set(p.source_shares) == set(manifest_classes(detector)) and sum(p.source_shares.values()) == pytest.approx(1)
+        assert p.views == len(detector.policy.views(image)[0])
+        assert p.mask_fraction == pytest.approx(float((p.mask > 0.5).mean()))
+    # the same image alone or in a batch scores the same
+    alone = detector.predict([images[2]])[0]
+    assert alone.probability == pytest.approx(predictions[2].probability, abs=1e-6)
+    assert detector.predict([]) == []
+
+
+def manifest_classes(detector):
+    return detector.manifest["source_classes"]
+
+
+def test_all_views_of_all_images_run_together_in_chunks(detector):
+    counting = CountingSession(detector.session, 4)
+    d = Detector(detector.manifest, detector.directory, detector.artifact, counting, detector.backend)
+    images = [rgb(300, 200, i) for i in range(3)]
+    total = sum(len(d.policy.views(i)[0]) for i in images)
+    d.predict(images)
+    assert sum(counting.batches) == total and max(counting.batches) == 4
+    assert len(counting.batches) == -(-total // 4)
+
+
+def test_too_small_image_raises_before_anything_runs(detector):
+    counting = CountingSession(detector.session, 32)
+    d = Detector(detector.manifest, detector.directory, detector.artifact, counting, detector.backend)
+    min_side = detector.manifest["crop_policy"]["min_side"]
+    with pytest.raises(ImageTooSmall) as info:
+        d.predict([rgb(120, 120, 0), rgb(min_side - 1, 200, 1)])
+    assert info.value.code == "image_too_small" and counting.batches == []
+    with pytest.raises(ValueError):
+        d.predict([np.zeros((100, 100), np.uint8)])
+
+
+def test_result_fields_and_verdict_from_the_manifest(detector):
+    p = detector.predict([rgb(150, 150, 5)])[0]
+    r = detector.result(p)
+    assert list(r) == ["ai_probability", "verdict", "mask_fraction", "sources"]
+    assert r["verdict"] == verdict(p.probability, TINY_BANDS) and r["ai_probability"] == round(p.probability, 4)
+    json.dumps(r)
+    info = detector.model_info
+    assert set(info) >= {"name", "version", "digest", "backend"} and info["backend"] == "onnxruntime-cpu"
+    assert info["digest"] == next(e["sha256"] for e in manifest(detector.directory)["artifacts"]
+                                  if e["file"] == "gamma-tiny.onnx")
+
+
+def test_auto_says_what_it_picked_and_why(detector):
+    assert detector.backend == "onnxruntime-cpu"
+    assert "no TensorRT engine" in detector.selection
+
+
+def test_load_by_artifact_file_and_errors(tiny_dir):
+    d = load_detector(tiny_dir / "gamma-tiny.onnx", threads=1)
+    assert d.artifact["variant"] == "fp32"
+    with pytest.raises(ManifestError, match="int8"):
+        load_detector(tiny_dir, variant="int8")
+    with pytest.raises(ManifestError, match="no model manifest"):
+        load_detector(tiny_dir / "images")
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_detector(tiny_dir, backend="coreml")
+    with pytest.raises(ManifestError, match="TensorRT"):
+        load_detector(tiny_dir, backend="tensorrt")
+
+
+def test_pytorch_backend_matches_onnx(tiny_dir, detector):
+    torch_detector = load_detector(tiny_dir, backend="pytorch", threads=2)
+    assert torch_detector.backend == "pytorch" and torch_detector.model_info["variant"] == "pytorch"
+    images = [rgb(200, 260, 7)]
+    a, b = torch_detector.predict(images)[0], detector.predict(images)[0]
+    assert abs(a.probability - b.probability) < 1e-4 and np.abs(a.mask - b.mask).max() < 1e-3
+
+
+def test_runtime_never_imports_torch(tiny_dir):
+    """Load and predict with ONNX Runtime while any torch (or train/) import would fail."""
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith(("torch.", "gamma_detect.train")):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np
+from gamma_detect.export.runtime import load_detector
+d = load_detector({str(tiny_dir)!r}, threads=1)
+p = d.predict([np.full((120, 150, 3), 100, np.uint8)])[0]
+d.result(p)
+assert "torch" not in sys.modules and not any(m.startswith("gamma_detect.train") for m in sys.modules)
+print("ok", d.backend)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "ok onnxruntime-cpu" in out.stdout
+
+
+# --------------------------------------------------------------------------- gamma predict
+def test_predict_cli_json_lines_and_errors(tiny_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from gamma_detect.cli import main
+
+    good = tmp_path / "good.jpg"
+    Image.fromarray(rgb(180, 240, 3)).save(good)
+    small = tmp_path / "small.png"
+    Image.fromarray(rgb(20, 20, 4)).save(small)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image at all")
+    paths = [str(good), str(tmp_path / "missing.png"), str(broken), str(small), str(good)]
+    code = main(["predict", *paths, "--json", "--model", str(tiny_dir), "--threads", "1"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and [line["path"] for line in lines] == paths
+    assert list(lines[0]) == ["path", "ai_probability", "verdict", "mask_fraction", "sources"]
+    assert lines[0] == lines[4]
+    assert [line.get("error", {}).get("code") for line in lines] == [
+        None, "file_not_found", "image_decode_failed", "image_too_small", None]
+    assert all(line["error"]["message"] for line in lines[1:4])
+
+
+def test_predict_cli_plain_lines_exit_zero(tiny_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from gamma_detect.cli import main
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.png")
+        Image.fromarray(rgb(100 + 20 * i, 140, i)).save(paths[-1])
+    code = main(["predict", *map(str, paths), "--model", str(tiny_dir), "--batch-images", "2"])
+    captured = capsys.readouterr()
+    assert code == 0 and len(captured.out.splitlines()) == 3 and "p_ai" in captured.out
+    assert "onnxruntime-cpu" in captured.err

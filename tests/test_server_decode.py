@@ -1,0 +1,131 @@
+import io
+
+import numpy as np
+import pytest
+import server_support  # noqa: F401  (sets the test key prefix first)
+from PIL import Image, features
+
+from gamma_detect.server.decode import ALLOWED_FORMATS, decode, probe
+from gamma_detect.server.errors import ApiError
+from gamma_detect.server.testing import image_bytes
+
+LIMIT = 50_000_000
+
+
+def encode(image: Image.Image, fmt: str, **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kw)
+    return buffer.getvalue()
+
+
+def code_of(data: bytes, **kw) -> str:
+    with pytest.raises(ApiError) as info:
+        decode(data, max_pixels=kw.pop("max_pixels", LIMIT), **kw)
+    return info.value.code
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_allowed_formats_decode_to_rgb(fmt):
+    data = image_bytes(120, 90, fmt)
+    rgb, info = decode(data, max_pixels=LIMIT)
+    assert rgb.shape == (90, 120, 3) and rgb.dtype == np.uint8
+    assert info.format == fmt and (info.width, info.height) == (120, 90)
+    assert probe(data, max_pixels=LIMIT) == info
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF support")
+def test_avif_when_supported():
+    rgb, info = decode(image_bytes(100, 80, "AVIF"), max_pixels=LIMIT)
+    assert info.format == "AVIF" and rgb.shape == (80, 100, 3)
+
+
+def test_gif_first_frame_only():
+    frames = [Image.new("RGB", (80, 70), color) for color in ((255, 0, 0), (0, 0, 255))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    rgb, info = decode(data, max_pixels=LIMIT)
+    assert rgb[0, 0, 0] > 200 and rgb[0, 0, 2] < 50
+
+
+def test_exif_orientation_applied():
+    image = Image.new("RGB", (120, 80), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6   # rotate 90
+    data = encode(image, "JPEG", exif=exif)
+    info = probe(data, max_pixels=LIMIT)
+    rgb, decoded = decode(data, max_pixels=LIMIT)
+    assert (info.width, info.height) == (80, 120) == (decoded.width, decoded.height)
+    assert rgb.shape == (120, 80, 3)
+
+
+@pytest.mark.parametrize("mode,fmt", [("P", "PNG"), ("CMYK", "JPEG"), ("I;16", "PNG"), ("RGBA", "PNG"),
+                                      ("LA", "PNG"), ("L", "PNG"), ("1", "BMP")])
+def test_modes_converted(mode, fmt):
+    image = Image.new(mode, (70, 70))
+    if mode == "P":
+        image.putpalette([i % 256 for i in range(768)])
+        image.info["transparency"] = 0
+    if mode == "I;16":
+        image = Image.fromarray(np.full((70, 70), 40000, np.uint16))
+    rgb, _ = decode(encode(image, fmt), max_pixels=LIMIT)
+    assert rgb.shape == (70, 70, 3) and rgb.dtype == np.uint8
+
+
+def test_alpha_composited_on_white():
+    rgb, _ = decode(encode(Image.new("RGBA", (70, 70), (0, 0, 0, 0)), "PNG"), max_pixels=LIMIT)
+    assert rgb.min() == 255
+
+
+def test_zero_byte():
+    assert code_of(b"") == "image_decode_failed"
+
+
+def test_non_image():
+    assert code_of(b"%PDF-1.4 hello, not an image" * 10) == "unsupported_media_type"
+    assert code_of(b"<html><body>hi</body></html>") == "unsupported_media_type"
+
+
+def test_format_outside_allowlist():
+    data = encode(Image.new("RGB", (80, 80)), "ICO")
+    assert "ICO" not in ALLOWED_FORMATS
+    assert code_of(data) == "unsupported_media_type"
+
+
+def test_truncated():
+    data = image_bytes(300, 300, "JPEG", quality=95)
+    assert code_of(data[: len(data) // 2]) == "image_decode_failed"
+    png = image_bytes(300, 300, "PNG")
+    assert code_of(png[: len(png) // 2]) == "image_decode_failed"
+
+
+def test_corrupt():
+    png = bytearray(image_bytes(300, 300, "PNG"))
+    at = png.index(b"IHDR")
+    png[at + 17] ^= 0xFF            # header checksum broken
+    assert code_of(bytes(png)) == "image_decode_failed"
+    jpeg = bytearray(image_bytes(300, 300, "JPEG"))
+    at = jpeg.index(b"\xff\xc4")   # Huffman table garbage
+    jpeg[at + 4:at + 40] = b"\xff" * 36
+    assert code_of(bytes(jpeg)) == "image_decode_failed"
+
+
+def test_tiny():
+    data = image_bytes(40, 200, "PNG")
+    assert code_of(data, min_side=64) == "image_too_small"
+    with pytest.raises(ApiError) as info:
+        probe(data, max_pixels=LIMIT, min_side=64)
+    assert info.value.code == "image_too_small"
+
+
+def test_decompression_bomb_is_an_error():
+    bomb = encode(Image.new("1", (12000, 12000)), "PNG")   # 144 Mpx in a few kB
+    assert len(bomb) < 100_000
+    assert code_of(bomb) == "image_too_large"
+    with pytest.raises(ApiError) as info:
+        probe(bomb, max_pixels=LIMIT)
+    assert info.value.code == "image_too_large"
+
+
+def test_pixel_limit_between_limit_and_twice_is_an_error_too():
+    # Pillow alone only *warns* between MAX_IMAGE_PIXELS and twice that.
+    data = image_bytes(300, 300, "PNG")
+    assert code_of(data, max_pixels=60_000) == "image_too_large"

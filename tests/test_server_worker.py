@@ -1,0 +1,217 @@
+"""The batching worker: batches, RQ bookkeeping, a worker killed mid-batch, retries."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import server_support
+from server_support import backend, backend_with, image_server  # noqa: F401
+from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from gamma_detect.server.testing import image_bytes
+
+
+def test_waiting_jobs_run_as_batches_and_complete_through_rq():
+    b = backend_with(batch_size=4)
+    try:
+        b.publish_model()
+        ids = [b.upload(image_bytes(seed=100 + i)).get_json()["job_id"] for i in range(6)]
+        b.run_burst()
+        assert b.detector.calls == [4, 2]
+        results = [b.client.get(f"/jobs/{i}").get_json() for i in ids]
+        assert all(r["status"] == "finished" for r in results)
+        assert len({r["result"]["image"]["sha256"] for r in results}) == 6   # each job its own result
+        assert [r["result"]["timings"]["batch_size"] for r in results] == [4, 4, 4, 4, 2, 2]
+        finished = FinishedJobRegistry("inference", connection=b.connection, serializer=JSONSerializer)
+        assert sorted(finished.get_job_ids()) == sorted(ids)
+        assert StartedJobRegistry("inference", connection=b.connection).get_job_ids() == []
+        job = Job.fetch(ids[0], connection=b.connection, serializer=JSONSerializer)
+        assert job.latest_result().type.name == "SUCCESSFUL" and job.return_value()["cached"] is False
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_jobs_arriving_within_the_wait_join_the_batch():
+    b = backend_with(batch_size=8, batch_wait_ms=400)
+    try:
+        b.start_worker()
+        for i in range(4):
+            b.upload(image_bytes(seed=200 + i))
+            time.sleep(0.05)
+        deadline = time.time() + 10
+        while sum(b.detector.calls) < 4 and time.time() < deadline:
+            time.sleep(0.05)
+        assert b.detector.calls[0] >= 3, b.detector.calls
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_one_bad_image_fails_alone(backend):
+    backend.publish_model()
+    good = backend.upload(image_bytes(seed=1)).get_json()["job_id"]
+    data = image_bytes(300, 300, "JPEG", seed=2)
+    bad = backend.upload(data[:2000]).get_json()["job_id"]
+    backend.run_burst()
+    assert backend.client.get(f"/jobs/{good}").get_json()["status"] == "finished"
+    view = backend.client.get(f"/jobs/{bad}").get_json()
+    assert view["status"] == "failed" and view["error"]["code"] == "image_decode_failed"
+    failed = FailedJobRegistry("inference", connection=backend.connection, serializer=JSONSerializer)
+    assert failed.get_job_ids() == [bad]
+    assert not list(backend.connection.scan_iter(backend.settings.key("blob", "*")))
+
+
+def test_retries_for_fetch_failures_only(image_server):
+    b = backend_with(fetch_test_allow=image_server.allow, fetch_retries=1)
+    try:
+        b.publish_model()
+        calls = {"n": 0}
+
+        def flaky(handler):   # 503 first, then the image
+            calls["n"] += 1
+            if calls["n"] == 1:
+                handler.send_response(503)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return
+            body = image_bytes(seed=9)
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        image_server.add("/flaky.png", flaky)
+        image_server.add("/text.png", b"not an image but served fine", headers={"Content-Type": "image/png"})
+        flaky_job = b.client.post("/v1/analyze", json={"url": image_server.url("/flaky.png")}).get_json()["job_id"]
+        text_job = b.client.post("/v1/analyze", json={"url": image_server.url("/text.png")}).get_json()["job_id"]
+        b.start_worker()
+        assert b.wait(text_job).get_json()["error"]["code"] == "unsupported_media_type"
+        assert len([s for s in image_server.seen if s["path"] == "/text.png"]) == 1   # not retried
+        assert b.wait(flaky_job, 20).get_json()["status"] == "finished"              # retried after backoff
+        assert calls["n"] == 2
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
+    """SIGKILL a `gamma worker` process mid-batch: each job fails (worker_lost) or is retried, visibly."""
+    b = backend_with(fetch_test_allow=image_server.allow, heartbeat=1, heartbeat_grace=2)
+    env = {**os.environ, "REDIS_URL": b.settings.redis_url, "GAMMA_REDIS_PREFIX": server_support.PREFIX,
+           "RQ_KEY_PREFIX": server_support.PREFIX + ":rq", "GAMMA_DETECTOR": server_support.STUB,
+           "GAMMA_STUB_DELAY_MS": "20000", "GAMMA_HEARTBEAT": "1", "GAMMA_HEARTBEAT_GRACE": "2",
+           "GAMMA_BATCH_SIZE": "8", "GAMMA_BATCH_WAIT_MS": "300", "GAMMA_FETCH_TEST_ALLOW": image_server.allow,
+           "GAMMA_LOG_LEVEL": "WARNING"}
+    worker = None
+    try:
+        b.publish_model()
+        uploads = [b.upload(image_bytes(seed=300 + i)).get_json()["job_id"] for i in range(3)]
+        url = image_server.add("/retry-me.png", image_bytes(seed=399))
+        with_retry = b.client.post("/v1/analyze", json={"url": url}).get_json()["job_id"]
+        everything = uploads + [with_retry]
+        worker = subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if all(b.client.get(f"/jobs/{j}").get_json()["status"] == "started" for j in everything):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the worker did not start the batch")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        time.sleep(3.5)   # heartbeat (1 s) + grace (2 s): the executions are now expired
+        views = {j: b.client.get(f"/jobs/{j}").get_json() for j in everything}   # looking reaps them
+        for job_id in uploads:
+            assert views[job_id]["status"] == "failed" and views[job_id]["error"]["code"] == "worker_lost"
+        assert views[with_retry]["status"] == "queued"       # retries left: back in the queue
+        assert StartedJobRegistry("inference", connection=b.connection).get_job_ids() == []
+        assert not list(b.connection.scan_iter(b.settings.key("blob", "*")))   # bytes of ended jobs gone
+        b.start_worker()                                      # a healthy worker finishes the retried one
+        assert b.wait(with_retry, 20).get_json()["status"] == "finished"
+    finally:
+        if worker and worker.poll() is None:
+            worker.kill()
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_reaped_by_a_live_worker_without_anyone_looking():
+    b = backend_with(heartbeat=1, heartbeat_grace=1)
+    try:
+        b.publish_model()
+        job_id = b.upload(image_bytes(seed=400)).get_json()["job_id"]
+        # Simulate a worker that started the job and died: RQ bookkeeping, then nothing.
+        from gamma_detect.server.worker import BatchWorker
+
+        dead = BatchWorker(b.context, worker_ttl=16)
+        dead.register_birth()
+        job, queue = dead.queue_class.dequeue_any(dead.queues, None, connection=b.connection,
+                                                 serializer=JSONSerializer)
+        execution = dead.prepare_execution(job)
+        dead.prepare_job_execution(job, remove_from_intermediate_queue=True)
+        assert job.get_status(refresh=True).value == "started"
+        del execution
+        b.start_worker()   # its maintenance thread reaps within heartbeat + grace
+        deadline = time.time() + 10
+        while Job.fetch(job_id, connection=b.connection, serializer=JSONSerializer).get_status().value == "started":
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert Job.fetch(job_id, connection=b.connection, serializer=JSONSerializer).get_status().value == "failed"
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_stop_is_prompt():
+    b = backend_with()
+    try:
+        stop = b.start_worker()
+        stop.set()
+        start = time.time()
+        for thread, _ in b._threads:
+            thread.join(5)
+            assert not thread.is_alive()
+        assert time.time() - start < 5
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_cancel_a_started_job(monkeypatch):
+    monkeypatch.setenv("GAMMA_STUB_DELAY_MS", "1500")
+    b = backend_with()
+    try:
+        b.start_worker()
+        job_id = b.upload(image_bytes(seed=500)).get_json()["job_id"]
+        deadline = time.time() + 10
+        while b.client.get(f"/jobs/{job_id}").get_json()["status"] != "started":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        canceled = b.client.delete(f"/jobs/{job_id}")
+        assert canceled.status_code == 200 and canceled.get_json()["status"] == "canceled"
+        time.sleep(2.0)   # the batch ends: the worker sees the cancellation and drops the job
+        assert b.client.get(f"/jobs/{job_id}").get_json()["status"] == "canceled"
+        assert StartedJobRegistry("inference", connection=b.connection).get_job_ids() == []
+        assert b.client.delete(f"/jobs/{job_id}").status_code == 409
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_job_timeout(monkeypatch):
+    monkeypatch.setenv("GAMMA_STUB_DELAY_MS", "2500")
+    b = backend_with(job_timeout=1)
+    try:
+        b.publish_model()
+        job_id = b.upload(image_bytes(seed=600)).get_json()["job_id"]
+        b.run_burst()
+        view = b.client.get(f"/jobs/{job_id}").get_json()
+        assert view["status"] == "failed" and view["error"]["code"] == "job_timeout"
+    finally:
+        b.stop()
+        server_support.delete_keys()

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from gamma_detect.train.config import load_preset
+from gamma_detect.train.data import GammaDataset
+from gamma_detect.train.losses import gamma_loss
+from gamma_detect.train.sources import load_records
+from gamma_detect.train.trainer import build_model, load_checkpoint, load_model, set_train_mode, train
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dataset):
+    cfg = load_preset("tiny", [f"data=csv:{tiny_dataset}", "model.pretrained=false"])
+    return cfg, load_records(cfg.data)
+
+
+def test_overfits_one_batch(tiny):
+    cfg, records = tiny
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ds = GammaDataset(records, cfg.crop, cfg.augment, seed=0, progress=False)
+    batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in ds[0]}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(25):
+        set_train_mode(model, cfg.frozen_blocks)
+        terms = gamma_loss(model(batch["image"]), batch, cfg.loss)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+        losses.append(float(terms["total"]))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_frozen_blocks_do_not_change(tiny):
+    cfg, records = tiny
+    model = build_model(cfg)
+    frozen = [n for n, p in model.backbone.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("stem.", "blocks.0.", "blocks.1.", "blocks.2.")) for n in frozen)
+
+
+def test_resume_is_exact(tiny, tmp_path):
+    cfg, records = tiny
+    cfg.epochs = 2
+    straight = train(cfg, records, tmp_path / "straight", progress=False)
+    interrupted = train(cfg, records, tmp_path / "resumed", progress=False, stop_after=1)
+    assert interrupted.name == "last.pt" and load_checkpoint(interrupted)["epoch"] == 0
+    resumed = train(cfg, records, tmp_path / "resumed", progress=False)
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(resumed)["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    assert any('"images_per_s"' in r for r in rows)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="gamma train"):
+        load_model(tmp_path / "missing.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a GAMMA checkpoint"):
+        load_model(tmp_path / "other.pt")

@@ -1,0 +1,79 @@
+"""`gamma data`, `gamma train` and `gamma evaluate`: thin layers over the training functions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .config import PRESETS, load_preset
+
+
+def _preset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="starter", choices=sorted(PRESETS), help="named configuration")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set epochs=4 --set model.reverse_attention=false")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def data_main(argv: list[str]) -> int:
+    if argv[:1] == ["starter"]:
+        from .starter import main
+        return main(argv[1:])
+    parser = argparse.ArgumentParser(prog="gamma data", description="Build training data.")
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("starter", help="download, carve and verify the starter set (see `gamma data starter -h`)")
+    bank = sub.add_parser("bank", help="precompute slow manipulations (PatchMatch, biharmonic, Poisson)")
+    bank.add_argument("--data", default="starter:work/starter/index.csv", help="records spec (see sources.py)")
+    bank.add_argument("--out", type=Path, default=Path("work/bank"))
+    bank.add_argument("--count", type=int, default=120)
+    bank.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from .manipulate import build_bank
+    from .sources import load_records
+    records = load_records(args.data)
+    index = build_bank([r.path for r in records if r.label == 0], [r.path for r in records if r.label == 1],
+                       args.out, args.count, args.seed)
+    print(f"manipulation bank: {index}")
+    return 0
+
+
+def train_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gamma train", description="Train a GAMMA model on every record.")
+    _preset_args(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (resumes if present)")
+    parser.add_argument("--fresh", action="store_true", help="ignore checkpoints in the run folder")
+    args = parser.parse_args(argv)
+    from .experiment import training_records
+    from .trainer import train
+    cfg = load_preset(args.preset, args.overrides)
+    path = train(cfg, training_records(cfg), args.out, resume=not args.fresh, progress=not args.no_progress)
+    print(f"model: {path}")
+    return 0
+
+
+def evaluate_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="gamma evaluate",
+        description="Grouped k-fold protocol with ablation; optionally train, calibrate and release the final model.")
+    _preset_args(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs/starter"), help="run folder (resumes if present)")
+    parser.add_argument("--variants", default="probe,cls,cls+manip,cls+manip+seg,gamma")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--release", type=Path, default=None,
+                        help="also train the final model, calibrate it and write it with its report here")
+    args = parser.parse_args(argv)
+    from .experiment import release, run_protocol
+    cfg = load_preset(args.preset, args.overrides)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    progress = not args.no_progress
+    summary = run_protocol(cfg, args.out, args.variants.split(","), seeds, args.folds, args.fold_seed, progress)
+    if args.release:
+        from .report import write_report
+        checkpoint = release(cfg, args.out, args.release, seeds=sorted(map(int, summary["gamma"])), progress=progress)
+        report = write_report(args.out, args.release, checkpoint)
+        print(f"model: {checkpoint}\nreport: {report}")
+    else:
+        print(f"protocol: {args.out / 'protocol.json'}")
+    return 0

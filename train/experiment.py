@@ -1,0 +1,108 @@
+"""From records to a released model: protocol, ablation, final training, calibration, report.
+
+Everything is resumable: folds, fold models and out-of-fold scores are files
+in the run folder, and a finished step is never redone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .audit import shortcut_audit
+from .calibrate import fit_bands, fit_temperature
+from .config import TrainConfig, apply_overrides
+from .data import ImageCache
+from .evaluate import (VARIANTS, cross_validate, load_oof, make_folds, metrics, read_folds, save_oof,
+                       write_folds)
+from .probe import backbone_features, probe_oof
+from .sources import ImageRecord, load_records
+from .trainer import load_model, save_checkpoint, train
+
+
+def training_records(cfg: TrainConfig) -> list[ImageRecord]:
+    records = load_records(cfg.data)
+    if cfg.exclude_text:
+        records = [r for r in records if "text" not in r.flags.split()]
+    return records
+
+
+def run_protocol(cfg: TrainConfig, run_dir: Path, variants: Sequence[str], seeds: Sequence[int], k: int = 5,
+                 fold_seed: int = 0, progress: bool = True) -> dict:
+    """Out-of-fold metrics per variant and seed on fixed grouped folds; returns and writes protocol.json."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    records = training_records(cfg)
+    folds_file = run_dir / "folds.json"
+    if folds_file.exists():
+        folds = read_folds(folds_file, records)
+    else:
+        folds = make_folds(records, k, fold_seed)
+        write_folds(folds_file, records, folds, k, fold_seed)
+    cache = ImageCache([r.path for r in records], progress)
+    labels = np.array([r.label for r in records])
+    summary_file = run_dir / "protocol.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    features = None
+    for variant in variants:
+        for seed in seeds:
+            out = run_dir / variant / f"seed{seed}"
+            oof_file = out / "oof.csv"
+            extra: dict = {}
+            started = time.perf_counter()
+            if oof_file.exists():
+                _, scores = load_oof(oof_file)
+            elif variant == "probe":
+                if features is None:
+                    features = backbone_features([cache[r.path] for r in records], cfg.crop, cfg.model.backbone)
+                scores, chosen = probe_oof(features, labels, [r.group for r in records], folds, seed)
+                extra["chosen_C"] = chosen
+            else:
+                vcfg = apply_overrides(cfg, [*VARIANTS[variant], f"seed={seed}", f"name={variant}/seed{seed}"])
+                result = cross_validate(vcfg, records, folds, out, cache, progress)
+                scores = result.logits
+                extra["localisation"] = result.localisation
+            if not oof_file.exists():
+                save_oof(oof_file, records, scores, folds)
+                extra["seconds"] = time.perf_counter() - started
+                summary.setdefault(variant, {})[str(seed)] = {**metrics(records, np.asarray(scores)), **extra}
+                summary_file.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, seeds: Sequence[int], progress: bool = True) -> Path:
+    """Train the final model on every record, calibrate it on the GAMMA out-of-fold scores, write the release."""
+    records = training_records(cfg)
+    cache = ImageCache([r.path for r in records], progress)
+    started = time.perf_counter()
+    final = train(cfg, records, run_dir / "final", progress=progress, cache=cache)
+    train_seconds = time.perf_counter() - started
+    logits, labels = [], []
+    for seed in seeds:
+        y, s = load_oof(run_dir / "gamma" / f"seed{seed}" / "oof.csv")
+        logits.append(s)
+        labels.append(y)
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    temperature = fit_temperature(logits, labels)
+    probabilities = 1 / (1 + np.exp(-logits / temperature))
+    bands = fit_bands(probabilities[labels == 0])
+    audit = shortcut_audit(cfg, records, cache=cache, progress=progress)
+    epochs = [json.loads(line) for line in (run_dir / "final" / "metrics.jsonl").read_text().splitlines()]
+    epoch_rates = [row["images_per_s"] for row in epochs if row.get("end")]
+    training = {"seconds": sum(row.get("seconds", 0) for row in epochs if row.get("end")) or train_seconds,
+                "images_per_s": float(np.mean(epoch_rates)) if epoch_rates else None,
+                "records": len(records), "device": "cuda" if torch.cuda.is_available() else "cpu",
+                "threads": cfg.threads}
+    model, _ = load_model(final)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    out = model_dir / "gamma-starter.pt"
+    save_checkpoint(out, model, cfg, calibration={"temperature": temperature}, bands=bands,
+                    crop_policy=cfg.crop.to_dict(), training=training, audit=audit,
+                    data={"spec": cfg.data, "records": len(records)})
+    return out

@@ -1,0 +1,148 @@
+"""GAMMA: one classification head, two segmentation heads, reverse cross-attention.
+
+Tensor flow for a 224x224 input (B = batch, D = decoder width, T = token grid):
+
+    image (B,3,224,224) in [-1,1]
+      -> backbone -> C3 (B,40,28,28), C4 (B,112,14,14), C5 (B,320,7,7), pooled (B,1280)
+      -> FPN      -> P (B,D,28,28)
+      -> head 1   -> mask logits   (B,1,224,224)  pixel is not authentic
+      -> head 2   -> source logits (B,5,224,224)  authentic/generated/inpainted/copy-moved/spliced
+      -> tokens: pool [P, head-1 logits, head-2 logits] to TxT -> (B,T*T,D) keys/values
+      -> queries: [pooled projection, K learned tokens] (B,1+K,D)
+      -> multi-head cross-attention + residual, MLP + residual
+      -> classification head -> logit (B,)
+
+The classification branch queries the segmentation evidence, so what the
+localisation finds can correct the global decision. The ablation switches
+(``seg_heads``, ``reverse_attention``) remove parts without changing the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import create_backbone
+
+NUM_SOURCES = 5
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    backbone_weights: str | None = None
+    decoder_dim: int = 96
+    attention_dim: int = 128
+    attention_heads: int = 4
+    learned_tokens: int = 4
+    token_grid: int = 14
+    dropout: float = 0.1
+    seg_heads: bool = True
+    reverse_attention: bool = True
+
+    def __post_init__(self) -> None:
+        if self.reverse_attention and not self.seg_heads:
+            raise ValueError("reverse_attention needs seg_heads: it attends over the segmentation features")
+
+
+@dataclass
+class GammaOutput:
+    logit: torch.Tensor                    # (B,)
+    mask_logits: torch.Tensor | None       # (B,1,H,W)
+    source_logits: torch.Tensor | None     # (B,5,H,W)
+
+
+class FPN(nn.Module):
+    """Light top-down feature pyramid; returns the stride-8 map."""
+
+    def __init__(self, in_channels: tuple[int, int, int], dim: int):
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in in_channels)
+        self.smooth = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False),
+            nn.Conv2d(dim, dim, 1, bias=False),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        x = self.lateral[2](feats[2])
+        for level in (1, 0):
+            lateral = self.lateral[level](feats[level])
+            x = lateral + F.interpolate(x, size=lateral.shape[-2:], mode="bilinear", align_corners=False)
+        return self.smooth(x)
+
+
+class SegHead(nn.Module):
+    def __init__(self, dim: int, classes: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True),
+            nn.Conv2d(dim, classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ReverseCrossAttention(nn.Module):
+    """Classification tokens attend over pooled segmentation tokens."""
+
+    def __init__(self, pooled_dim: int, key_dim: int, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.attention_dim
+        self.grid = cfg.token_grid
+        self.query_proj = nn.Linear(pooled_dim, d)
+        self.learned = nn.Parameter(torch.randn(1, cfg.learned_tokens, d) * 0.02)
+        self.key_proj = nn.Linear(key_dim, d)
+        self.position = nn.Parameter(torch.randn(1, cfg.token_grid ** 2, d) * 0.02)
+        self.norm_q = nn.LayerNorm(d)
+        self.norm_kv = nn.LayerNorm(d)
+        self.attention = nn.MultiheadAttention(d, cfg.attention_heads, dropout=cfg.dropout, batch_first=True)
+        self.norm_mlp = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(2 * d, d))
+        self.out_norm = nn.LayerNorm(d)
+        self.out_dim = d
+
+    def forward(self, pooled: torch.Tensor, seg_features: torch.Tensor) -> torch.Tensor:
+        tokens = F.adaptive_avg_pool2d(seg_features, self.grid).flatten(2).transpose(1, 2)
+        kv = self.norm_kv(self.key_proj(tokens) + self.position)
+        q = torch.cat([self.query_proj(pooled)[:, None], self.learned.expand(pooled.shape[0], -1, -1)], 1)
+        q = q + self.attention(self.norm_q(q), kv, kv, need_weights=False)[0]
+        q = q + self.mlp(self.norm_mlp(q))
+        return self.out_norm(q).mean(1)
+
+
+class GammaModel(nn.Module):
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or ModelConfig()
+        self.backbone = create_backbone(cfg.backbone, cfg.pretrained, cfg.backbone_weights)
+        cls_dim = self.backbone.pooled_channels
+        if cfg.seg_heads:
+            self.decoder = FPN(self.backbone.channels, cfg.decoder_dim)
+            self.mask_head = SegHead(cfg.decoder_dim, 1)
+            self.source_head = SegHead(cfg.decoder_dim, NUM_SOURCES)
+        if cfg.reverse_attention:
+            self.reverse_attention = ReverseCrossAttention(cls_dim, cfg.decoder_dim + 1 + NUM_SOURCES, cfg)
+            cls_dim = self.reverse_attention.out_dim
+        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cls_dim, 1))
+
+    def forward(self, x: torch.Tensor) -> GammaOutput:
+        feats, pooled = self.backbone.forward_features(x)
+        mask_logits = source_logits = None
+        cls_feature = pooled
+        if self.cfg.seg_heads:
+            decoded = self.decoder(feats)
+            mask_small = self.mask_head(decoded)
+            source_small = self.source_head(decoded)
+            if self.cfg.reverse_attention:
+                cls_feature = self.reverse_attention(pooled, torch.cat([decoded, mask_small, source_small], 1))
+            size = x.shape[-2:]
+            mask_logits = F.interpolate(mask_small, size=size, mode="bilinear", align_corners=False)
+            source_logits = F.interpolate(source_small, size=size, mode="bilinear", align_corners=False)
+        return GammaOutput(self.classifier(cls_feature).squeeze(1), mask_logits, source_logits)
