@@ -162,16 +162,28 @@ class Detector:
         return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """One Prediction per image. All views of all images run together in chunks of the maximum batch; an
+        image is assembled as soon as its last view has run, so memory stays bounded by a chunk's outputs."""
         if len(images) == 0:
             return []
         prepared = self.views(images)
-        counts = [len(v) for v, _ in prepared]
-        probabilities, masks, sources = self.run_views(np.concatenate([v for v, _ in prepared]))
-        out, start = [], 0
-        for (_, plan), n in zip(prepared, counts):
-            sl = slice(start, start + n)
-            start += n
-            out.append(self._assemble(plan, probabilities[sl], masks[sl], sources[sl]))
+        views = np.concatenate([v for v, _ in prepared])
+        bounds = np.cumsum([0] + [len(v) for v, _ in prepared])
+        out: list[Prediction] = []
+        buffers: list[list[np.ndarray]] = [[], [], []]
+        offset = 0  # index of the first view held in buffers
+        for start in range(0, len(views), self.max_batch):
+            outputs = self.session.run(np.ascontiguousarray(views[start:start + self.max_batch]))
+            for buffer, array in zip(buffers, outputs):
+                buffer.append(array)
+            end = start + len(outputs[0])
+            while len(out) < len(prepared) and bounds[len(out) + 1] <= end:
+                i = len(out)
+                merged = [np.concatenate(b) if len(b) > 1 else b[0] for b in buffers]
+                lo, hi = bounds[i] - offset, bounds[i + 1] - offset
+                out.append(self._assemble(prepared[i][1], *(m[lo:hi] for m in merged)))
+                buffers = [[m[hi:]] for m in merged]
+                offset = bounds[i + 1]
         return out
 
     def _assemble(self, plan: CropPlan, probabilities, masks, sources) -> Prediction:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -113,7 +114,12 @@ class BatchWorker(SimpleWorker):
         self.death_penalty_class = UnixSignalDeathPenalty if main else TimerDeathPenalty
         for queue in self.queues:
             queue.death_penalty_class = self.death_penalty_class
-        return super().work(*args, **kwargs)
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            for sig, handler in saved.items():   # RQ installs its own; give the caller's back
+                signal.signal(sig, handler)
 
     def bootstrap(self, *args, **kwargs):
         self.publish_model(replace=True)
@@ -126,6 +132,9 @@ class BatchWorker(SimpleWorker):
         self._maintenance_stop.set()
         try:
             self.connection.zrem(live_key(self.settings), self.name)
+            lock = self.settings.key("scheduler-lock")
+            if self.connection.get(lock) in (self.name, self.name.encode()):
+                self.connection.delete(lock)
         except _REDIS_ERRORS:
             pass
         super().teardown()
@@ -154,15 +163,23 @@ class BatchWorker(SimpleWorker):
 
     def _maintain(self) -> None:
         """Liveness, abandoned-job reaping, retries due (RQ's scheduler, run in-thread), stuck-job cleanup."""
+        # RQ's scheduler, run in this thread under a short lock of ours (RQ's own lock outlives a
+        # killed worker by a minute, which would hold back every retry that long).
         scheduler = RQScheduler(self.queues, connection=self.connection, serializer=JSONSerializer,
                                 interval=self.job_monitoring_interval, name=f"{self.name}-scheduler")
+        scheduler.prepare_registries(self.queue_names())
+        lock = self.settings.key("scheduler-lock")
+        lock_ms = int(2000 * self.job_monitoring_interval + 1000)
         last_intermediate = 0.0
         while not self._maintenance_stop.wait(self.job_monitoring_interval):
             try:
                 self.publish_model(replace=False)
                 self.connection.zremrangebyscore(live_key(self.settings), "-inf", time.time() - 3600)
                 reap_abandoned(self.connection, self.settings)
-                if scheduler.acquire_locks():
+                owner = self.connection.set(lock, self.name, nx=True, px=lock_ms) or \
+                    self.connection.get(lock) in (self.name, self.name.encode())
+                if owner:
+                    self.connection.pexpire(lock, lock_ms)
                     scheduler.enqueue_scheduled_jobs()
                 if time.monotonic() - last_intermediate > 30:
                     last_intermediate = time.monotonic()

@@ -34,6 +34,6 @@ def tiny_dataset(tmp_path_factory) -> Path:
             image = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(2)))
         name = f"{label}_{i}.{'webp' if label == 'ai' else 'jpg'}"
         Image.fromarray(image).save(root / name, quality=90)
-        rows.append(f"{name},{label},{label}:g{i % 4},{'gen' if label == 'ai' else 'cam'}{i % 4}")
+        rows.append(f"{name},{label},{label}:g{i % 8},{'gen' if label == 'ai' else 'cam'}{i % 8}")
     (root / "index.csv").write_text("\n".join(rows) + "\n")
     return root / "index.csv"

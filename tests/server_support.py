@@ -125,7 +125,9 @@ class Backend:
         for thread, stop in self._threads:
             stop.set()
         for thread, _ in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=60)
+            # A worker left running would take the next test's jobs.
+            assert not thread.is_alive(), "a test worker did not stop"
         self._threads = []
         jobs.set_context(None)
 
@@ -135,7 +137,7 @@ class Backend:
         return self.client.post("/v1/analyze", data={"image": (io.BytesIO(data), name)},
                                 content_type="multipart/form-data", headers=headers or {})
 
-    def wait(self, job_id: str, seconds: float = 15):
+    def wait(self, job_id: str, seconds: float = 30):
         return self.client.get(f"/jobs/{job_id}?wait={seconds}")
 
 

@@ -57,3 +57,10 @@ def test_linear_probe_finds_a_linear_signal_out_of_fold():
     features[:, 3] += labels * 2.0
     scores, chosen = probe_oof(features, labels, [r.group for r in records], make_folds(records, 5, 0))
     assert metrics(records, scores)["roc_auc"] > 0.9 and len(chosen) == 5
+
+
+def test_linear_probe_needs_groups_of_both_classes():
+    records = _records(n_groups=4)
+    labels = np.array([r.label for r in records])
+    with pytest.raises(ValueError, match="at least 2 groups of each class"):
+        probe_oof(np.zeros((len(records), 3)), labels, [r.group for r in records], [i % 2 for i in range(4) for _ in range(6)])

@@ -91,7 +91,7 @@ def test_retries_for_fetch_failures_only(image_server):
         b.start_worker()
         assert b.wait(text_job).get_json()["error"]["code"] == "unsupported_media_type"
         assert len([s for s in image_server.seen if s["path"] == "/text.png"]) == 1   # not retried
-        assert b.wait(flaky_job, 20).get_json()["status"] == "finished"              # retried after backoff
+        assert b.wait(flaky_job, 30).get_json()["status"] == "finished"              # retried after backoff
         assert calls["n"] == 2
     finally:
         b.stop()
@@ -132,7 +132,7 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
         assert StartedJobRegistry("inference", connection=b.connection).get_job_ids() == []
         assert not list(b.connection.scan_iter(b.settings.key("blob", "*")))   # bytes of ended jobs gone
         b.start_worker()                                      # a healthy worker finishes the retried one
-        assert b.wait(with_retry, 20).get_json()["status"] == "finished"
+        assert b.wait(with_retry, 30).get_json()["status"] == "finished"
     finally:
         if worker and worker.poll() is None:
             worker.kill()

@@ -101,7 +101,7 @@ def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, seeds: Sequence[in
                 "threads": cfg.threads}
     model, _ = load_model(final)
     model_dir.mkdir(parents=True, exist_ok=True)
-    out = model_dir / "gamma-starter.pt"
+    out = model_dir / f"gamma-{cfg.name}.pt"
     save_checkpoint(out, model, cfg, calibration={"temperature": temperature}, bands=bands,
                     crop_policy=cfg.crop.to_dict(), training=training, audit=audit,
                     data={"spec": cfg.data, "records": len(records)})

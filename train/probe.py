@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -40,15 +41,32 @@ def probe_oof(features: np.ndarray, labels: np.ndarray, groups: Sequence[str], f
     """Out-of-fold decision values and the regularisation chosen in each fold."""
     folds = np.asarray(folds)
     groups = np.asarray(groups)
+    labels = np.asarray(labels)
     scores = np.empty(len(labels), np.float64)
     chosen = []
     for fold in range(int(folds.max()) + 1):
         train, test = folds != fold, folds == fold
-        search = GridSearchCV(
-            make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-            {"logisticregression__C": C_GRID}, scoring="roc_auc",
-            cv=StratifiedGroupKFold(n_splits=4, shuffle=True, random_state=seed))
-        search.fit(features[train], labels[train], groups=groups[train])
-        chosen.append(float(search.best_params_["logisticregression__C"]))
-        scores[test] = search.decision_function(features[test])
+        c = _tune_c(features[train], labels[train], groups[train], seed)
+        chosen.append(c)
+        scores[test] = _probe(c).fit(features[train], labels[train]).decision_function(features[test])
     return scores, chosen
+
+
+def _probe(c: float):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+
+
+def _tune_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int) -> float:
+    """The C with the best pooled inner out-of-fold ROC-AUC (grouped folds).
+
+    Pooled, because with few large groups a single inner fold can hold one class only, where a
+    per-fold AUC is undefined.
+    """
+    inner = min(4, *(len(set(groups[labels == c])) for c in (0, 1)))
+    if inner < 2:
+        raise ValueError("the linear probe's inner cross-validation needs at least 2 groups of each class in "
+                         "the training folds; use fewer outer folds or more groups")
+    cv = StratifiedGroupKFold(n_splits=inner, shuffle=True, random_state=seed)
+    aucs = [roc_auc_score(labels, cross_val_predict(_probe(c), features, labels, groups=groups, cv=cv,
+                                                    method="decision_function")) for c in C_GRID]
+    return float(C_GRID[int(np.argmax(aucs))])

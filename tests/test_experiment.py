@@ -1,0 +1,36 @@
+"""The whole training path on a tiny dataset: protocol, ablation, release, report (CLI included)."""
+
+import json
+
+from gamma_detect.cli import main
+from gamma_detect.train.trainer import load_checkpoint
+from gamma_detect.verdict import BAND_NAMES
+
+
+def test_evaluate_and_release(tiny_dataset, tmp_path):
+    run, release = tmp_path / "run", tmp_path / "release"
+    args = ["evaluate", "--preset", "tiny", "--set", f"data=csv:{tiny_dataset}", "--set", "model.pretrained=false",
+            "--variants", "probe,gamma", "--seeds", "0", "--folds", "2", "--out", str(run), "--no-progress"]
+    assert main(args + ["--release", str(release)]) == 0
+    summary = json.loads((run / "protocol.json").read_text())
+    assert set(summary) == {"probe", "gamma"}
+    assert 0 <= summary["gamma"]["0"]["roc_auc"] <= 1 and "localisation" in summary["gamma"]["0"]
+    ckpt = load_checkpoint(release / "gamma-tiny.pt")
+    assert ckpt["calibration"]["temperature"] > 0
+    assert [b["name"] for b in ckpt["bands"]] == list(BAND_NAMES)
+    assert ckpt["crop_policy"]["input_size"] == 96
+    report = (release / "report.md").read_text()
+    assert "Ablation" in report and "Shortcut audit" in report
+    assert (release / "roc.png").stat().st_size > 1000
+    # A second run resumes: nothing is retrained.
+    stamp = (run / "gamma" / "seed0" / "fold0" / "model.pt").stat().st_mtime
+    assert main(args) == 0
+    assert (run / "gamma" / "seed0" / "fold0" / "model.pt").stat().st_mtime == stamp
+
+
+def test_unknown_variant_is_refused(tiny_dataset, tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown variants"):
+        main(["evaluate", "--preset", "tiny", "--set", f"data=csv:{tiny_dataset}", "--variants", "magic",
+              "--out", str(tmp_path), "--no-progress"])
