@@ -362,6 +362,10 @@ def run(args) -> dict:
             except subprocess.TimeoutExpired:
                 process.kill()
         host.server.shutdown()
+        if processes:
+            import shutil
+
+            shutil.rmtree(extra["GAMMA_DATA_DIR"], ignore_errors=True)
         if processes and os.environ.get("REDIS_URL"):   # leave nothing of this run in a shared Redis
             from .redisconn import connect
 

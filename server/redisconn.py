@@ -58,7 +58,12 @@ def stop_embedded() -> None:
         _embedded.clear()
     for server in servers:
         try:
-            server.shutdown(save=True)
+            # A client of its own without retries: SHUTDOWN drops the connection by design.
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            redis.Redis(unix_socket_path=server.socket_file, socket_timeout=30,
+                        retry=Retry(NoBackoff(), 0)).shutdown(save=True)
         except redis.exceptions.ConnectionError:
             pass   # SHUTDOWN closes the connection: expected
         except redis.exceptions.RedisError as exc:

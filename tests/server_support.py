@@ -68,9 +68,12 @@ def delete_keys(url: str | None = None, prefix: str = PREFIX) -> None:
         connection.delete(*batch)
 
 
+_DATA = tempfile.TemporaryDirectory(prefix="gamma-test-data-")   # removed at exit
+
+
 def make_settings(**overrides) -> Settings:
     values = dict(redis_url=redis_url(), redis_prefix=PREFIX, detector=STUB, rate_limit=0, batch_wait_ms=50,
-                  heartbeat=1, heartbeat_grace=2, data_dir=tempfile.mkdtemp(prefix="gamma-test-data-"),
+                  heartbeat=1, heartbeat_grace=2, data_dir=_DATA.name,
                   result_ttl=600, cache_ttl=600)
     values.update(overrides)
     return Settings(**values)

@@ -22,6 +22,10 @@ def test_evaluate_and_release(tiny_dataset, tmp_path):
     report = (release / "report.md").read_text()
     assert "Ablation" in report and "Shortcut audit" in report
     assert (release / "roc.png").stat().st_size > 1000
+    assert json.loads((release / "config.json").read_text())["name"] == "tiny"
+    assert len((release / "training_data.csv").read_text().splitlines()) == 17  # header + 16 images
+    assert {row["path"] for row in json.loads((release / "folds.json").read_text())["assignments"]} == {
+        line.split(",")[0] for line in tiny_dataset.read_text().splitlines()[1:]}
     # A second run resumes: nothing is retrained.
     stamp = (run / "gamma" / "seed0" / "fold0" / "model.pt").stat().st_mtime
     assert main(args) == 0

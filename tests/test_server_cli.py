@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -72,6 +73,7 @@ def test_serve_embedded_one_command_and_persistence():
     subprocess.run([sys.executable, "-m", "gamma_detect.cli", "feedback", "export", "--out", out], env=env,
                    check=True, timeout=60, capture_output=True)
     lines = open(out).read().splitlines()
+    shutil.rmtree(data_dir, ignore_errors=True)
     assert len(lines) == 1 and json.loads(lines[0])["label"] == "real"
 
 

@@ -6,6 +6,7 @@ in the run folder, and a finished step is never redone.
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -105,4 +106,19 @@ def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, seeds: Sequence[in
     save_checkpoint(out, model, cfg, calibration={"temperature": temperature}, bands=bands,
                     crop_policy=cfg.crop.to_dict(), training=training, audit=audit,
                     data={"spec": cfg.data, "records": len(records)})
+    write_release_files(cfg, records, run_dir, model_dir)
     return out
+
+
+def write_release_files(cfg: TrainConfig, records: Sequence[ImageRecord], run_dir: Path, model_dir: Path) -> None:
+    """The released model's config, folds and training-data list, beside it."""
+    (model_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    folds = json.loads((run_dir / "folds.json").read_text())
+    for row in folds["assignments"]:
+        row["path"] = Path(row["path"]).name  # the image file name (sha256 prefix), not this machine's path
+    (model_dir / "folds.json").write_text(json.dumps(folds, indent=1))
+    with open(model_dir / "training_data.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "label", "group", "family", "width", "height", "format"])
+        for r in records:
+            writer.writerow([r.path.name, "ai" if r.label else "real", r.group, r.family, r.width, r.height, r.format])

@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{float(terms['total']):.3f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{terms['total'].item():.3f}", img_s=f"{rate:.1f}")
             if log and step % cfg.log_every == 0:
                 _append(log, {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[-1], "images_per_s": rate,
                               **{k: float(v) for k, v in terms.items()}})
