@@ -2,8 +2,7 @@
 
 Protocol (fixed, so runs compare): the same real-image views for every backend,
 batches of 1, 8 and 32 views at the model's input size, warm-up runs excluded,
-each batch timed ``repeats`` times and the median taken. Backends run round-robin
-(one timed run each per round), so load from other processes hits them alike. The baseline is the
+each batch timed ``repeats`` times and the median taken, one backend after the other. The baseline is the
 research path in PyTorch eager mode: FP32, ``torch.inference_mode()``, 2 threads
 (the ONNX Runtime CPU sessions get the same 2 threads). Each backend's
 images/s is divided by the baseline's at the same batch size. The model's FLOPs
@@ -249,8 +248,12 @@ def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[st
 def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES, repeats: int = 5, threads: int = 2,
               images: str | Path | None = None, backends: Sequence[str] | None = None,
               log: Callable[[str], None] = print) -> BenchResult:
-    """Time every available backend; runs are interleaved (round-robin over backends, ``repeats`` rounds per
-    batch size) so that a busy machine slows all backends alike and the ratios stay meaningful."""
+    """Time every available backend, one after the other (the baseline first).
+
+    Backends are not interleaved: ONNX Runtime's and OpenMP's worker threads spin for a while after each run,
+    and interleaving made each runtime's spinning threads steal the cores of the next one. A pause between
+    backends lets them go idle.
+    """
     from .runtime import default_model_path
 
     manifest, directory = read_manifest(model or default_model_path())
@@ -266,38 +269,28 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
                          {"name": manifest["model"]["name"], "version": manifest["model"]["version"],
                           "flops_per_image": flops, "input_size": policy.input_size})
     candidates, result.skipped = _backends(manifest, directory, threads, backends)
-    sessions = []
+    baseline: dict[int, float] = {}
     for label, factory in candidates:
-        log(f"  loading {label}")
+        log(f"  {label}")
         try:
-            sessions.append((label, factory()))
+            run = factory()
         except Exception as exc:  # noqa: BLE001 - a backend that cannot load is reported, the others still run
             result.skipped[label] = f"failed to load: {exc}"
-    for batch in batches:
-        x = np.ascontiguousarray(views[:batch])
-        samples: dict[str, list[float]] = {}
-        for label, run in sessions:  # warm-up, excluded
+            continue
+        for batch in batches:
             try:
-                run(x)
-                samples[label] = []
+                row = time_backend(run, views, batch, repeats)
             except Exception as exc:  # noqa: BLE001
                 result.skipped[f"{label} batch {batch}"] = f"failed: {exc}"
-        log(f"  batch {batch}: {repeats} rounds over {len(samples)} backends")
-        for _ in range(repeats):
-            for label, run in sessions:
-                if label in samples:
-                    started = time.perf_counter()
-                    run(x)
-                    samples[label].append(time.perf_counter() - started)
-        base = batch / statistics.median(samples[BASELINE]) if samples.get(BASELINE) else None
-        for label, _ in sessions:
-            if not samples.get(label):
                 continue
-            row = _row(label, batch, samples[label])
-            row.ratio = row.images_per_s / base if base else None
+            row.backend = label
+            if label == BASELINE:
+                baseline[batch] = row.images_per_s
+            row.ratio = row.images_per_s / baseline[batch] if batch in baseline else None
             row.peak_share = _peak_share(label, row.images_per_s, flops, machine)
             result.rows.append(row)
-    result.rows.sort(key=lambda r: ([label for label, _ in sessions].index(r.backend), r.batch))
+        del run
+        time.sleep(1.0)
     return result
 
 
@@ -341,8 +334,7 @@ def format_result(result: BenchResult) -> str:
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
     lines.append(f"\nbaseline ({BASELINE}): torch.inference_mode(), {m['threads']} threads, same views and batches, "
-                 f"warm-up excluded, median of {result.rows[0].runs if result.rows else '?'} runs per cell, "
-                 "backends interleaved round by round")
+                 f"warm-up excluded, median of {result.rows[0].runs if result.rows else '?'} runs per cell")
     return "\n".join(line for line in lines if line is not None)
 
 

@@ -179,7 +179,7 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
             bar.set_postfix(loss=f"{terms['total'].item():.3f}", img_s=f"{rate:.1f}")
             if log and step % cfg.log_every == 0:
                 _append(log, {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[-1], "images_per_s": rate,
-                              **{k: float(v) for k, v in terms.items()}})
+                              **{k: v.item() for k, v in terms.items()}})
         if rank == 0:
             steps = max(1, len(loader))
             seconds = time.perf_counter() - started
