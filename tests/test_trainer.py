@@ -29,7 +29,7 @@ def test_overfits_one_batch(tiny):
         opt.zero_grad()
         terms["total"].backward()
         opt.step()
-        losses.append(float(terms["total"]))
+        losses.append(terms["total"].item())
     assert losses[-1] < 0.5 * losses[0], losses
 
 

@@ -96,7 +96,6 @@ def default_manifest() -> Path:
     here = Path(__file__).resolve().parent
     candidates = [
         here.parent / "data" / "starter_manifest.csv",          # repo checkout / editable install
-        here.parent / "gamma_detect" / "data" / "starter_manifest.csv",
     ]
     try:  # installed wheel: gamma_detect/data/*.csv is package data
         import gamma_detect
