@@ -4,7 +4,7 @@
   default model, an API key created beforehand, CORS for the extension's fixed ID, and the
   test-only fetch allowance for the local test page (the server refuses loopback otherwise).
 - ``test_site``: a local page with real photos (scikit-image's public-domain/CC0 samples),
-  synthetic renders, a small image, a thumbnail, an SVG logo, an image below the fold and
+  AI-generated images (MIT, ``tests/assets/ai``), a synthetic render added later, a small image, a thumbnail, an SVG logo, an image below the fold and
   a duplicate; it logs who fetched what (browser or the server's fetcher).
 - ``browser``: Debian's chromium (Playwright's ``executable_path``) with the unpacked
   extension in a persistent context, headless, one per test session.
@@ -33,6 +33,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 REPO = Path(__file__).resolve().parents[1]
+AI_ASSETS = REPO / "tests" / "assets" / "ai"
 EXTENSION_DIR = REPO / "extension"
 EXTENSION_ID = "adekeboiokppcnjpkdfkccinkodhhgab"  # from the manifest's fixed "key"
 EXTENSION_ORIGIN = f"chrome-extension://{EXTENSION_ID}"
@@ -138,9 +139,9 @@ PAGE = """<!doctype html>
   <p>Which of these pictures were made by an image generator?</p>
   <div class="grid">
     <figure><img id="real1" src="photos/cat.jpg" width="300" height="200" alt="cat"><figcaption>A cat (photo, CC0)</figcaption></figure>
-    <figure><img id="ai1" src="renders/valley.png" width="256" height="256" alt="valley"><figcaption>A valley (synthetic render)</figcaption></figure>
+    <figure><img id="ai1" src="ai/flux1.webp" width="256" height="256" alt="flux"><figcaption>FLUX.1 (AI-generated, MIT)</figcaption></figure>
     <figure><img id="real2" src="photos/coffee.jpg" width="300" height="200" alt="coffee"><figcaption>Coffee (photo, CC0)</figcaption></figure>
-    <figure><img id="ai2" src="renders/dusk.png" width="220" height="220" alt="dusk"><figcaption>Dusk (synthetic render)</figcaption></figure>
+    <figure><img id="ai2" src="ai/qwen-image.webp" width="220" height="220" alt="qwen"><figcaption>Qwen-Image (AI-generated, MIT)</figcaption></figure>
     <figure><img id="real1dup" src="photos/cat.jpg#again" width="210" height="140" alt="cat again"><figcaption>The same cat again</figcaption></figure>
     <aside><img id="thumb" src="photos/astronaut.jpg" width="96" height="96" alt="astronaut thumbnail">
       <p>Related: a thumbnail (too small to check on a scan).</p></aside>
@@ -176,8 +177,9 @@ def _site_files() -> dict[str, bytes]:
         "photos/coffee.jpg": _jpeg(photos["coffee"]),
         "photos/astronaut.jpg": _jpeg(photos["astronaut"]),
         "photos/rocket.jpg": _jpeg(photos["rocket"].resize((480, 320))),
-        "renders/valley.png": _png(_synthetic_render(1)),
-        "renders/dusk.png": _png(_synthetic_render(7, 320)),
+        # Real AI-generated images (MIT-licensed package samples, see tests/assets/ai/README.md).
+        "ai/flux1.webp": (AI_ASSETS / "flux1.webp").read_bytes(),
+        "ai/qwen-image.webp": (AI_ASSETS / "qwen-image.webp").read_bytes(),
         "renders/later.png": _png(_synthetic_render(11, 300)),
     }
     return files
@@ -187,7 +189,7 @@ def _site_files() -> dict[str, bytes]:
 def test_site():
     files = _site_files()
     site = LocalSite(url="", port=0, files=files)
-    types = {".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg"}
+    types = {".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802

@@ -89,7 +89,7 @@ def check_from_menu(ext, page, selector: str) -> dict:
 
 def test_context_menu_overlay_shows_the_backends_verdict(ready, ext_page, gamma_server, test_site):
     page = open_page(ext_page, test_site)
-    for selector, path in (("#real1", "photos/cat.jpg"), ("#ai1", "renders/valley.png")):
+    for selector, path in (("#real1", "photos/cat.jpg"), ("#ai1", "ai/flux1.webp")):
         entry = check_from_menu(ready, page, selector)
         assert entry["state"] == "done", entry["error"]
         expected = gamma_server.analyze_bytes(test_site.files[path], Path(path).name)
@@ -130,7 +130,7 @@ def test_show_where_draws_the_heatmap_over_the_image(ready, ext_page, test_site)
     heatmap, img = entry["heatmap"], entry["imageRect"]
     assert heatmap["error"] is None
     # the server renders the overlay at the image's own size; it is stretched over the image box
-    assert (heatmap["canvas"]["width"], heatmap["canvas"]["height"]) == (384, 384)  # valley.png
+    assert (heatmap["canvas"]["width"], heatmap["canvas"]["height"]) == (400, 400)  # flux1.webp
     for key in ("x", "y", "width", "height"):
         assert heatmap["rect"][key] == pytest.approx(img[key], abs=1.5), key
     assert entry["panel"]["buttons"]["where"]["text"] == "Hide where"
@@ -146,8 +146,8 @@ def test_page_scan_badges_every_eligible_image_and_skips_small_ones(ready, ext_b
     # the popup's switch sends this to the worker
     answer = ready.sw("([tabId]) => gammaDetect.handlers['gamma:scanTab']({tabId, on: true})", [tab])
     assert answer["ok"] and answer["scanning"], answer
-    eligible = {"real1": "photos/cat.jpg", "ai1": "renders/valley.png", "real2": "photos/coffee.jpg",
-                "ai2": "renders/dusk.png", "real1dup": "photos/cat.jpg"}
+    eligible = {"real1": "photos/cat.jpg", "ai1": "ai/flux1.webp", "real2": "photos/coffee.jpg",
+                "ai2": "ai/qwen-image.webp", "real1dup": "photos/cat.jpg"}
     skipped = {"logo": "graphic", "small": "too_small", "thumb": "too_small"}
     state = ready.wait_for(page, lambda s: all(image_state(i)(s) for i in [*eligible, *skipped]) and s["counts"]["pending"] == 0,
                            what="the scan of the visible images")
@@ -210,12 +210,12 @@ def test_page_scan_badges_every_eligible_image_and_skips_small_ones(ready, ext_b
 def test_bytes_mode_uploads_the_image_and_never_its_url(ready, ext_page, test_site):
     ready.configure(sendMode="bytes")
     page = open_page(ext_page, test_site)
-    page.evaluate("() => { document.getElementById('ai2').src = 'renders/dusk.png?private=1'; }")
+    page.evaluate("() => { document.getElementById('ai2').src = 'ai/qwen-image.webp?private=1'; }")
     page.wait_for_function("() => document.getElementById('ai2').complete")
-    browser_fetches = len([1 for path, _ in test_site.requests if path == "/renders/dusk.png?private=1"])
+    browser_fetches = len([1 for path, _ in test_site.requests if path == "/ai/qwen-image.webp?private=1"])
     entry = check_from_menu(ready, page, "#ai2")
     assert entry["state"] == "done", entry["error"]
-    agents = [agent for path, agent in test_site.requests if path == "/renders/dusk.png?private=1"]
+    agents = [agent for path, agent in test_site.requests if path == "/ai/qwen-image.webp?private=1"]
     assert len(agents) > browser_fetches, "the extension downloaded the image itself"
     assert not any(agent.startswith("gamma-detect/") for agent in agents), "the server never saw the URL"
 
