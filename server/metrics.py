@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import defaultdict
 
 log = logging.getLogger("gamma.server.metrics")

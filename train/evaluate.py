@@ -94,7 +94,6 @@ def localisation_scores(model: GammaModel, reals: Sequence[np.ndarray], policy: 
     if not model.cfg.seg_heads or len(reals) < 2:
         return {}
     rng = np.random.default_rng(seed)
-    s = policy.input_size
     inter = union = tp = fp = fn = 0
     ious = []
     for i, image in enumerate(reals):
@@ -105,7 +104,6 @@ def localisation_scores(model: GammaModel, reals: Sequence[np.ndarray], policy: 
             out = model(to_tensor(sample.image[None]))
             pred = (out.mask_logits[0, 0].sigmoid().numpy() > 0.5)
             truth = sample.mask.astype(bool)
-            assert pred.shape == (s, s)
             a, b = int((pred & truth).sum()), int((pred | truth).sum())
             inter, union = inter + a, union + b
             ious.append(a / b if b else 1.0)
