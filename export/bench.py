@@ -333,6 +333,8 @@ def format_result(result: BenchResult) -> str:
                      f"{r.p99_ms:>8.1f} {ratio:>8} {share:>7}")
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
+    lines.append("% peak: achieved FLOP/s (FLOPs per view x images/s) over the estimated FP32 peak, for every row "
+                 "(INT8 and FP16 rows included), reported and not a gate")
     lines.append(f"\nbaseline ({BASELINE}): torch.inference_mode(), {m['threads']} threads, same views and batches, "
                  f"warm-up excluded, median of {result.rows[0].runs if result.rows else '?'} runs per cell")
     return "\n".join(line for line in lines if line is not None)

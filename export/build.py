@@ -41,7 +41,7 @@ class ExportOptions:
     out: Path | None = None              # default: the checkpoint's folder
     name: str | None = None              # default: the checkpoint's file stem
     version: str = __version__
-    folds: Path = Path("runs/starter/folds.json")
+    folds: Path | None = None            # default: runs/starter/folds.json, else folds.json beside the checkpoint
     eval_fold: int = 0
     calibration_images: int = 32
     evaluation_images: int | None = None  # None: the whole held-out fold
@@ -118,6 +118,10 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
     if unknown:
         raise ValueError(f"unknown export target(s) {unknown}; choose from {', '.join(TARGETS)}")
     checkpoint = Path(checkpoint)
+    if options.folds is None:
+        default = Path("runs/starter/folds.json")
+        options.folds = default if default.is_file() or not (checkpoint.parent / "folds.json").is_file() \
+            else checkpoint.parent / "folds.json"
     out = Path(options.out or checkpoint.parent)
     out.mkdir(parents=True, exist_ok=True)
     name = options.name or checkpoint.stem

@@ -32,8 +32,9 @@ def export_main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
     parser.add_argument("--name", default=None, help="artifact base name (default: the checkpoint's file stem)")
     parser.add_argument("--version", default=None, help="model version recorded in the manifest")
-    parser.add_argument("--folds", type=Path, default=Path("runs/starter/folds.json"),
-                        help="the protocol's folds file: INT8 calibrates on training folds, is accepted on --eval-fold")
+    parser.add_argument("--folds", type=Path, default=None,
+                        help="the protocol's folds file: INT8 calibrates on training folds, is accepted on --eval-fold "
+                             "(default: runs/starter/folds.json, else folds.json beside the checkpoint)")
     parser.add_argument("--eval-fold", type=int, default=0, help="held-out fold for INT8 acceptance and parity images")
     parser.add_argument("--calibration-images", type=int, default=32, help="training-fold images for INT8 calibration")
     parser.add_argument("--evaluation-images", type=int, default=None,

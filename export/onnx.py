@@ -68,15 +68,21 @@ def export_graph(graph: DeployableGamma, path: str | Path, input_size: int, opse
     batch = torch.export.Dim("batch", min=1, max=4096)
     tmp = path.with_suffix(".tmp.onnx")
     chatter = io.StringIO()
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
-    with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                          dynamic_shapes={"images": {0: batch}}, opset_version=opset, dynamo=True,
-                          external_data=False, verbose=False, optimize=True)
-    quiet.setLevel(level)
+    # Exporter chatter ("torchvision is not installed. Skipping torchvision::nms", "Skipping constant folding
+    # for op Split") goes to the debug log, not the progress display.
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, (example,), str(tmp), input_names=[INPUT_NAME],
+                              output_names=list(OUTPUT_NAMES), dynamic_shapes={"images": {0: batch}},
+                              opset_version=opset, dynamo=True, external_data=False, verbose=False, optimize=True)
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     log.debug("torch.onnx.export: %s", chatter.getvalue())
     model = onnx.load(str(tmp))
     model.doc_string = "GAMMA AI-image detector: uint8 NHWC RGB views -> calibrated probability, head-1 mask, " \

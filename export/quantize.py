@@ -104,18 +104,21 @@ def fold_split(folds_file: str | Path, eval_fold: int = 0, calibration_images: i
                evaluation_images: int | None = None, seed: int = 0, root: str | Path | None = None) -> FoldSplit:
     """Calibration images from the training folds and evaluation images from ``eval_fold`` (``folds.json``).
 
-    Image paths in the folds file are relative to the folder training ran in: ``root``, else the current
-    folder, else the repository this package lives in.
+    Image paths in the folds file are relative to ``root`` if given, else to the first of these where they
+    exist: the current folder, the repository this package lives in, its starter image folder
+    (work/starter/images: the copy in models/default names files only), the folds file's folder.
     """
     folds_file = Path(folds_file)
     if not folds_file.is_file():
         raise FileNotFoundError(f"{folds_file} not found: the INT8 step needs the protocol's folds file "
-                                "(`gamma evaluate` writes runs/starter/folds.json); pass --folds PATH")
+                                "(`gamma evaluate` writes runs/starter/folds.json; the default model keeps a copy "
+                                "in models/default/folds.json); pass --folds PATH")
     rows = json.loads(folds_file.read_text())["assignments"]
     if root is None:
         first = Path(rows[0]["path"]) if rows else Path()
         repo = Path(__file__).resolve().parent.parent
-        root = Path(".") if first.is_absolute() or first.exists() or not (repo / first).exists() else repo
+        bases = (Path("."), repo, repo / "work" / "starter" / "images", folds_file.parent)
+        root = next((b for b in bases if (b / first).exists()), Path("."))
     root = Path(root)
     rng = random.Random(seed)
     train = [root / r["path"] for r in rows if r["fold"] != eval_fold]

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="export needs the `train` extra (torch)")
 onnx = pytest.importorskip("onnx", reason="export needs the `train` extra (onnx)")
 
-from export_support import (FOLDS, RELEASED, REPO, TINY_TEMPERATURE, held_out, manifest, needs_released,  # noqa: E402
+from export_support import (FOLDS, RELEASED, TINY_TEMPERATURE, held_out, manifest, needs_released,  # noqa: E402
                             needs_starter, released_export, rgb, tiny_checkpoint, tiny_export)
 
 from gamma_detect.crops import CropPolicy  # noqa: E402
@@ -166,10 +166,11 @@ def test_int8_quantization_runs_and_stays_close_on_the_tiny_model(tiny_dir, tmp_
 
 @needs_starter
 def test_fold_split_keeps_calibration_and_evaluation_apart():
-    split = fold_split(FOLDS, 0, 6, 10, root=REPO)
-    folds = {a["path"]: a["fold"] for a in json.loads(FOLDS.read_text())["assignments"]}
-    assert all(folds[str(p.relative_to(REPO))] != 0 for p in split.calibration)
-    assert all(folds[str(p.relative_to(REPO))] == 0 for p, _ in split.evaluation)
+    split = fold_split(FOLDS, 0, 6, 10)
+    folds = {a["path"].rsplit("/", 1)[-1]: a["fold"] for a in json.loads(FOLDS.read_text())["assignments"]}
+    assert all(folds[p.name] != 0 for p in split.calibration)
+    assert all(folds[p.name] == 0 for p, _ in split.evaluation)
+    assert all(p.is_file() for p in split.calibration)
     assert {label for _, label in split.evaluation} == {0, 1}
 
 
@@ -222,7 +223,7 @@ def test_int8_calibrated_on_a_handful_of_training_fold_images(tmp_path_factory, 
 
     directory = released_export(tmp_path_factory)
     policy = CropPolicy.from_dict(manifest(directory)["crop_policy"])
-    split = fold_split(FOLDS, 0, 16, 40, root=REPO)
+    split = fold_split(FOLDS, 0, 16, 40)
     record, tried = build_int8(directory / f"{RELEASED.stem}.onnx", tmp_path / "int8.onnx", policy, split, threads=2)
     assert record is not None, tried
     accepted = record["acceptance"]
@@ -236,6 +237,32 @@ def test_int8_calibrated_on_a_handful_of_training_fold_images(tmp_path_factory, 
 needs_tensorrt = pytest.mark.skipif(not trt_build.tensorrt_available(),
                                     reason="TensorRT is not installed: " + trt_build.UNTESTED)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@needs_released
+@needs_starter
+def test_pytorch_cuda_backend_matches_onnx_cpu():
+    images = [load_rgb(p) for p, _ in held_out(4)]
+    ref = load_detector(RELEASED.parent, backend="onnxruntime-cpu").predict(images)
+    got = load_detector(RELEASED.parent, backend="pytorch-cuda").predict(images)
+    for a, b in zip(ref, got):
+        assert abs(a.probability - b.probability) <= FP32_PROBABILITY
+        assert np.abs(a.mask - b.mask).max() <= FP32_MASK
+
+
+@needs_released
+@needs_starter
+def test_onnxruntime_cuda_provider_matches_cpu():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("ONNX Runtime has no CUDA provider here (onnxruntime-gpu not installed)")
+    images = [load_rgb(p) for p, _ in held_out(4)]
+    ref = load_detector(RELEASED.parent, backend="onnxruntime-cpu").predict(images)
+    got = load_detector(RELEASED.parent, backend="onnxruntime-cuda").predict(images)
+    for a, b in zip(ref, got):
+        assert abs(a.probability - b.probability) <= FP32_PROBABILITY
 
 
 def test_engine_compatibility_is_checked_before_loading():
@@ -260,10 +287,10 @@ def test_tensorrt_target_fails_clearly_without_tensorrt(tiny_dir, tmp_path):
     assert "TensorRT is not installed" in result.failures["tensorrt"]
 
 
-@needs_tensorrt
 @needs_cuda
 @needs_released
 @needs_starter
+@needs_tensorrt
 def test_tensorrt_fp16_engine_matches_onnx_fp32(tmp_path_factory):
     directory = released_export(tmp_path_factory)
     result = export_model(directory / RELEASED.name, ["tensorrt"], ExportOptions(folds=FOLDS, progress=False))
@@ -275,10 +302,10 @@ def test_tensorrt_fp16_engine_matches_onnx_fp32(tmp_path_factory):
     assert detector.backend == "tensorrt"
 
 
-@needs_tensorrt
 @needs_cuda
 @needs_released
 @needs_starter
+@needs_tensorrt
 def test_torch_tensorrt_dynamo_path(tmp_path_factory):
     pytest.importorskip("torch_tensorrt", reason="Torch-TensorRT is not installed")
     directory = released_export(tmp_path_factory)
