@@ -93,22 +93,12 @@ class ManifestRow:
 
 def default_manifest() -> Path:
     """The starter manifest shipped with the project (package data or repo ``data/``)."""
-    here = Path(__file__).resolve().parent
-    candidates = [
-        here.parent / "data" / "starter_manifest.csv",          # repo checkout / editable install
-    ]
-    try:  # installed wheel: gamma_detect/data/*.csv is package data
-        import gamma_detect
-
-        candidates.append(Path(gamma_detect.__file__).resolve().parent / "data" / "starter_manifest.csv")
-    except Exception:  # pragma: no cover - package always importable when installed
-        pass
-    for c in candidates:
-        if c.is_file():
-            return c
+    # The package-dir mapping installs data/ as gamma_detect/data, beside train/ in a wheel as in the repo.
+    manifest = Path(__file__).resolve().parent.parent / "data" / "starter_manifest.csv"
+    if manifest.is_file():
+        return manifest
     raise StarterError(
-        "cannot find the shipped starter_manifest.csv (looked in: "
-        + ", ".join(str(c) for c in candidates) + "); pass --manifest FILE"
+        f"cannot find the shipped starter manifest at {manifest}; pass --manifest FILE"
     )
 
 

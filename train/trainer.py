@@ -173,13 +173,14 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
             scaler.update()
             scheduler.step()
             seen += images.shape[0] * world
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            values = {k: v.item() for k, v in terms.items()}  # one device sync per term and step
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{terms['total'].item():.3f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{values['total']:.3f}", img_s=f"{rate:.1f}")
             if log and step % cfg.log_every == 0:
                 _append(log, {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[-1], "images_per_s": rate,
-                              **{k: v.item() for k, v in terms.items()}})
+                              **values})
         if rank == 0:
             steps = max(1, len(loader))
             seconds = time.perf_counter() - started
