@@ -188,8 +188,8 @@ def evaluation_summary(checkpoint: Path, report: Path | None = None) -> dict | N
                **{k: main[k] for k in keep if k in main}}
     if len(seeds) > 1:
         summary["roc_auc_seeds"] = [gamma[s]["roc_auc"] for s in seeds]
-    if main.get("localisation"):
-        summary["localisation"] = main["localisation"]
+    if main.get("manipulated"):
+        summary["manipulated"] = main["manipulated"]
     if data.get("audit"):
         summary["shortcut_audit_auc"] = data["audit"].get("pipeline_auc")
     return summary

@@ -113,8 +113,8 @@ def released_export(tmp_path_factory) -> Path:
     return _CACHE["released"]  # type: ignore[return-value]
 
 
-def held_out(count: int, seed: int = 0) -> list[tuple[Path, int]]:
-    """``count`` out-of-fold (fold 0) starter images with labels, both classes."""
+def held_out(count: int | None, seed: int = 0) -> list[tuple[Path, int]]:
+    """``count`` out-of-fold (fold 0) starter images with labels, both classes (None: all of them)."""
     from gamma_detect.export.quantize import fold_split
 
     return fold_split(FOLDS, 0, 0, count, seed=seed).evaluation

@@ -3,8 +3,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from conftest import synthetic_photo
 
-from gamma_detect.train.evaluate import make_folds, metrics, read_folds, write_folds
+from gamma_detect.crops import CropPolicy
+from gamma_detect.train.data import to_tensor
+from gamma_detect.train.evaluate import make_folds, manipulated_photo_scores, metrics, read_folds, write_folds
+from gamma_detect.train.model import GammaOutput
 from gamma_detect.train.probe import probe_oof
 from gamma_detect.train.sources import ImageRecord
 
@@ -64,3 +69,26 @@ def test_linear_probe_needs_groups_of_both_classes():
     labels = np.array([r.label for r in records])
     with pytest.raises(ValueError, match="at least 2 groups of each class"):
         probe_oof(np.zeros((len(records), 3)), labels, [r.group for r in records], [i % 2 for i in range(4) for _ in range(6)])
+
+
+class _Oracle(torch.nn.Module):
+    """Logit 1 for any view that is not one of the given clean views: a perfect manipulation detector."""
+
+    def __init__(self, clean: list[np.ndarray]):
+        super().__init__()
+        self.clean = [to_tensor(v[None]) for v in clean]
+
+    def forward(self, x: torch.Tensor) -> GammaOutput:
+        seen = any(torch.equal(x, c) for c in self.clean)
+        return GammaOutput(torch.tensor([0.0 if seen else 1.0]), None, None)
+
+
+def test_manipulated_photo_scores_rank_manipulated_views_above_their_originals():
+    policy = CropPolicy(input_size=96, work_side=192, min_side=32)
+    reals = [synthetic_photo(150, 180, seed) for seed in range(4)]
+    oracle = _Oracle([policy.views(image)[0][-1] for image in reals])
+    scores = manipulated_photo_scores(oracle, reals, policy, seed=0, per_image=2)
+    assert scores["manipulated_images"] == 8
+    assert scores["manipulation_auc"] == 1.0
+    assert "mask_iou" not in scores  # no segmentation heads, no localisation numbers
+    assert manipulated_photo_scores(oracle, reals[:1], policy, seed=0) == {}  # needs a donor photo

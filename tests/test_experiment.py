@@ -14,7 +14,7 @@ def test_evaluate_and_release(tiny_dataset, tmp_path):
     assert main(args + ["--release", str(release)]) == 0
     summary = json.loads((run / "protocol.json").read_text())
     assert set(summary) == {"probe", "gamma"}
-    assert 0 <= summary["gamma"]["0"]["roc_auc"] <= 1 and "localisation" in summary["gamma"]["0"]
+    assert 0 <= summary["gamma"]["0"]["roc_auc"] <= 1 and "manipulated" in summary["gamma"]["0"]
     ckpt = load_checkpoint(release / "gamma-tiny.pt")
     assert ckpt["calibration"]["temperature"] > 0
     assert [b["name"] for b in ckpt["bands"]] == list(BAND_NAMES)
@@ -27,9 +27,15 @@ def test_evaluate_and_release(tiny_dataset, tmp_path):
     assert {row["path"] for row in json.loads((release / "folds.json").read_text())["assignments"]} == {
         line.split(",")[0] for line in tiny_dataset.read_text().splitlines()[1:]}
     # A second run resumes: nothing is retrained.
-    stamp = (run / "gamma" / "seed0" / "fold0" / "model.pt").stat().st_mtime
+    fold0 = run / "gamma" / "seed0" / "fold0"
+    stamp = (fold0 / "model.pt").stat().st_mtime
+    # A fold scored before the manipulated-photo metric existed gets it from its kept model, without training.
+    saved = json.loads((fold0 / "oof.json").read_text())
+    (fold0 / "oof.json").write_text(json.dumps({"logits": saved["logits"]}))
     assert main(args) == 0
-    assert (run / "gamma" / "seed0" / "fold0" / "model.pt").stat().st_mtime == stamp
+    assert (fold0 / "model.pt").stat().st_mtime == stamp
+    assert json.loads((fold0 / "oof.json").read_text()) == saved
+    assert json.loads((run / "protocol.json").read_text())["gamma"] == summary["gamma"]
 
 
 def test_unknown_variant_is_refused(tiny_dataset, tmp_path):

@@ -198,7 +198,7 @@ def test_onnx_fp32_matches_pytorch_on_real_images(tmp_path_factory):
 @needs_released
 @needs_starter
 def test_shipped_int8_meets_the_acceptance_bounds():
-    """The committed INT8 artifact: its recorded acceptance on the held-out fold, re-measured on a sample."""
+    """The committed INT8 artifact: its recorded acceptance, re-measured on the same held-out fold."""
     m = manifest(RELEASED.parent)
     entry = next(e for e in m["artifacts"] if e["variant"] == "int8")
     acceptance = entry["quantization"]["acceptance"]
@@ -206,13 +206,17 @@ def test_shipped_int8_meets_the_acceptance_bounds():
     assert acceptance["roc_auc_delta"] <= AUC_TOLERANCE
     assert acceptance["mean_abs_probability_diff"] <= MEAN_PROBABILITY_TOLERANCE
     policy = CropPolicy.from_dict(m["crop_policy"])
-    sample = held_out(12, seed=1)
-    images = [load_rgb(p) for p, _ in sample]
+    held = held_out(None)  # the whole fold, as at export: a small sample's mean strays past the bound by chance
+    assert len(held) == acceptance["images"]
+    images = [load_rgb(p) for p, _ in held]
     p32, _ = score_images(load_detector(RELEASED.parent, "onnxruntime-cpu", "fp32", threads=2).session.run,
                           images, policy)
     p8, _ = score_images(load_detector(RELEASED.parent, "onnxruntime-cpu", "int8", threads=2).session.run,
                          images, policy)
-    assert np.abs(p32 - p8).mean() <= MEAN_PROBABILITY_TOLERANCE
+    measured = np.abs(p32 - p8).mean()
+    assert measured <= MEAN_PROBABILITY_TOLERANCE
+    # Reproduces the record (CPUs with other SIMD kernels round a little differently).
+    assert abs(measured - acceptance["mean_abs_probability_diff"]) <= 2e-3
 
 
 @needs_released

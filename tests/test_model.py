@@ -18,8 +18,14 @@ def test_output_shapes(seg, rca):
         assert out.mask_logits is None and out.source_logits is None
 
 
+def trained_like(model: GammaModel) -> GammaModel:
+    """The correction head starts at zero; give it weights as after training."""
+    torch.nn.init.normal_(model.classifier[1].weight, std=0.5)
+    return model
+
+
 def test_every_head_gets_gradients():
-    model = GammaModel(ModelConfig(**SMALL))
+    model = trained_like(GammaModel(ModelConfig(**SMALL)))
     out = model(torch.randn(2, 3, 96, 96))
     (out.logit.sum() + out.mask_logits.mean() + out.source_logits.mean()).backward()
     for name in ("mask_head", "source_head", "decoder", "reverse_attention", "classifier"):
@@ -31,12 +37,22 @@ def test_every_head_gets_gradients():
 def test_classification_reads_segmentation_features():
     """Reverse attention: changing the segmentation evidence changes the image logit."""
     torch.manual_seed(0)
-    model = GammaModel(ModelConfig(**SMALL, dropout=0.0)).eval()
+    model = trained_like(GammaModel(ModelConfig(**SMALL, dropout=0.0))).eval()
     x = torch.randn(1, 3, 96, 96)
     before = model(x).logit
     with torch.no_grad():
         model.mask_head.body[-1].bias += 5.0
     assert not torch.allclose(before, model(x).logit)
+
+
+def test_new_model_gives_the_global_decision_until_the_correction_learns():
+    torch.manual_seed(0)
+    model = GammaModel(ModelConfig(**SMALL)).eval()
+    x = torch.randn(2, 3, 96, 96)
+    pooled = model.backbone.forward_features(x)[1]
+    torch.testing.assert_close(model(x).logit, model.global_head(pooled).squeeze(1))
+    without = GammaModel(ModelConfig(**SMALL, global_head=False))
+    assert not hasattr(without, "global_head")
 
 
 def test_reverse_attention_needs_seg_heads():

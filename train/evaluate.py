@@ -88,20 +88,29 @@ def score_images(model: GammaModel, images: Sequence[np.ndarray], policy: CropPo
 
 
 @torch.inference_mode()
-def localisation_scores(model: GammaModel, reals: Sequence[np.ndarray], policy: CropPolicy, seed: int,
-                        per_image: int = 2) -> dict[str, float]:
-    """Head-1 IoU and F1 on manipulated views of held-out real photos."""
-    if not model.cfg.seg_heads or len(reals) < 2:
+def manipulated_photo_scores(model: GammaModel, reals: Sequence[np.ndarray], policy: CropPolicy, seed: int,
+                             per_image: int = 2) -> dict[str, float]:
+    """What the model does with manipulated held-out real photos (the clean-image protocol cannot show it).
+
+    Each photo's global view is manipulated ``per_image`` times (seeded). ``manipulation_auc``: ROC-AUC of the
+    image logit separating the manipulated views from their clean originals. With segmentation heads, also
+    head-1 IoU and pixel F1 against the exact masks.
+    """
+    if len(reals) < 2:
         return {}
     rng = np.random.default_rng(seed)
+    clean_logits, manipulated_logits, ious = [], [], []
     inter = union = tp = fp = fn = 0
-    ious = []
     for i, image in enumerate(reals):
+        view = policy.views(image)[0][-1]
+        donor = policy.views(reals[(i + 1) % len(reals)])[0][-1]
+        clean_logits.append(float(model(to_tensor(view[None])).logit[0]))
         for _ in range(per_image):
-            view = policy.views(image)[0][-1]
-            donor = policy.views(reals[(i + 1) % len(reals)])[0][-1]
             sample = manipulate(view, rng, donors=[donor])
             out = model(to_tensor(sample.image[None]))
+            manipulated_logits.append(float(out.logit[0]))
+            if out.mask_logits is None:
+                continue
             pred = (out.mask_logits[0, 0].sigmoid().numpy() > 0.5)
             truth = sample.mask.astype(bool)
             a, b = int((pred & truth).sum()), int((pred | truth).sum())
@@ -110,28 +119,41 @@ def localisation_scores(model: GammaModel, reals: Sequence[np.ndarray], policy: 
             tp += a
             fp += int((pred & ~truth).sum())
             fn += int((~pred & truth).sum())
-    return {"mask_iou": float(np.mean(ious)), "mask_iou_pooled": inter / max(union, 1),
-            "mask_f1": 2 * tp / max(2 * tp + fp + fn, 1), "manipulated_images": len(ious)}
+    labels = np.r_[np.zeros(len(clean_logits)), np.ones(len(manipulated_logits))]
+    scores = {"manipulated_images": len(manipulated_logits),
+              "manipulation_auc": float(roc_auc_score(labels, clean_logits + manipulated_logits))}
+    if ious:
+        scores.update({"mask_iou": float(np.mean(ious)), "mask_iou_pooled": inter / max(union, 1),
+                       "mask_f1": 2 * tp / max(2 * tp + fp + fn, 1)})
+    return scores
 
 
 @dataclass
 class FoldResult:
     logits: np.ndarray   # out-of-fold logit per record (pooled over folds)
-    localisation: dict
+    manipulated: dict    # manipulated_photo_scores, averaged over folds
 
 
 def cross_validate(cfg: TrainConfig, records: Sequence[ImageRecord], folds: Sequence[int], out_dir: Path,
                    cache: ImageCache, progress: bool = True) -> FoldResult:
-    """Train one model per fold and score its held-out records; resumes finished folds."""
+    """Train one model per fold and score its held-out records; resumes finished folds.
+
+    A finished fold scored before ``manipulated_photo_scores`` existed gets them from its kept model.
+    """
     folds = np.asarray(folds)
     logits = np.full(len(records), np.nan, np.float32)
-    loc_rows = []
+    rows = []
     for fold in range(int(folds.max()) + 1):
         fold_dir = out_dir / f"fold{fold}"
         oof_file = fold_dir / "oof.json"
         test = np.flatnonzero(folds == fold)
+        reals = [cache[records[i].path] for i in test if records[i].label == 0]
         if oof_file.exists():
             saved = json.loads(oof_file.read_text())
+            if "manipulated" not in saved and (fold_dir / "model.pt").exists():
+                model, _ = load_model(fold_dir / "model.pt")
+                saved["manipulated"] = manipulated_photo_scores(model, reals, cfg.crop, seed=cfg.seed + fold)
+                oof_file.write_text(json.dumps(saved))
         else:
             train_records = [records[i] for i in np.flatnonzero(folds != fold)]
             fold_cfg = dataclasses.replace(cfg, name=f"{cfg.name}/fold{fold}")
@@ -140,16 +162,15 @@ def cross_validate(cfg: TrainConfig, records: Sequence[ImageRecord], folds: Sequ
             model = model.to(memory_format=torch.channels_last)
             images = [cache[records[i].path] for i in test]
             fold_logits = score_images(model, images, cfg.crop, progress=progress)
-            reals = [cache[records[i].path] for i in test if records[i].label == 0]
             saved = {"logits": fold_logits.tolist(),
-                     "localisation": localisation_scores(model, reals, cfg.crop, seed=cfg.seed + fold)}
+                     "manipulated": manipulated_photo_scores(model, reals, cfg.crop, seed=cfg.seed + fold)}
             oof_file.write_text(json.dumps(saved))
             (fold_dir / "last.pt").unlink(missing_ok=True)  # optimizer state is not needed once scored
         logits[test] = saved["logits"]
-        if saved["localisation"]:
-            loc_rows.append(saved["localisation"])
-    localisation = {k: float(np.mean([r[k] for r in loc_rows])) for k in loc_rows[0]} if loc_rows else {}
-    return FoldResult(logits, localisation)
+        if saved.get("manipulated"):
+            rows.append(saved["manipulated"])
+    manipulated = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+    return FoldResult(logits, manipulated)
 
 
 def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:

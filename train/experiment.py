@@ -55,25 +55,30 @@ def run_protocol(cfg: TrainConfig, run_dir: Path, variants: Sequence[str], seeds
         for seed in seeds:
             out = run_dir / variant / f"seed{seed}"
             oof_file = out / "oof.csv"
+            previous = summary.get(variant, {}).get(str(seed), {})
             extra: dict = {}
             started = time.perf_counter()
-            if oof_file.exists():
+            if variant == "probe":
+                if oof_file.exists():
+                    _, scores = load_oof(oof_file)
+                    extra["chosen_C"] = previous.get("chosen_C")
+                else:
+                    if features is None:
+                        features = backbone_features([cache[r.path] for r in records], cfg.crop, cfg.model.backbone)
+                    scores, extra["chosen_C"] = probe_oof(features, labels, [r.group for r in records], folds, seed)
+            elif oof_file.exists() and not (out / "fold0").is_dir():  # fold folders removed: keep the record
                 _, scores = load_oof(oof_file)
-            elif variant == "probe":
-                if features is None:
-                    features = backbone_features([cache[r.path] for r in records], cfg.crop, cfg.model.backbone)
-                scores, chosen = probe_oof(features, labels, [r.group for r in records], folds, seed)
-                extra["chosen_C"] = chosen
-            else:
+                extra["manipulated"] = previous.get("manipulated", {})
+            else:  # finished folds are read back, not retrained
                 vcfg = apply_overrides(cfg, [*VARIANTS[variant], f"seed={seed}", f"name={variant}/seed{seed}"])
                 result = cross_validate(vcfg, records, folds, out, cache, progress)
                 scores = result.logits
-                extra["localisation"] = result.localisation
+                extra["manipulated"] = result.manipulated
             if not oof_file.exists():
                 save_oof(oof_file, records, scores, folds)
-                extra["seconds"] = time.perf_counter() - started
-                summary.setdefault(variant, {})[str(seed)] = {**metrics(records, np.asarray(scores)), **extra}
-                summary_file.write_text(json.dumps(summary, indent=1))
+            extra["seconds"] = previous.get("seconds", time.perf_counter() - started)
+            summary.setdefault(variant, {})[str(seed)] = {**metrics(records, np.asarray(scores)), **extra}
+            summary_file.write_text(json.dumps(summary, indent=1))
     return summary
 
 

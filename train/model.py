@@ -10,11 +10,15 @@ Tensor flow for a 224x224 input (B = batch, D = decoder width, T = token grid):
       -> tokens: pool [P, head-1 logits, head-2 logits] to TxT -> (B,T*T,D) keys/values
       -> queries: [pooled projection, K learned tokens] (B,1+K,D)
       -> multi-head cross-attention + residual, MLP + residual
-      -> classification head -> logit (B,)
+      -> classification head -> correction (B,)
+    logit = global head(pooled) + correction
 
 The classification branch queries the segmentation evidence, so what the
-localisation finds can correct the global decision. The ablation switches
-(``seg_heads``, ``reverse_attention``) remove parts without changing the rest.
+localisation finds corrects the global decision: the global head is a linear
+decision on the pooled feature (fitted in closed form, see ``probe.py``) and
+the attention branch adds a learned correction to it. The ablation switches
+(``global_head``, ``seg_heads``, ``reverse_attention``) remove parts without
+changing the rest.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class ModelConfig:
     learned_tokens: int = 4
     token_grid: int = 14
     dropout: float = 0.1
+    global_head: bool = True
     seg_heads: bool = True
     reverse_attention: bool = True
 
@@ -131,6 +136,11 @@ class GammaModel(nn.Module):
             self.reverse_attention = ReverseCrossAttention(cls_dim, cfg.decoder_dim + 1 + NUM_SOURCES, cfg)
             cls_dim = self.reverse_attention.out_dim
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cls_dim, 1))
+        if cfg.global_head:
+            # The global decision; the classifier above then learns a correction, starting from none.
+            self.global_head = nn.Linear(self.backbone.pooled_channels, 1)
+            nn.init.zeros_(self.classifier[1].weight)
+            nn.init.zeros_(self.classifier[1].bias)
 
     def forward(self, x: torch.Tensor) -> GammaOutput:
         feats, pooled = self.backbone.forward_features(x)
@@ -145,4 +155,7 @@ class GammaModel(nn.Module):
             size = x.shape[-2:]
             mask_logits = F.interpolate(mask_small, size=size, mode="bilinear", align_corners=False)
             source_logits = F.interpolate(source_small, size=size, mode="bilinear", align_corners=False)
-        return GammaOutput(self.classifier(cls_feature).squeeze(1), mask_logits, source_logits)
+        logit = self.classifier(cls_feature)
+        if self.cfg.global_head:
+            logit = logit + self.global_head(pooled)
+        return GammaOutput(logit.squeeze(1), mask_logits, source_logits)

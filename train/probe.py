@@ -1,8 +1,10 @@
-"""Linear probe on the frozen backbone (the UnivFD recipe), the ablation's baseline.
+"""Linear probe on the frozen backbone (the UnivFD recipe): the ablation's baseline and GAMMA's global head.
 
 Features are the backbone's pooled ImageNet features, averaged over the crop
 policy's views; the classifier is an L2-regularised logistic regression whose
 strength is tuned by grouped cross-validation inside each training fold.
+Because the crop policy averages view logits and the probe is linear, the same
+probe applied per view as an ``nn.Linear`` gives exactly the probe's score.
 """
 
 from __future__ import annotations
@@ -16,23 +18,28 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
 from ..crops import CropPolicy
-from .backbones import create_backbone
+from .backbones import Backbone, create_backbone
 from .data import to_tensor
 
 C_GRID = np.logspace(-4, 1, 11)
 
 
 @torch.inference_mode()
-def backbone_features(images: Sequence[np.ndarray], policy: CropPolicy, backbone: str = "efficientnet_lite0",
-                      batch_size: int = 32) -> np.ndarray:
-    net = create_backbone(backbone).eval().to(memory_format=torch.channels_last)
+def backbone_features(images: Sequence[np.ndarray], policy: CropPolicy, backbone: str | Backbone = "efficientnet_lite0",
+                      batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    """Pooled feature per image, averaged over its crop-policy views (a backbone name or a module)."""
+    net = create_backbone(backbone) if isinstance(backbone, str) else backbone
+    net = net.eval().to(memory_format=torch.channels_last)
+    device = next(net.parameters()).device
     out = []
-    for image in images:
+    for image in tqdm(images, desc="probe features", unit="img", disable=not progress, leave=False):
         views, _ = policy.views(image)
-        pooled = [net.forward_features(to_tensor(views[i:i + batch_size]))[1] for i in range(0, len(views), batch_size)]
-        out.append(torch.cat(pooled).mean(0).numpy())
+        pooled = [net.forward_features(to_tensor(views[i:i + batch_size]).to(device))[1]
+                  for i in range(0, len(views), batch_size)]
+        out.append(torch.cat(pooled).float().mean(0).cpu().numpy())
     return np.stack(out)
 
 
@@ -50,6 +57,22 @@ def probe_oof(features: np.ndarray, labels: np.ndarray, groups: Sequence[str], f
         chosen.append(c)
         scores[test] = _probe(c).fit(features[train], labels[train]).decision_function(features[test])
     return scores, chosen
+
+
+def fit_probe(features: np.ndarray, labels: np.ndarray, groups: Sequence[str],
+              seed: int = 0) -> tuple[np.ndarray, float, float]:
+    """The tuned probe as one linear map on raw features: (weight, bias, chosen C).
+
+    The standardisation is folded into the weights, so the probe becomes a plain
+    ``nn.Linear`` on the pooled feature (GAMMA's global head).
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    c = _tune_c(features, labels, groups, seed)
+    pipeline = _probe(c).fit(features, labels)
+    scaler, logistic = pipeline[0], pipeline[1]
+    weight = logistic.coef_[0] / scaler.scale_
+    bias = float(logistic.intercept_[0] - weight @ scaler.mean_)
+    return weight, bias, c
 
 
 def _probe(c: float):

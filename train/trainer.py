@@ -17,10 +17,12 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from ..allocator import keep_large_allocations_in_heap
 from .config import TrainConfig
 from .data import GammaDataset, ImageCache
 from .losses import gamma_loss
 from .model import GammaModel
+from .probe import backbone_features, fit_probe
 from .sources import ImageRecord
 
 CHECKPOINT_FORMAT = "gamma-checkpoint/1"
@@ -35,7 +37,9 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: TrainConfig) -> GammaModel:
     model = GammaModel(cfg.model)
     for name, param in model.backbone.named_parameters():
-        param.requires_grad = not _is_frozen(name, cfg.frozen_blocks)
+        param.requires_grad = not (cfg.freeze_backbone or _is_frozen(name, cfg.frozen_blocks))
+    if cfg.model.global_head:
+        model.global_head.requires_grad_(cfg.global_fit != "probe")
     return model
 
 
@@ -47,13 +51,26 @@ def _is_frozen(name: str, frozen_blocks: int) -> bool:
     return name.startswith("blocks.") and int(name.split(".")[1]) < frozen_blocks
 
 
-def set_train_mode(model: GammaModel, frozen_blocks: int) -> None:
+def set_train_mode(model: GammaModel, cfg: TrainConfig) -> None:
     """Train mode, except frozen layers keep their ImageNet batch-norm statistics."""
     model.train()
-    if frozen_blocks > 0:
+    if cfg.freeze_backbone:
+        model.backbone.eval()
+    elif cfg.frozen_blocks > 0:
         model.backbone.stem.eval()
-        for block in model.backbone.blocks[:frozen_blocks]:
+        for block in model.backbone.blocks[:cfg.frozen_blocks]:
             block.eval()
+
+
+def fit_global_head(model: GammaModel, cfg: TrainConfig, records: Sequence[ImageRecord], cache: ImageCache,
+                    progress: bool = False) -> float:
+    """Stage 1: the tuned linear probe on clean crop-policy views becomes the global head; returns its C."""
+    features = backbone_features([cache[r.path] for r in records], cfg.crop, model.backbone, progress=progress)
+    weight, bias, c = fit_probe(features, np.array([r.label for r in records]), [r.group for r in records], cfg.seed)
+    with torch.no_grad():
+        model.global_head.weight.copy_(torch.from_numpy(weight).float()[None])
+        model.global_head.bias.fill_(bias)
+    return c
 
 
 def _optimizer(model: GammaModel, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -127,12 +144,20 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)
+        keep_large_allocations_in_heap()
     seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # about 2x faster depthwise convs on CPU
     dataset = GammaDataset(records, cfg.crop, cfg.augment, cfg.seed, cfg.manipulation,
                            Path(cfg.bank) if cfg.bank else None, cache, progress and rank == 0)
+    log = (out_dir / "metrics.jsonl") if rank == 0 else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resuming = resume and last.exists()
+    if cfg.model.global_head and cfg.global_fit == "probe" and not resuming:
+        c = fit_global_head(model, cfg, records, dataset.cache, progress and rank == 0)
+        if log:
+            _append(log, {"stage": "global head", "probe_C": c})
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=len(dataset) > cfg.batch_size * world, persistent_workers=False)
@@ -141,7 +166,7 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch = 0
-    if resume and last.exists():
+    if resuming:
         state = load_checkpoint(last)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -150,13 +175,11 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"] + 1
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    log = (out_dir / "metrics.jsonl") if rank == 0 else None
-    out_dir.mkdir(parents=True, exist_ok=True)
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     for epoch in range(start_epoch, end_epoch):
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        set_train_mode(model, cfg.frozen_blocks)
+        set_train_mode(model, cfg)
         bar = tqdm(loader, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
                    unit="batch", leave=False)
         seen, started, sums = 0, time.perf_counter(), {}
