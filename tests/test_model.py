@@ -28,7 +28,7 @@ def test_every_head_gets_gradients():
     model = trained_like(GammaModel(ModelConfig(**SMALL)))
     out = model(torch.randn(2, 3, 96, 96))
     (out.logit.sum() + out.mask_logits.mean() + out.source_logits.mean()).backward()
-    for name in ("mask_head", "source_head", "decoder", "reverse_attention", "classifier"):
+    for name in ("mask_head", "source_head", "decoder", "reverse_attention", "classifier", "global_head"):
         grads = [p.grad for p in getattr(model, name).parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads), name
         assert any(g.abs().sum() > 0 for g in grads), name
