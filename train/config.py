@@ -101,8 +101,8 @@ def _preset_tiny() -> TrainConfig:
 def _preset_genimage() -> TrainConfig:
     """GPU preset for GenImage-scale data: whole backbone trained, larger batches."""
     return TrainConfig(name="genimage", data="genimage:data/GenImage", bank=None, epochs=20, batch_size=64,
-                       lr=2e-4, freeze_backbone=False, frozen_blocks=0, global_fit="sgd", threads=8, num_workers=8, log_every=50,
-                       augment=AugmentConfig(bank_share=0.0))
+                       lr=2e-4, freeze_backbone=False, frozen_blocks=0, global_fit="sgd", threads=8, num_workers=8,
+                       log_every=50, augment=AugmentConfig(bank_share=0.0))
 
 
 PRESETS = {"starter": _preset_starter, "tiny": _preset_tiny, "genimage": _preset_genimage}
