@@ -192,13 +192,19 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
 
 
 def _kept_artifacts(out: Path, checkpoint_sha: str) -> list[dict]:
-    """Artifacts already in the folder's manifest for the same checkpoint (and still intact)."""
+    """Artifacts already in the folder's manifest for the same checkpoint, built by this exporter version (the
+    graph is code as much as weights), and still intact."""
     try:
         old, _ = read_manifest(out)
     except ManifestError:
         return []
     if old.get("checkpoint", {}).get("sha256") != checkpoint_sha:
         log.warning("%s: the manifest described another checkpoint; starting a new one", out)
+        return []
+    built_by = old.get("build", {}).get("libraries", {}).get("gamma-detect")
+    if built_by != __version__:
+        log.warning("%s: the artifacts were built by gamma-detect %s; rebuilding them with %s", out, built_by,
+                    __version__)
         return []
     kept = []
     for entry in old["artifacts"]:

@@ -31,8 +31,9 @@ COMBINE_RULE = {
     "formula": "sigmoid(mean_i(log(p_i / (1 - p_i)))) with p_i clipped to [eps, 1 - eps]",
     "eps": 1e-7,
     "equivalent_to": "sigmoid(mean_i(logit_i) / temperature)",
-    "maps": "per-view head-1 and head-2 maps are stitched back at image resolution by the crop policy "
-            "(mean where views overlap, the global view elsewhere)",
+    "maps": "per-view head-1 and head-2 maps are upsampled bilinearly (half-pixel centres) to the view size and "
+            "stitched back at image resolution by the crop policy (mean where views overlap, the global view "
+            "elsewhere)",
 }
 
 

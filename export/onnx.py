@@ -24,6 +24,7 @@ import torch
 from .. import __version__
 from ..crops import CropPolicy
 from ..train.manipulate import SOURCE_CLASSES
+from ..train.model import MAP_STRIDE
 from ..train.trainer import load_model
 from .graph import INPUT_NAME, OUTPUT_NAMES, DeployableGamma, build_deployable
 from .manifest import COMBINE_RULE, FORMAT, artifact_entry, machine_summary, sha256_file
@@ -200,6 +201,7 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
     """Everything but the artifact list: what a runtime needs to use any artifact of this model."""
     policy = CropPolicy.from_dict(ckpt["crop_policy"])
     s = policy.input_size
+    m = s // MAP_STRIDE
     return {
         "format": FORMAT,
         "model": {"name": name, "version": version, "architecture": "GAMMA (EfficientNet-Lite0, FPN, two segmentation "
@@ -213,11 +215,12 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
         "outputs": [
             {"name": "probability", "shape": ["batch"], "dtype": "float32",
              "meaning": "calibrated probability that the view is AI-generated: sigmoid(logit / temperature)"},
-            {"name": "mask", "shape": ["batch", s, s], "dtype": "float32",
-             "meaning": "head-1: per-pixel probability that the pixel is not authentic (the extension's heatmap)"},
-            {"name": "sources", "shape": ["batch", len(SOURCE_CLASSES), s, s], "dtype": "float32",
-             "meaning": "head-2: per-pixel softmax over source_classes (the result's `sources` field: share of "
-                        "image pixels per argmax class)"},
+            {"name": "mask", "shape": ["batch", m, m], "dtype": "float32",
+             "meaning": f"head-1: per-cell probability that the pixel is not authentic, one cell per {MAP_STRIDE}x"
+                        f"{MAP_STRIDE} px of the view (the extension's heatmap, upsampled bilinearly to the image)"},
+            {"name": "sources", "shape": ["batch", len(SOURCE_CLASSES), m, m], "dtype": "float32",
+             "meaning": "head-2: per-cell softmax over source_classes, same grid as mask (the result's `sources` "
+                        "field: share of image pixels per argmax class, after upsampling)"},
         ],
         "source_classes": list(SOURCE_CLASSES),
         "calibration": {"method": "temperature scaling on pooled out-of-fold logits",

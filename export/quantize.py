@@ -38,8 +38,8 @@ MEAN_PROBABILITY_TOLERANCE = 0.02
 CALIBRATION_BATCH = 8
 
 # Ops quantized in every recipe: the convolutions with their fused activations and residual adds (most of the
-# time), the pooling/concat between them, and the attention/classifier matmuls. The full-resolution tail
-# (Resize, Sigmoid, the softmax) stays float: it is memory-bound and its outputs are the maps users see.
+# time), the pooling/concat between them, and the attention/classifier matmuls. The output tail
+# (Sigmoid, the softmax) stays float: its outputs are the maps users see.
 QUANTIZED_OPS = ("Conv", "Clip", "Relu", "Add", "Concat", "AveragePool", "MatMul", "Gemm")
 
 

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..crops import CropPlan, CropPolicy, ImageTooSmall
+from ..crops import CropPlan, CropPolicy, ImageTooSmall, resize
 from ..verdict import verdict
 from .manifest import (ManifestError, check_engine_compatible, find_artifact, manifest_path, read_manifest,
                        verify_artifact)
@@ -212,9 +212,7 @@ SHARE_SIDE = 512
 
 def _share_geometry(policy: CropPolicy, plan: CropPlan, maps: np.ndarray) -> tuple[CropPolicy, CropPlan, np.ndarray]:
     """The crop plan re-expressed at the working resolution (so stitch() stops there), shrunk so its long
-    side is at most SHARE_SIDE, with the per-view (N, C, S, S) maps resized to match."""
-    import cv2
-
+    side is at most SHARE_SIDE, with the per-view (N, C, M, M) maps resized to match."""
     h, w = CropPolicy._scaled(plan.height, plan.width, plan.scale)
     s = policy.input_size
     side = max(8, min(s, round(s * SHARE_SIDE / max(h, w))))
@@ -223,10 +221,10 @@ def _share_geometry(policy: CropPolicy, plan: CropPlan, maps: np.ndarray) -> tup
     boxes = [(min(round(y * f), h2 - side), min(round(x * f), w2 - side)) for y, x in plan.boxes]
     top, left, gside = (round(v * plan.scale * f) for v in plan.global_box)
     small = CropPlan(h2, w2, 1.0, boxes, (top, left, gside))
-    if side != s:
-        n, c = maps.shape[:2]
-        flat = maps.reshape(n * c, s, s)
-        maps = np.stack([cv2.resize(m, (side, side), interpolation=cv2.INTER_AREA) for m in flat]).reshape(n, c, side, side)
+    n, c, m = maps.shape[:3]
+    if side != m:
+        flat = np.ascontiguousarray(maps, dtype=np.float32).reshape(n * c, m, m)
+        maps = np.stack([resize(v, side, side) for v in flat]).reshape(n, c, side, side)
     return replace(policy, input_size=side), small, np.ascontiguousarray(maps, dtype=np.float32)
 
 

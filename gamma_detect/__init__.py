@@ -5,4 +5,4 @@ The top-level folders of the repository install as sub-packages of this one
 `gamma_detect.models`) so that nothing collides with other distributions.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -95,9 +95,13 @@ class CropPolicy:
         return np.stack(views), plan
 
     def stitch(self, view_maps: np.ndarray, plan: CropPlan) -> np.ndarray:
-        """Put per-view maps (N, S, S[, C]) back at image resolution (H, W[, C]), float32."""
+        """Put per-view maps (N, M, M[, C]) back at image resolution (H, W[, C]), float32. Maps coarser than
+        the views (a network's stride-8 output) are first upsampled to the view size, bilinearly."""
         s = self.input_size
         extra = view_maps.shape[3:]
+        if view_maps.shape[1:3] != (s, s):
+            view_maps = np.stack([resize(np.ascontiguousarray(m, np.float32), s, s).reshape(s, s, *extra)
+                                  for m in view_maps])
         h, w = self._scaled(plan.height, plan.width, plan.scale)
         total = np.zeros((h, w, *extra), np.float32)
         count = np.zeros((h, w) + (1,) * len(extra), np.float32)

@@ -28,6 +28,19 @@ def test_stitch_puts_each_view_back_in_place():
     assert stitched[224:, 224:].max() == 0.0
 
 
+@pytest.mark.parametrize("extra", [(), (5,)])
+def test_stride_8_maps_are_upsampled_into_place(extra):
+    """A network's 28x28 map lands where its view came from, upsampled bilinearly (one cell = 8 px)."""
+    views, plan = POLICY.views(np.zeros((448, 448, 3), np.uint8))
+    maps = np.zeros((len(views), 28, 28, *extra), np.float32)
+    maps[plan.boxes.index((0, 0)), :14] = 1.0   # the top half of the top-left view
+    stitched = POLICY.stitch(maps, plan)
+    assert stitched.shape == (448, 448, *extra)
+    assert stitched[:108, :224].min() == pytest.approx(1.0)     # a few cells inside the edge: exactly 1
+    assert stitched[116:, :].max() == 0.0                       # past the bilinear ramp: nothing
+    assert 0.0 < stitched[112, 100].mean() < 1.0                # the ramp itself: one 8-px cell wide
+
+
 def test_multichannel_maps():
     views, plan = POLICY.views(np.zeros((300, 400, 3), np.uint8))
     out = POLICY.stitch(np.ones((len(views), 224, 224, 5), np.float32), plan)

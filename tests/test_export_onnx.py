@@ -25,6 +25,7 @@ from gamma_detect.export.quantize import (AUC_TOLERANCE, MEAN_PROBABILITY_TOLERA
                                           quantize_int8, roc_auc, score_images)
 from gamma_detect.export.runtime import OrtSession, TorchSession, load_detector  # noqa: E402
 from gamma_detect.images import load_rgb  # noqa: E402
+from gamma_detect.train.model import MAP_STRIDE  # noqa: E402
 from gamma_detect.train.trainer import load_model  # noqa: E402
 
 
@@ -46,7 +47,8 @@ def test_deployable_graph_folds_preprocessing_and_calibration(tiny_dir):
     assert torch.allclose(p, torch.sigmoid(out.logit / TINY_TEMPERATURE), atol=1e-6)
     assert torch.allclose(mask, torch.sigmoid(out.mask_logits[:, 0]), atol=1e-6)
     assert torch.allclose(sources, torch.softmax(out.source_logits, 1), atol=1e-6)
-    assert mask.shape == (3, s, s) and sources.shape == (3, 5, s, s)
+    m = s // MAP_STRIDE  # the maps leave the graph at the decoder's stride
+    assert mask.shape == (3, m, m) and sources.shape == (3, 5, m, m)
 
 
 def test_uncalibrated_checkpoint_is_refused(tmp_path):
@@ -70,7 +72,8 @@ def test_onnx_graph_is_checked_uint8_nhwc_dynamic_batch(tiny_dir):
     session = OrtSession(path, threads=2)
     for n in (1, 3):  # any batch size
         p, mask, sources = session.run(np.stack([rgb(96, 96, i) for i in range(n)]))
-        assert p.shape == (n,) and mask.shape == (n, 96, 96) and sources.shape == (n, 5, 96, 96)
+        assert p.shape == (n,) and mask.shape == (n, 96 // MAP_STRIDE, 96 // MAP_STRIDE) \
+            and sources.shape == (n, 5, 96 // MAP_STRIDE, 96 // MAP_STRIDE)
         assert np.allclose(sources.sum(1), 1, atol=1e-5) and ((p > 0) & (p < 1)).all()
 
 
@@ -82,6 +85,7 @@ def test_manifest_is_the_contract(tiny_dir):
     assert [b["name"] for b in m["verdict_bands"]] == ["real", "likely_real", "uncertain", "likely_ai", "ai"]
     assert m["source_classes"] == ["authentic", "generated", "inpainted", "copy_moved", "spliced"]
     assert [o["name"] for o in m["outputs"]] == ["probability", "mask", "sources"]
+    assert [o["shape"] for o in m["outputs"][1:]] == [["batch", 12, 12], ["batch", 5, 12, 12]]  # stride 8
     assert {"torch", "onnx", "onnxruntime", "numpy"} <= set(m["build"]["libraries"])
     assert m["model"]["flops_per_image"] > 1e8 and m["data"]["spec"] == "csv:tiny.csv"
     variants = {e["variant"]: e for e in m["artifacts"]}
@@ -119,6 +123,11 @@ def test_reexport_keeps_other_artifacts_and_a_new_checkpoint_starts_over(tiny_di
     m["checkpoint"]["sha256"] = "0" * 64
     (copy / "manifest.json").write_text(json.dumps(m))
     assert _kept_artifacts(copy, manifest(tiny_dir)["checkpoint"]["sha256"]) == []
+    # Another exporter version: same weights, but the graph it wrote may differ.
+    m = manifest(tiny_dir)
+    m["build"]["libraries"]["gamma-detect"] = "0.0.1"
+    (copy / "manifest.json").write_text(json.dumps(m))
+    assert _kept_artifacts(copy, m["checkpoint"]["sha256"]) == []
     m = manifest(tiny_dir)
     (copy / "manifest.json").write_text(json.dumps(m))
     (copy / "gamma-tiny.onnx").write_bytes(b"changed")

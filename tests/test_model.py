@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gamma_detect.train.model import NUM_SOURCES, GammaModel, ModelConfig
+from gamma_detect.train.model import MAP_STRIDE, NUM_SOURCES, GammaModel, ModelConfig
 
 SMALL = dict(pretrained=False, decoder_dim=32, attention_dim=32, attention_heads=2, learned_tokens=2, token_grid=7)
 
@@ -12,8 +12,9 @@ def test_output_shapes(seg, rca):
     out = model(torch.randn(3, 3, 96, 96))
     assert out.logit.shape == (3,)
     if seg:
-        assert out.mask_logits.shape == (3, 1, 96, 96)
-        assert out.source_logits.shape == (3, NUM_SOURCES, 96, 96)
+        side = 96 // MAP_STRIDE  # the maps stay at the decoder's stride; losses and runtimes upsample them
+        assert out.mask_logits.shape == (3, 1, side, side)
+        assert out.source_logits.shape == (3, NUM_SOURCES, side, side)
     else:
         assert out.mask_logits is None and out.source_logits is None
 

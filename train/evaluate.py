@@ -25,7 +25,7 @@ from ..crops import CropPolicy
 from .config import TrainConfig
 from .data import ImageCache, to_tensor
 from .manipulate import manipulate
-from .model import GammaModel
+from .model import GammaModel, upsample
 from .sources import ImageRecord
 from .trainer import load_model, train
 
@@ -111,7 +111,7 @@ def manipulated_photo_scores(model: GammaModel, reals: Sequence[np.ndarray], pol
             manipulated_logits.append(float(out.logit[0]))
             if out.mask_logits is None:
                 continue
-            pred = (out.mask_logits[0, 0].sigmoid().numpy() > 0.5)
+            pred = upsample(out.mask_logits, view.shape[:2])[0, 0].sigmoid().numpy() > 0.5
             truth = sample.mask.astype(bool)
             a, b = int((pred & truth).sum()), int((pred | truth).sum())
             inter, union = inter + a, union + b

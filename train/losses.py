@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import LossConfig
-from .model import GammaOutput
+from .model import GammaOutput, upsample
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -21,10 +21,11 @@ def gamma_loss(out: GammaOutput, batch: dict[str, torch.Tensor], cfg: LossConfig
     terms = {"cls": F.binary_cross_entropy_with_logits(out.logit.float(), batch["label"])}
     total = cfg.cls_weight * terms["cls"]
     if out.mask_logits is not None:
-        mask_logits = out.mask_logits.float()
+        size = batch["mask"].shape[-2:]
+        mask_logits = upsample(out.mask_logits.float(), size)
         terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits, batch["mask"])
         terms["dice"] = dice_loss(mask_logits, batch["mask"])
-        terms["source"] = F.cross_entropy(out.source_logits.float(), batch["sources"])
+        terms["source"] = F.cross_entropy(upsample(out.source_logits.float(), size), batch["sources"])
         total = total + cfg.mask_weight * terms["mask"] + cfg.dice_weight * terms["dice"] \
             + cfg.source_weight * terms["source"]
     terms["total"] = total

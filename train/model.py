@@ -5,13 +5,17 @@ Tensor flow for a 224x224 input (B = batch, D = decoder width, T = token grid):
     image (B,3,224,224) in [-1,1]
       -> backbone -> C3 (B,40,28,28), C4 (B,112,14,14), C5 (B,320,7,7), pooled (B,1280)
       -> FPN      -> P (B,D,28,28)
-      -> head 1   -> mask logits   (B,1,224,224)  pixel is not authentic
-      -> head 2   -> source logits (B,5,224,224)  authentic/generated/inpainted/copy-moved/spliced
+      -> head 1   -> mask logits   (B,1,28,28)  pixel is not authentic
+      -> head 2   -> source logits (B,5,28,28)  authentic/generated/inpainted/copy-moved/spliced
       -> tokens: pool [P, head-1 logits, head-2 logits] to TxT -> (B,T*T,D) keys/values
       -> queries: [pooled projection, K learned tokens] (B,1+K,D)
       -> multi-head cross-attention + residual, MLP + residual
       -> classification head -> correction (B,)
     logit = global head(pooled) + correction
+
+The maps stay at the decoder's stride (8): that is all the detail they hold. The
+loss upsamples them to the label masks (``upsample``); a runtime upsamples once,
+straight to image resolution, when it stitches the crops back together.
 
 The classification branch queries the segmentation evidence, so what the
 localisation finds corrects the global decision: the global head is a linear
@@ -32,6 +36,7 @@ from torch import nn
 from .backbones import create_backbone
 
 NUM_SOURCES = 5
+MAP_STRIDE = 8  # the FPN returns the backbone's stride-8 level; both heads predict at that resolution
 
 
 @dataclass
@@ -57,8 +62,8 @@ class ModelConfig:
 @dataclass
 class GammaOutput:
     logit: torch.Tensor                    # (B,)
-    mask_logits: torch.Tensor | None       # (B,1,H,W)
-    source_logits: torch.Tensor | None     # (B,5,H,W)
+    mask_logits: torch.Tensor | None       # (B,1,H/8,W/8)
+    source_logits: torch.Tensor | None     # (B,5,H/8,W/8)
 
 
 class FPN(nn.Module):
@@ -148,14 +153,16 @@ class GammaModel(nn.Module):
         cls_feature = pooled
         if self.cfg.seg_heads:
             decoded = self.decoder(feats)
-            mask_small = self.mask_head(decoded)
-            source_small = self.source_head(decoded)
+            mask_logits = self.mask_head(decoded)
+            source_logits = self.source_head(decoded)
             if self.cfg.reverse_attention:
-                cls_feature = self.reverse_attention(pooled, torch.cat([decoded, mask_small, source_small], 1))
-            size = x.shape[-2:]
-            mask_logits = F.interpolate(mask_small, size=size, mode="bilinear", align_corners=False)
-            source_logits = F.interpolate(source_small, size=size, mode="bilinear", align_corners=False)
+                cls_feature = self.reverse_attention(pooled, torch.cat([decoded, mask_logits, source_logits], 1))
         logit = self.classifier(cls_feature)
         if self.cfg.global_head:
             logit = logit + self.global_head(pooled)
         return GammaOutput(logit.squeeze(1), mask_logits, source_logits)
+
+
+def upsample(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Stride-8 map logits at ``size`` (bilinear, half-pixel centres: what OpenCV's INTER_LINEAR does too)."""
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
