@@ -64,6 +64,21 @@ def click_center(page, rect: dict) -> None:
     page.mouse.click(rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2)
 
 
+def click_settled(ready, page, element_id: str, button: str) -> None:
+    """Click a panel button once its box has stopped moving. The panel lays out over several frames (its text
+    arrives, it moves off the picture), and a click computed from an earlier frame lands beside the button
+    (seen in CI): three equal reads, a quarter second apart, before clicking."""
+    seen: list = []
+
+    def settled(state) -> bool:
+        panel = (image(state, element_id) or {}).get("panel") or {}
+        seen.append(panel.get("buttons", {}).get(button))
+        return seen[-1] is not None and seen[-3:] == [seen[-1]] * 3
+
+    ready.wait_for(page, settled, what=f"the {button} button of {element_id} to settle")
+    click_center(page, seen[-1])
+
+
 @pytest.fixture()
 def ready(gamma_server, ext_browser):
     """The extension pointed at the running server (default privacy mode: URL), its cache empty."""
@@ -119,7 +134,7 @@ def test_show_where_draws_the_heatmap_over_the_image(ready, ext_page, test_site)
     assert entry["state"] == "done", entry["error"]
     where = entry["panel"]["buttons"]["where"]
     assert where["text"] == "Show where" and not where["disabled"]
-    click_center(page, where)
+    click_settled(ready, page, "ai1", "where")
     def drawn_and_uncovered(s):
         e = image(s, "ai1")
         # the panel moves off the picture while the heatmap shows
@@ -136,7 +151,7 @@ def test_show_where_draws_the_heatmap_over_the_image(ready, ext_page, test_site)
     assert entry["panel"]["buttons"]["where"]["text"] == "Hide where"
     page.mouse.move(0, 0)
     screenshot(page, "heatmap.png")
-    click_center(page, entry["panel"]["buttons"]["where"])
+    click_settled(ready, page, "ai1", "where")
     ready.wait_for(page, lambda s: not image(s, "ai1")["heatmap"]["shown"], what="the heatmap to hide")
 
 
@@ -194,8 +209,7 @@ def test_page_scan_badges_every_eligible_image_and_skips_small_ones(ready, ext_b
     page.evaluate("() => window.scrollTo(0, 0)")
     state = ready.wait_for(page, lambda s: image(s, "ai1")["badge"]["rect"]["y"] > 0, what="badges to follow the scroll")
     click_center(page, image(state, "ai1")["badge"]["rect"])
-    state = ready.wait_for(page, lambda s: image(s, "ai1")["panel"] is not None, what="the badge's panel")
-    click_center(page, image(state, "ai1")["panel"]["buttons"]["where"])
+    click_settled(ready, page, "ai1", "where")
     ready.wait_for(page, lambda s: (image(s, "ai1")["heatmap"] or {}).get("drawn"), what="the heatmap")
     page.mouse.move(0, 0)
     screenshot(page, "page-scan.png")
@@ -226,21 +240,11 @@ def test_report_a_mistake_reaches_the_server(ready, ext_page, gamma_server, test
     entry = check_from_menu(ready, page, "#real2")
     assert entry["state"] == "done", entry["error"]
     form_open = lambda s: image(s, "real2")["feedback"]["open"] and "feedback-ai" in image(s, "real2")["panel"]["buttons"]
-    # The panel can still be settling into place when first clicked (seen once in CI): re-read its
-    # position and click again rather than wait on a click that landed beside the button.
-    for attempt in range(3):
-        click_center(page, entry["panel"]["buttons"]["report"])
-        try:
-            state = ready.wait_for(page, form_open, timeout=20 if attempt < 2 else 180, what="the feedback form")
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            entry = image(ready.state(page), "real2")
-    buttons = image(state, "real2")["panel"]["buttons"]
-    click_center(page, buttons["note"])
+    click_settled(ready, page, "real2", "report")
+    ready.wait_for(page, form_open, what="the feedback form")
+    click_settled(ready, page, "real2", "note")
     page.keyboard.type("e2e: I made this picture with a generator")
-    click_center(page, buttons["feedback-ai"])
+    click_settled(ready, page, "real2", "feedback-ai")
     state = ready.wait_for(page, lambda s: image(s, "real2")["feedback"]["sent"] or image(s, "real2")["feedback"]["error"],
                            what="the feedback answer")
     entry = image(state, "real2")
