@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..crops import CropPlan, CropPolicy, ImageTooSmall, resize
+from ..crops import CropPlan, CropPolicy, ImageTooSmall
 from ..verdict import verdict
 from .manifest import (ManifestError, check_engine_compatible, find_artifact, manifest_path, read_manifest,
                        verify_artifact)
@@ -190,9 +190,10 @@ class Detector:
         mask = self.policy.stitch(masks, plan).astype(np.float32, copy=False)
         # Source shares: the head-2 maps stitched like the mask, but at the policy's working resolution capped
         # at SHARE_SIDE px (a share of pixels does not need a C-channel float map at full resolution).
-        policy, small, maps = _share_geometry(self.policy, plan, sources)
-        # One class at a time: 2-D maps keep OpenCV's resizes valid for any number of classes.
-        stitched = np.stack([policy.stitch(maps[:, c], small) for c in range(maps.shape[1])], axis=-1)
+        # stitch() resizes each view's map to that resolution. One class at a time: 2-D maps keep OpenCV's
+        # resizes valid for any number of classes.
+        policy, small = _share_geometry(self.policy, plan)
+        stitched = np.stack([policy.stitch(sources[:, c], small) for c in range(sources.shape[1])], axis=-1)
         counts = np.bincount(stitched.argmax(axis=-1).ravel(), minlength=len(self.classes)).astype(np.float64)
         shares = counts / counts.sum()
         return Prediction(combine_probabilities(probabilities), mask,
@@ -210,9 +211,9 @@ class Detector:
 SHARE_SIDE = 512
 
 
-def _share_geometry(policy: CropPolicy, plan: CropPlan, maps: np.ndarray) -> tuple[CropPolicy, CropPlan, np.ndarray]:
-    """The crop plan re-expressed at the working resolution (so stitch() stops there), shrunk so its long
-    side is at most SHARE_SIDE, with the per-view (N, C, M, M) maps resized to match."""
+def _share_geometry(policy: CropPolicy, plan: CropPlan) -> tuple[CropPolicy, CropPlan]:
+    """The policy and crop plan re-expressed at the working resolution (so stitch() stops there), shrunk so
+    its long side is at most SHARE_SIDE."""
     h, w = CropPolicy._scaled(plan.height, plan.width, plan.scale)
     s = policy.input_size
     side = max(8, min(s, round(s * SHARE_SIDE / max(h, w))))
@@ -220,12 +221,7 @@ def _share_geometry(policy: CropPolicy, plan: CropPlan, maps: np.ndarray) -> tup
     h2, w2 = max(side, round(h * f)), max(side, round(w * f))
     boxes = [(min(round(y * f), h2 - side), min(round(x * f), w2 - side)) for y, x in plan.boxes]
     top, left, gside = (round(v * plan.scale * f) for v in plan.global_box)
-    small = CropPlan(h2, w2, 1.0, boxes, (top, left, gside))
-    n, c, m = maps.shape[:3]
-    if side != m:
-        flat = np.ascontiguousarray(maps, dtype=np.float32).reshape(n * c, m, m)
-        maps = np.stack([resize(v, side, side) for v in flat]).reshape(n, c, side, side)
-    return replace(policy, input_size=side), small, np.ascontiguousarray(maps, dtype=np.float32)
+    return replace(policy, input_size=side), CropPlan(h2, w2, 1.0, boxes, (top, left, gside))
 
 
 # --------------------------------------------------------------------------- loading
