@@ -6,6 +6,7 @@
  * The lib/ files are classic scripts shared with the content script; imported
  * for their side effect, they register themselves on globalThis.GammaDetect.
  */
+import "./lib/messages.js";
 import "./lib/urls.js";
 import "./lib/verdicts.js";
 import "./lib/backoff.js";
@@ -17,9 +18,11 @@ import "./lib/api.js";
 import "./lib/tally.js";
 
 const G = globalThis.GammaDetect;
+const TYPES = G.messages.TYPES;
 
 export const MENU_ID = "gamma-check-image";
-const RESULT_FIELDS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl"];
+// Settings a result depends on: changing one empties the result cache.
+const RESULT_SETTINGS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl"];
 
 // ------------------------------------------------------------------ settings
 
@@ -37,7 +40,7 @@ const cache = G.cache.createResultCache({ storage: chrome.storage.session || nul
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area !== "local") return;
   settingsPromise = null;
-  if (RESULT_FIELDS.some((field) => field in changes)) cache.clear();
+  if (RESULT_SETTINGS.some((field) => field in changes)) cache.clear();
   broadcastConfig();
 });
 
@@ -55,7 +58,7 @@ async function broadcastConfig() {
   }
   for (const tab of tabs) {
     if (tab.id === undefined || tab.id < 0) continue;
-    pageConfig(tab.url).then((config) => chrome.tabs.sendMessage(tab.id, { type: "gamma:config", config }).catch(() => {}));
+    pageConfig(tab.url).then((config) => chrome.tabs.sendMessage(tab.id, { type: TYPES.config, config }).catch(() => {}));
   }
 }
 
@@ -69,7 +72,7 @@ function forwardProgress(key, event) {
   if (!targets) return;
   for (const target of targets) {
     const [tabId, frameId] = target.split(":").map(Number);
-    chrome.tabs.sendMessage(tabId, Object.assign({ type: "gamma:progress", key }, event), { frameId }).catch(() => {});
+    chrome.tabs.sendMessage(tabId, Object.assign({ type: TYPES.progress, key }, event), { frameId }).catch(() => {});
   }
 }
 
@@ -121,7 +124,7 @@ export async function sendToTab(tabId, message, frameId) {
 
 async function tabState(tabId, detail) {
   try {
-    const state = await chrome.tabs.sendMessage(tabId, { type: "gamma:getState", detail: Boolean(detail) }, { frameId: 0 });
+    const state = await chrome.tabs.sendMessage(tabId, { type: TYPES.getState, detail: Boolean(detail) }, { frameId: 0 });
     return state || { ok: false, available: true, scanning: false };
   } catch (err) {
     return { ok: false, available: false, error: String((err && err.message) || err) };
@@ -157,7 +160,7 @@ if (chrome.runtime.onStartup) chrome.runtime.onStartup.addListener(setupMenus);
 export async function handleContextMenuClick(info, tab) {
   if (!info || info.menuItemId !== MENU_ID || !tab || tab.id === undefined) return { ok: false, reason: "not ours" };
   if (!info.srcUrl) return { ok: false, reason: "no image" };
-  return sendToTab(tab.id, { type: "gamma:checkImage", srcUrl: info.srcUrl, pageUrl: info.frameUrl || info.pageUrl }, info.frameId || 0);
+  return sendToTab(tab.id, { type: TYPES.checkImage, srcUrl: info.srcUrl, pageUrl: info.frameUrl || info.pageUrl }, info.frameId || 0);
 }
 
 chrome.contextMenus.onClicked.addListener((info, tab) => {
@@ -173,9 +176,9 @@ async function overlayCss() {
 }
 
 const handlers = {
-  "gamma:analyze": (message, sender) => analyzeFor(sender, message),
+  [TYPES.analyze]: (message, sender) => analyzeFor(sender, message),
 
-  "gamma:heatmap": async (message) => {
+  [TYPES.heatmap]: async (message) => {
     try {
       return Object.assign({ ok: true }, await client.heatmap(message.path));
     } catch (err) {
@@ -183,7 +186,7 @@ const handlers = {
     }
   },
 
-  "gamma:feedback": async (message) => {
+  [TYPES.feedback]: async (message) => {
     try {
       return { ok: true, body: await client.feedback({ result: message.result, label: message.label, note: message.note }) };
     } catch (err) {
@@ -191,63 +194,52 @@ const handlers = {
     }
   },
 
-  "gamma:health": (message) => client.health(message.settings || null),
+  [TYPES.health]: (message) => client.health(message.settings || null),
 
-  "gamma:css": async () => ({ ok: true, css: await overlayCss() }),
+  [TYPES.css]: async () => ({ ok: true, css: await overlayCss() }),
 
-  "gamma:pageConfig": async (message) => ({ ok: true, config: await pageConfig(message.pageUrl) }),
+  [TYPES.pageConfig]: async (message) => ({ ok: true, config: await pageConfig(message.pageUrl) }),
 
-  "gamma:counts": async (message, sender) => {
+  [TYPES.counts]: async (message, sender) => {
     if (sender.tab && (sender.frameId || 0) === 0) await updateActionBadge(sender.tab.id, message.counts);
     return { ok: true };
   },
 
-  "gamma:openHelp": async () => {
+  [TYPES.openHelp]: async () => {
     await chrome.tabs.create({ url: chrome.runtime.getURL("help/help.html") });
     return { ok: true };
   },
 
-  "gamma:openOptions": async () => {
+  [TYPES.openOptions]: async () => {
     await chrome.runtime.openOptionsPage();
     return { ok: true };
   },
 
   // From the popup: start/stop the scan of a tab, read its counts.
-  "gamma:scanTab": async (message) => {
+  [TYPES.scanTab]: async (message) => {
     try {
-      return await sendToTab(message.tabId, { type: "gamma:setScan", on: Boolean(message.on) }, 0);
+      return await sendToTab(message.tabId, { type: TYPES.setScan, on: Boolean(message.on) }, 0);
     } catch (err) {
       return { ok: false, error: String((err && err.message) || err) };
     }
   },
 
-  "gamma:tabState": (message) => tabState(message.tabId, message.detail),
+  [TYPES.tabState]: (message) => tabState(message.tabId, message.detail),
 };
 
-// What a content script may ask for. The rest (health with other settings, other tabs' state,
-// scans) is for the extension's own pages: a compromised renderer must not turn the worker,
-// with its host access and API key, into a general proxy.
-const CONTENT_SCRIPT_MESSAGES = new Set([
-  "gamma:analyze",
-  "gamma:heatmap",
-  "gamma:feedback",
-  "gamma:css",
-  "gamma:pageConfig",
-  "gamma:counts",
-  "gamma:openHelp",
-  "gamma:openOptions",
-]);
+// A content script may ask for less than the extension's own pages (see lib/messages.js).
+const CONTENT_SCRIPT_MESSAGES = new Set(G.messages.FROM_CONTENT_SCRIPTS);
 
 function fromExtensionPage(sender) {
   return Boolean(sender && sender.url && sender.url.startsWith(chrome.runtime.getURL("")));
 }
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
-  const handler = message && handlers[message.type];
+  const handler = message && Object.hasOwn(handlers, message.type) ? handlers[message.type] : null;
   if (!handler) return false;
   // Only this extension's pages and content scripts can reach this listener (no externally_connectable).
   if (!fromExtensionPage(sender) && !CONTENT_SCRIPT_MESSAGES.has(message.type)) {
-    sendResponse({ ok: false, error: { code: "extension_error", message: "not allowed from a web page" } });
+    sendResponse({ ok: false, error: G.errors.toPlain(new G.errors.GammaError("extension_error", "not allowed from a web page")) });
     return false;
   }
   keepAliveWhileBusy();

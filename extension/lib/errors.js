@@ -10,16 +10,17 @@
   "use strict";
 
   // title: shown on the image; hint: the line under it; retry: a "Try again" button
-  // makes sense; cache: the same image gives the same answer from the same server.
+  // makes sense; cache: the same image gives the same answer from the same server;
+  // options: the fix is in Options (the panel offers a button to them).
   const CODES = Object.freeze({
-    server_unreachable: { title: "Server unreachable", hint: "Is the gamma server running? Check its address in Options.", retry: true, cache: false },
+    server_unreachable: { title: "Server unreachable", hint: "Is the gamma server running? Check its address in Options.", retry: true, cache: false, options: true },
     rate_limited: { title: "Rate limited", hint: "The server is busy; try again in a moment.", retry: true, cache: false },
     timeout: { title: "Server too slow", hint: "The check did not finish in time.", retry: true, cache: false },
-    unauthorized: { title: "API key refused", hint: "Set a valid API key in Options.", retry: false, cache: false },
-    forbidden: { title: "Extension not allowed", hint: "Add this extension's origin to the server's allowed origins.", retry: false, cache: false },
+    unauthorized: { title: "API key refused", hint: "Set a valid API key in Options.", retry: false, cache: false, options: true },
+    forbidden: { title: "Extension not allowed", hint: "Add this extension's origin to the server's allowed origins.", retry: false, cache: false, options: true },
     image_fetch_failed: { title: "Image not fetchable", hint: "The extension could not download this image.", retry: true, cache: false },
-    fetch_failed: { title: "Image not fetchable", hint: "The server could not download this image. Sending its bytes (Options) may work.", retry: true, cache: false },
-    url_not_allowed: { title: "Address not allowed", hint: "The server refuses to fetch this address. Sending image bytes (Options) works for private images.", retry: false, cache: true },
+    fetch_failed: { title: "Image not fetchable", hint: "The server could not download this image. Sending its bytes (Options) may work.", retry: true, cache: false, options: true },
+    url_not_allowed: { title: "Address not allowed", hint: "The server refuses to fetch this address. Sending image bytes (Options) works for private images.", retry: false, cache: true, options: true },
     image_too_small: { title: "Too small to check", hint: "The model needs a larger image.", retry: false, cache: true },
     image_too_large: { title: "Image too large", hint: "The server refuses images this large.", retry: false, cache: true },
     payload_too_large: { title: "Image too large", hint: "The file is larger than the server accepts.", retry: false, cache: true },

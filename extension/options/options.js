@@ -66,7 +66,7 @@
     if (errors.serverUrl) return;
     out.className = "";
     out.textContent = "Testing…";
-    const health = await chrome.runtime.sendMessage({ type: "gamma:health", settings });
+    const health = await chrome.runtime.sendMessage({ type: G.messages.TYPES.health, settings });
     if (!health || !health.ok) {
       out.className = "bad";
       out.textContent = "Can't reach " + settings.serverUrl + (health && health.error ? " (" + health.error.message + ")" : "");

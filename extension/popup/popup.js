@@ -5,6 +5,7 @@
 (() => {
   "use strict";
   const G = globalThis.GammaDetect;
+  const TYPES = G.messages.TYPES;
   const $ = (id) => document.getElementById(id);
 
   const params = new URLSearchParams(location.search);
@@ -40,7 +41,7 @@
     const dot = $("server-dot");
     const status = $("server-status");
     const detail = $("server-detail");
-    const health = await send({ type: "gamma:health" });
+    const health = await send({ type: TYPES.health });
     const where = health.serverUrl || "";
     if (!health.ok) {
       dot.dataset.status = "down";
@@ -68,7 +69,7 @@
 
   async function refreshPage() {
     if (tabId === null) return;
-    const state = await send({ type: "gamma:tabState", tabId });
+    const state = await send({ type: TYPES.tabState, tabId });
     const available = Boolean(state && state.ok) || /^https?:|^file:/.test(tabUrl);
     $("page-unavailable").hidden = available;
     $("page-available").hidden = !available;
@@ -100,7 +101,7 @@
       await chrome.storage.local.set({ autoScanSites: G.settings.toggleSite(fresh.autoScanSites, site, toggle.checked) });
       if (toggle.checked && !$("scan-toggle").checked) {
         $("scan-toggle").checked = true;
-        await send({ type: "gamma:scanTab", tabId, on: true });
+        await send({ type: TYPES.scanTab, tabId, on: true });
         refreshPage();
       }
     });
@@ -119,7 +120,7 @@
     tabId = tab ? tab.id : null;
     tabUrl = (tab && tab.url) || "";
     $("scan-toggle").addEventListener("change", async (e) => {
-      const response = await send({ type: "gamma:scanTab", tabId, on: e.target.checked });
+      const response = await send({ type: TYPES.scanTab, tabId, on: e.target.checked });
       if (!response || response.ok === false) {
         e.target.checked = false;
         $("page-unavailable").hidden = false;

@@ -68,9 +68,54 @@ function loadClassic(files) {
 test("content-script libs load in manifest order, as classic scripts", () => {
   const libs = manifest.content_scripts[0].js.filter((f) => f.startsWith("lib/"));
   const G = loadClassic(libs);
-  for (const name of ["verdicts", "eligibility", "urls", "geometry", "tally"]) assert.ok(G[name], name);
+  for (const name of ["messages", "errors", "verdicts", "eligibility", "urls", "geometry", "tally"]) assert.ok(G[name], name);
   assert.equal(G.tally.tally([{ state: "done", result: { verdict: "ai" } }]).ai, 1);
-  assert.equal(manifest.content_scripts[0].js.at(-1), "content.js");
+  assert.equal(manifest.content_scripts[0].js.at(-1), "content/main.js");
+});
+
+/** A page's global, just enough for the content scripts to load: it records their listeners and messages. */
+function pageContext() {
+  const listeners = { runtime: [], document: [] };
+  const sent = [];
+  const chrome = {
+    runtime: {
+      lastError: undefined,
+      onMessage: { addListener: (fn) => listeners.runtime.push(fn) },
+      sendMessage: (message, callback) => {
+        sent.push(message);
+        callback(undefined); // no worker: the scripts must cope
+      },
+    },
+  };
+  const document = { images: [], addEventListener: (type, fn) => listeners.document.push(type) };
+  const context = vm.createContext({ URL, Date, Math, Promise, setTimeout, clearTimeout, console, chrome, document, location: { href: "https://news.example/story" } });
+  context.globalThis = context;
+  context.window = context;
+  return { context, listeners, sent };
+}
+
+test("the content scripts load in manifest order; a second injection registers nothing twice", async () => {
+  const { context, listeners, sent } = pageContext();
+  const run = () => {
+    for (const file of manifest.content_scripts[0].js) vm.runInContext(fs.readFileSync(path.join(ROOT, file), "utf8"), context, { filename: file });
+  };
+  run();
+  const C = context.GammaDetect.content;
+  const parts = { ...C };
+  for (const name of ["entries", "send", "layer", "layout", "config", "render", "check", "scan", "menu", "counts", "badge", "panel", "feedback", "heatmap"]) assert.ok(C[name], name);
+  run(); // the worker's scripting.executeScript into a tab that already has them
+  for (const [name, part] of Object.entries(parts)) assert.equal(C[name], part, name + " kept, with its state");
+  assert.equal(listeners.runtime.length, 1, "one message listener");
+  assert.deepEqual(listeners.document, ["contextmenu"]);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const G = context.GammaDetect;
+  assert.deepEqual(sent.map((m) => m.type), [G.messages.TYPES.pageConfig], "asks for its config once");
+  // The worker's messages reach their handlers; unknown ones are not answered.
+  const answers = [];
+  listeners.runtime[0]({ type: G.messages.TYPES.getState, detail: true }, {}, (a) => answers.push(a));
+  listeners.runtime[0]({ type: "toString" }, {}, (a) => answers.push(a));
+  assert.equal(answers.length, 1);
+  assert.deepEqual(JSON.parse(JSON.stringify(answers[0])), { ok: true, url: "https://news.example/story", scanning: false, autoScan: false, counts: JSON.parse(JSON.stringify(G.tally.tally([]))), images: [] });
 });
 
 test("the service worker's imports load in order", () => {
@@ -78,7 +123,7 @@ test("the service worker's imports load in order", () => {
   const imports = [...source.matchAll(/^import\s+"\.\/(lib\/[\w.]+)";/gm)].map((m) => m[1]);
   assert.ok(imports.length >= 8);
   const G = loadClassic(imports);
-  for (const name of ["urls", "backoff", "queue", "errors", "settings", "cache", "api", "tally"]) assert.ok(G[name], name);
+  for (const name of ["messages", "urls", "backoff", "queue", "errors", "settings", "cache", "api", "tally"]) assert.ok(G[name], name);
   assert.equal(typeof G.api.createClient, "function");
 });
 
@@ -88,13 +133,13 @@ test("popup and options pages load their libs before their scripts", () => {
     const scripts = [...html.matchAll(/<script src="([^"]+)"/g)].map((m) => path.normalize(path.join(path.dirname(page), m[1])));
     for (const s of scripts) assert.ok(fs.existsSync(path.join(ROOT, s)), s);
     const G = loadClassic(scripts.filter((s) => s.startsWith("lib/")));
-    assert.ok(G.settings && G.urls, page);
+    assert.ok(G.settings && G.urls && G.messages, page);
     assert.ok(!/<script>|on\w+="/.test(html), page + ": no inline script (MV3 CSP)");
   }
 });
 
 test("every script parses (classic scripts; the worker as a module)", () => {
-  for (const file of ["content.js", "popup/popup.js", "options/options.js"]) {
+  for (const file of [...manifest.content_scripts[0].js, "popup/popup.js", "options/options.js"]) {
     assert.doesNotThrow(() => new vm.Script(fs.readFileSync(path.join(ROOT, file), "utf8"), { filename: file }), file);
   }
   // vm.SourceTextModule needs a flag: drop the import/export keywords, then parse as a script.

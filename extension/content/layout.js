@@ -1,0 +1,95 @@
+/*
+ * Layout: keeps badges, panels and heatmaps on their images as the page scrolls,
+ * resizes and shifts, one pass per animation frame.
+ */
+(() => {
+  "use strict";
+  const G = globalThis.GammaDetect;
+  const C = (G.content = G.content || {});
+  if (C.layout) return;
+
+  const PANEL_WIDTH = 300; // overlay.css .panel
+
+  let pending = false;
+  let timer = null;
+
+  function schedule() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(layout);
+  }
+
+  function watch() {
+    addEventListener("scroll", schedule, { capture: true, passive: true });
+    addEventListener("resize", schedule, { passive: true });
+    // Layout shifts without scroll/resize (late images, fonts, script-driven moves).
+    if (!timer) timer = setInterval(() => C.entries.all.size && schedule(), 500);
+  }
+
+  function contentBox(img, r) {
+    const cs = getComputedStyle(img);
+    const px = (v) => parseFloat(v) || 0;
+    const left = r.left + px(cs.borderLeftWidth) + px(cs.paddingLeft);
+    const top = r.top + px(cs.borderTopWidth) + px(cs.paddingTop);
+    const width = r.width - px(cs.borderLeftWidth) - px(cs.paddingLeft) - px(cs.borderRightWidth) - px(cs.paddingRight);
+    const height = r.height - px(cs.borderTopWidth) - px(cs.paddingTop) - px(cs.borderBottomWidth) - px(cs.paddingBottom);
+    return { left, top, width: Math.max(0, width), height: Math.max(0, height), fit: cs.objectFit, position: cs.objectPosition };
+  }
+
+  function place(node, x, y) {
+    node.style.transform = "translate(" + Math.round(x) + "px, " + Math.round(y) + "px)";
+  }
+
+  function layout() {
+    pending = false;
+    const host = C.layer.host;
+    if (!host || !C.layer.node) return;
+    if (!host.isConnected) document.documentElement.appendChild(host);
+    const origin = host.getBoundingClientRect();
+    const vw = document.documentElement.clientWidth || innerWidth;
+    for (const [key, entry] of Array.from(C.entries.all)) {
+      if (!entry.badge && !entry.panel && !(entry.heatmap && entry.heatmap.shown)) continue;
+      if (entry.el && !entry.el.isConnected) {
+        C.entries.remove(key, entry);
+        continue;
+      }
+      let r;
+      if (entry.el) r = entry.el.getBoundingClientRect();
+      else r = { left: vw - PANEL_WIDTH - 24, top: 16, width: PANEL_WIDTH, height: 0, right: vw - 16, bottom: 16 };
+      const hidden = entry.el && r.width === 0 && r.height === 0;
+      if (entry.badge) {
+        entry.badge.hidden = hidden;
+        place(entry.badge, r.left - origin.left + 6, r.top - origin.top + 6);
+      }
+      if (entry.panel) {
+        entry.panel.hidden = hidden;
+        const minX = 8;
+        const maxX = vw - PANEL_WIDTH - 8;
+        const x = Math.min(Math.max(r.left + 6, minX), Math.max(minX, maxX));
+        let y = Math.max(r.top + 6, Math.min(8, r.bottom - 40));
+        if (entry.heatmap && entry.heatmap.shown && entry.el) {
+          // Showing where: move off the picture, below it (or above it when the viewport ends first).
+          const h = entry.panel.offsetHeight;
+          const vh = document.documentElement.clientHeight || innerHeight;
+          y = r.bottom + 6 + h > vh && r.top - h - 6 >= 0 ? r.top - h - 6 : r.bottom + 6;
+        }
+        place(entry.panel, x - origin.left, y - origin.top);
+      }
+      const hm = entry.heatmap;
+      if (hm && hm.shown && hm.wrap && entry.el) {
+        const box = contentBox(entry.el, r);
+        hm.wrap.hidden = hidden;
+        hm.wrap.style.width = box.width + "px";
+        hm.wrap.style.height = box.height + "px";
+        place(hm.wrap, box.left - origin.left, box.top - origin.top);
+        const fit = G.geometry.fitRect(box.width, box.height, entry.el.naturalWidth, entry.el.naturalHeight, box.fit, box.position);
+        hm.canvas.style.left = fit.x + "px";
+        hm.canvas.style.top = fit.y + "px";
+        hm.canvas.style.width = fit.width + "px";
+        hm.canvas.style.height = fit.height + "px";
+      }
+    }
+  }
+
+  C.layout = { schedule, watch };
+})();
