@@ -14,6 +14,12 @@ import "./lib/queue.js";
 import "./lib/errors.js";
 import "./lib/settings.js";
 import "./lib/cache.js";
+import "./lib/api/transport.js";
+import "./lib/api/download.js";
+import "./lib/api/jobs.js";
+import "./lib/api/health.js";
+import "./lib/api/feedback.js";
+import "./lib/api/heatmap.js";
 import "./lib/api.js";
 import "./lib/tally.js";
 

@@ -14,7 +14,7 @@
    * run(fn) resolves/rejects with fn's outcome.
    */
   function createLimiter(concurrency) {
-    let limit = Math.max(1, concurrency | 0);
+    const limit = Math.max(1, concurrency | 0);
     let active = 0;
     const waiting = [];
 
@@ -48,10 +48,6 @@
       get pending() {
         return waiting.length;
       },
-      setConcurrency(n) {
-        limit = Math.max(1, n | 0);
-        next();
-      },
     };
   }
 
@@ -72,9 +68,6 @@
         });
         inflight.set(key, shared);
         return shared;
-      },
-      has(key) {
-        return inflight.has(key);
       },
       get size() {
         return inflight.size;
@@ -100,20 +93,11 @@
         while (map.size > cap) map.delete(map.keys().next().value);
         return this;
       },
-      has(key) {
-        return map.has(key);
-      },
-      delete(key) {
-        return map.delete(key);
-      },
       clear() {
         map.clear();
       },
       keys() {
         return Array.from(map.keys());
-      },
-      entries() {
-        return Array.from(map.entries());
       },
       get size() {
         return map.size;

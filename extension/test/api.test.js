@@ -33,7 +33,7 @@ function fakeServer(routes) {
     for (const [method, pattern, handler] of routes) {
       if (method === req.method && pattern.test(u.origin + u.pathname)) return handler(req, calls);
     }
-    return json(404, { error: { code: "not_found", message: "no route " + req.method + " " + url } });
+    return json(404, { code: "not_found", message: "no route " + req.method + " " + url });
   }
   return { fetch, calls, count: (method, re) => calls.filter((c) => c.method === method && re.test(c.url)).length };
 }
@@ -114,11 +114,11 @@ test("URL mode with sendPageUrl also sends the page address", async () => {
   assert.deepEqual(JSON.parse(server.calls[0].body), { url: "https://cdn.example/a.png", page_url: "https://site.example/page" });
 });
 
-test("a finished answer (server cache hit) needs no polling; a job-shaped 200 works too", async () => {
+test("a finished answer (server cache hit) needs no polling; a 200 that is not a result is refused", async () => {
   const server = fakeServer([["POST", /\/v1\/analyze$/, (req) => (JSON.parse(req.body).url.endsWith("a.png") ? json(200, RESULT) : json(200, { id: "x", status: "finished", result: RESULT }))]]);
   const { c } = client(server);
   assert.deepEqual((await c.analyze({ src: "https://cdn.example/a.png" })).result, RESULT);
-  assert.deepEqual((await c.analyze({ src: "https://cdn.example/b.png" })).result, RESULT);
+  await assert.rejects(c.analyze({ src: "https://cdn.example/b.png" }), { code: "bad_response" });
   assert.equal(server.calls.length, 2);
 });
 
@@ -219,7 +219,7 @@ test("429: honours Retry-After, holds every request meanwhile, then succeeds", a
       sentAt.push(clockRef.t);
       if (refused < 1) {
         refused += 1;
-        return json(429, { error: { code: "rate_limited", message: "slow down" } }, { "Retry-After": "7" });
+        return json(429, { code: "rate_limited", message: "slow down" }, { "Retry-After": "7" });
       }
       return json(200, RESULT);
     }],
@@ -273,7 +273,7 @@ test("a request arriving while the gate is closed is held, and says so", async (
 });
 
 test("429 without Retry-After backs off exponentially, then gives up as rate_limited (not cached)", async () => {
-  const server = fakeServer([["POST", /\/v1\/analyze$/, () => json(429, { error: { code: "rate_limited", message: "busy" } })]]);
+  const server = fakeServer([["POST", /\/v1\/analyze$/, () => json(429, { code: "rate_limited", message: "busy" })]]);
   const { c, clock } = client(server, {}, { maxRetries: 3 });
   await assert.rejects(c.analyze({ src: "https://x.example/1.jpg" }), { code: "rate_limited", message: "busy" });
   assert.equal(server.count("POST", /analyze/), 4);
@@ -313,12 +313,15 @@ test("server errors map to codes; stable ones are cached, transient ones are not
   const server = fakeServer([
     ["POST", /\/v1\/analyze$/, (req) => {
       const url = JSON.parse(req.body).url;
-      if (url.endsWith("small.jpg")) return json(422, { error: { code: "image_too_small", message: "Image is 64x64; at least 128 px per side" } });
-      if (url.endsWith("local.jpg")) return json(400, { error: { code: "url_not_allowed", message: "loopback" } });
-      if (url.endsWith("key.jpg")) return json(401, { error: { code: "unauthorized", message: "bad key" } });
+      if (url.endsWith("small.jpg")) return json(422, { code: "image_too_small", message: "Image is 64x64; at least 128 px per side" });
+      if (url.endsWith("local.jpg")) return json(400, { code: "url_not_allowed", message: "loopback" });
+      if (url.endsWith("key.jpg")) return json(401, { code: "unauthorized", message: "bad key" });
       if (url.endsWith("bare.jpg")) return new Response("Forbidden", { status: 403 });
-      if (url.endsWith("flat.jpg")) return json(422, { code: "image_decode_failed", message: "not an image" });
-      return json(500, { error: "server_error" });
+      if (url.endsWith("decode.jpg")) return json(422, { code: "image_decode_failed", message: "not an image" });
+      // Shapes the server never sends (server/errors.py): not read, named by the status alone.
+      if (url.endsWith("nested.jpg")) return json(422, { error: { code: "image_decode_failed", message: "not an image" } });
+      if (url.endsWith("named.jpg")) return json(400, { error: "url_not_allowed", message: "loopback" });
+      return new Response("<h1>Internal Server Error</h1>", { status: 500, headers: { "content-type": "text/html" } });
     }],
   ]);
   const { c } = client(server);
@@ -329,8 +332,10 @@ test("server errors map to codes; stable ones are cached, transient ones are not
   await assert.rejects(c.analyze({ src: "https://x.example/key.jpg" }), { code: "unauthorized" });
   await assert.rejects(c.analyze({ src: "https://x.example/bare.jpg" }), { code: "forbidden", status: 403 });
   await assert.rejects(c.analyze({ src: "https://x.example/boom.jpg" }), { code: "server_error" });
-  await assert.rejects(c.analyze({ src: "https://x.example/flat.jpg" }), { code: "image_decode_failed", message: "not an image" });
-  assert.equal(server.count("POST", /analyze/), 7, "image_too_small came from the cache the second time; unauthorized did not");
+  await assert.rejects(c.analyze({ src: "https://x.example/decode.jpg" }), { code: "image_decode_failed", message: "not an image" });
+  await assert.rejects(c.analyze({ src: "https://x.example/nested.jpg" }), { code: "bad_response", status: 422, message: "HTTP 422" });
+  await assert.rejects(c.analyze({ src: "https://x.example/named.jpg" }), { code: "bad_response", status: 400, message: "HTTP 400" });
+  assert.equal(server.count("POST", /analyze/), 9, "image_too_small came from the cache the second time; unauthorized did not");
 });
 
 test("a failed job reports the worker's error code", async () => {
@@ -399,7 +404,7 @@ test("health: up and ready, up with a refused key, down", async () => {
   const up = fakeServer([
     ["GET", /\/healthz$/, () => json(200, { status: "ok" })],
     ["GET", /\/readyz$/, () => json(200, { status: "ready", model: { name: "gamma", version: "1" } })],
-    ["GET", /\/jobs\//, (req) => (req.headers.Authorization === "Bearer good" ? json(404, { error: { code: "not_found", message: "no job" } }) : json(401, { error: { code: "unauthorized", message: "bad key" } }))],
+    ["GET", /\/jobs\//, (req) => (req.headers.Authorization === "Bearer good" ? json(404, { code: "not_found", message: "no job" }) : json(401, { code: "unauthorized", message: "bad key" }))],
   ]);
   const good = await client(up, { apiKey: "good" }).c.health();
   assert.equal(good.ok, true);
