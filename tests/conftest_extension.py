@@ -3,9 +3,10 @@
 - ``gamma_server``: the real backend, ``gamma serve`` on an embedded Redis with the bundled
   default model, an API key created beforehand, CORS for the extension's fixed ID, and the
   test-only fetch allowance for the local test page (the server refuses loopback otherwise).
-- ``test_site``: a local page with real photos (scikit-image's public-domain/CC0 samples),
-  AI-generated images (MIT, ``tests/assets/ai``), a synthetic render added later, a small image, a thumbnail, an SVG logo, an image below the fold and
-  a duplicate; it logs who fetched what (browser or the server's fetcher).
+- ``test_site``: a local page with camera photos (Apache-2.0/BSD, ``tests/assets/photos``) and
+  AI-generated images (MIT, ``tests/assets/ai``), both from the starter training set, a synthetic
+  render added later, a small image, a thumbnail, an SVG logo, an image below the fold and a
+  duplicate; it logs who fetched what (browser or the server's fetcher).
 - ``browser``: Debian's chromium (Playwright's ``executable_path``) with the unpacked
   extension in a persistent context, headless, one per test session.
 """
@@ -34,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 REPO = Path(__file__).resolve().parents[1]
 AI_ASSETS = REPO / "tests" / "assets" / "ai"
+PHOTO_ASSETS = REPO / "tests" / "assets" / "photos"
 EXTENSION_DIR = REPO / "extension"
 EXTENSION_ID = "adekeboiokppcnjpkdfkccinkodhhgab"  # from the manifest's fixed "key"
 EXTENSION_ORIGIN = f"chrome-extension://{EXTENSION_ID}"
@@ -85,29 +87,6 @@ def _synthetic_render(seed: int, size: int = 384) -> Image.Image:
     return picture.filter(ImageFilter.GaussianBlur(0.6))
 
 
-def _photos() -> dict[str, Image.Image]:
-    """Real photographs shipped with scikit-image (chelsea, coffee: CC0; astronaut, rocket: public domain)."""
-    try:
-        from skimage import data
-
-        return {name: Image.fromarray(getattr(data, name)()) for name in ("chelsea", "coffee", "astronaut", "rocket")}
-    except Exception:  # scikit-image missing: noisy gradients still make photo-like test files
-        rng = np.random.default_rng(0)
-        out = {}
-        for i, (name, (w, h)) in enumerate({"chelsea": (451, 300), "coffee": (600, 400), "astronaut": (512, 512),
-                                            "rocket": (640, 427)}.items()):
-            yy, xx = np.mgrid[0:h, 0:w]
-            base = np.stack([xx * 255 // w, yy * 255 // h, np.full_like(xx, 40 * i)], axis=2)
-            out[name] = Image.fromarray(np.clip(base + rng.normal(0, 18, base.shape), 0, 255).astype(np.uint8))
-        return out
-
-
-def _jpeg(image: Image.Image, quality: int = 88) -> bytes:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
@@ -138,16 +117,16 @@ PAGE = """<!doctype html>
 <main>
   <p>Which of these pictures were made by an image generator?</p>
   <div class="grid">
-    <figure><img id="real1" src="photos/cat.jpg" width="300" height="200" alt="cat"><figcaption>A cat (photo, CC0)</figcaption></figure>
+    <figure><img id="real1" src="photos/robin.jpg" width="300" height="200" alt="robin"><figcaption>A robin (photo, Apache-2.0/BSD)</figcaption></figure>
     <figure><img id="ai1" src="ai/flux1.webp" width="256" height="256" alt="flux"><figcaption>FLUX.1 (AI-generated, MIT)</figcaption></figure>
-    <figure><img id="real2" src="photos/coffee.jpg" width="300" height="200" alt="coffee"><figcaption>Coffee (photo, CC0)</figcaption></figure>
+    <figure><img id="real2" src="photos/lake.jpg" width="300" height="200" alt="lake"><figcaption>A lake (photo, Apache-2.0/BSD)</figcaption></figure>
     <figure><img id="ai2" src="ai/qwen-image.webp" width="220" height="220" alt="qwen"><figcaption>Qwen-Image (AI-generated, MIT)</figcaption></figure>
-    <figure><img id="real1dup" src="photos/cat.jpg#again" width="210" height="140" alt="cat again"><figcaption>The same cat again</figcaption></figure>
-    <aside><img id="thumb" src="photos/astronaut.jpg" width="96" height="96" alt="astronaut thumbnail">
+    <figure><img id="real1dup" src="photos/robin.jpg#again" width="210" height="140" alt="robin again"><figcaption>The same robin again</figcaption></figure>
+    <aside><img id="thumb" src="photos/tree.jpg" width="96" height="64" alt="tree thumbnail">
       <p>Related: a thumbnail (too small to check on a scan).</p></aside>
   </div>
   <div class="spacer"></div>
-  <figure><img id="lazy" src="photos/rocket.jpg" loading="lazy" width="480" height="320" alt="rocket"><figcaption>A launch (photo, public domain)</figcaption></figure>
+  <figure><img id="lazy" src="photos/street.jpg" loading="lazy" width="480" height="360" alt="street"><figcaption>A street (photo, Apache-2.0/BSD)</figcaption></figure>
 </main>
 </body></html>
 """
@@ -168,16 +147,13 @@ class LocalSite:
 
 
 def _site_files() -> dict[str, bytes]:
-    photos = _photos()
+    photos = {name: (PHOTO_ASSETS / name).read_bytes() for name in ("robin.jpg", "lake.jpg", "tree.jpg", "street.jpg")}
     files = {
         "index.html": PAGE.format().encode(),
         "logo.svg": SVG_LOGO,
-        "small.png": _png(photos["astronaut"].resize((64, 64))),
-        "photos/cat.jpg": _jpeg(photos["chelsea"]),
-        "photos/coffee.jpg": _jpeg(photos["coffee"]),
-        "photos/astronaut.jpg": _jpeg(photos["astronaut"]),
-        "photos/rocket.jpg": _jpeg(photos["rocket"].resize((480, 320))),
-        # Real AI-generated images (MIT-licensed package samples, see tests/assets/ai/README.md).
+        "small.png": _png(Image.open(io.BytesIO(photos["tree.jpg"])).resize((64, 64))),
+        # Training-set photos and AI-generated images, as published (tests/assets/*/README.md).
+        **{f"photos/{name}": data for name, data in photos.items()},
         "ai/flux1.webp": (AI_ASSETS / "flux1.webp").read_bytes(),
         "ai/qwen-image.webp": (AI_ASSETS / "qwen-image.webp").read_bytes(),
         "renders/later.png": _png(_synthetic_render(11, 300)),

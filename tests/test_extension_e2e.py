@@ -104,7 +104,7 @@ def check_from_menu(ext, page, selector: str) -> dict:
 
 def test_context_menu_overlay_shows_the_backends_verdict(ready, ext_page, gamma_server, test_site):
     page = open_page(ext_page, test_site)
-    for selector, path in (("#real1", "photos/cat.jpg"), ("#ai1", "ai/flux1.webp")):
+    for selector, path in (("#real1", "photos/robin.jpg"), ("#ai1", "ai/flux1.webp")):
         entry = check_from_menu(ready, page, selector)
         assert entry["state"] == "done", entry["error"]
         expected = gamma_server.analyze_bytes(test_site.files[path], Path(path).name)
@@ -123,7 +123,7 @@ def test_context_menu_overlay_shows_the_backends_verdict(ready, ext_page, gamma_
         panel, img = entry["panel"]["rect"], entry["imageRect"]
         assert img["x"] <= panel["x"] <= img["x"] + 20 and img["y"] <= panel["y"] <= img["y"] + 20
     # URL mode (the default): the server fetched the image itself, the extension uploaded nothing
-    assert any(agent.startswith("gamma-detect/") for agent in test_site.fetched_by("/photos/cat.jpg"))
+    assert any(agent.startswith("gamma-detect/") for agent in test_site.fetched_by("/photos/robin.jpg"))
     page.mouse.move(0, 0)
     screenshot(page, "context-menu-overlay.png")
 
@@ -161,8 +161,8 @@ def test_page_scan_badges_every_eligible_image_and_skips_small_ones(ready, ext_b
     # the popup's switch sends this to the worker
     answer = ready.sw("([tabId]) => gammaDetect.handlers['gamma:scanTab']({tabId, on: true})", [tab])
     assert answer["ok"] and answer["scanning"], answer
-    eligible = {"real1": "photos/cat.jpg", "ai1": "ai/flux1.webp", "real2": "photos/coffee.jpg",
-                "ai2": "ai/qwen-image.webp", "real1dup": "photos/cat.jpg"}
+    eligible = {"real1": "photos/robin.jpg", "ai1": "ai/flux1.webp", "real2": "photos/lake.jpg",
+                "ai2": "ai/qwen-image.webp", "real1dup": "photos/robin.jpg"}
     skipped = {"logo": "graphic", "small": "too_small", "thumb": "too_small"}
     state = ready.wait_for(page, lambda s: all(image_state(i)(s) for i in [*eligible, *skipped]) and s["counts"]["pending"] == 0,
                            what="the scan of the visible images")
