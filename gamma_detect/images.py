@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +24,28 @@ def to_rgb(image: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) as shown, after EXIF orientation."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def draft(image: Image.Image, work: Callable[[int, int], tuple[int, int]]) -> None:
+    """Before loading: let a JPEG decode at the largest DCT reduction (1/2, 1/4, 1/8) that is not smaller than
+    ``work(height, width)`` of its shown size (e.g. ``CropPolicy.working_size``); other formats decode whole."""
+    if image.format not in ("JPEG", "MPO"):
+        return
+    width, height = oriented_size(image)
+    needed_h, needed_w = work(height, width)
+    if (width, height) != image.size:   # EXIF turns it by 90 degrees: ask in stored order
+        needed_h, needed_w = needed_w, needed_h
+    image.draft(image.mode, (needed_w, needed_h))
 
 
 def load_rgb(source: str | Path | bytes) -> np.ndarray:

@@ -3,6 +3,11 @@
 ``probe`` reads only the header (cheap: the API calls it on every upload to refuse bad input
 at once); ``decode`` does the full decode (in the worker). Both raise ``ApiError`` with one of
 ``unsupported_media_type``, ``image_decode_failed``, ``image_too_large``, ``image_too_small``.
+
+Given the size the crop policy works at (``work``), ``decode`` lets a JPEG decode at a reduced
+scale in the DCT domain (1/2, 1/4 or 1/8, never below that size): a large photo is scored at about
+half its resolution, and decoding it at full size only to shrink it costs most of its decode time.
+The reported ``ImageInfo`` keeps the image's own size.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError, features
 
-from ..images import to_rgb
+from ..images import draft, oriented_size, to_rgb
 from .errors import ApiError
 
 # Pillow warns above MAX_IMAGE_PIXELS and raises only above twice that: make the warning an error.
@@ -83,17 +89,8 @@ def _public_formats() -> list[str]:
     return [f for f in ALLOWED_FORMATS if f != "MPO"]
 
 
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
-    try:
-        orientation = image.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
 def _check(image: Image.Image, max_pixels: int, min_side: int) -> ImageInfo:
-    width, height = _oriented_size(image)
+    width, height = oriented_size(image)
     if width * height > max_pixels:
         raise ApiError("image_too_large", f"the image is {width}x{height}; at most {max_pixels} pixels are allowed")
     if min(width, height) < max(1, min_side):
@@ -107,12 +104,20 @@ def probe(data: bytes, *, max_pixels: int, min_side: int = 1) -> ImageInfo:
         return _check(image, max_pixels, min_side)
 
 
-def decode(data: bytes, *, max_pixels: int, min_side: int = 1) -> tuple[np.ndarray, ImageInfo]:
-    """Full decode to HxWx3 uint8 RGB (first frame; EXIF orientation; palette/CMYK/16-bit/alpha converted)."""
+def decode(data: bytes, *, max_pixels: int, min_side: int = 1,
+           work: Callable[[int, int], tuple[int, int]] | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """Decode to HxWx3 uint8 RGB (first frame; EXIF orientation; palette/CMYK/16-bit/alpha converted).
+
+    ``work(height, width)`` (e.g. ``CropPolicy.working_size``) gives the smallest size the caller needs for
+    an image of that (oriented) size; a JPEG is then decoded at the largest DCT reduction that is not smaller
+    (the array may be smaller than ``info`` says; the policy plans with ``native=(info.height, info.width)``).
+    """
     with _open(data, max_pixels) as image:
         info = _check(image, max_pixels, min_side)
         try:
             image.seek(0)
+            if work is not None:
+                draft(image, work)
             image.load()
             rgb = to_rgb(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -121,7 +126,7 @@ def decode(data: bytes, *, max_pixels: int, min_side: int = 1) -> tuple[np.ndarr
             raise ApiError("image_too_large", "the image is too large to decode") from exc
         except Exception as exc:  # truncated, corrupt, unsupported variant of an allowed format
             raise ApiError("image_decode_failed", f"the image could not be decoded ({_reason(exc)})") from exc
-    if rgb.shape[0] != info.height or rgb.shape[1] != info.width:
+    if work is None and (rgb.shape[0] != info.height or rgb.shape[1] != info.width):
         info = ImageInfo(info.format, int(rgb.shape[1]), int(rgb.shape[0]))
     return rgb, info
 

@@ -129,3 +129,43 @@ def test_pixel_limit_between_limit_and_twice_is_an_error_too():
     # Pillow alone only *warns* between MAX_IMAGE_PIXELS and twice that.
     data = image_bytes(300, 300, "PNG")
     assert code_of(data, max_pixels=60_000) == "image_too_large"
+
+
+def _photo(width: int, height: int) -> Image.Image:
+    """Smooth content with some texture (a JPEG of noise would not show what DCT scaling keeps)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([128 + 100 * np.sin(xx / 37.0), 128 + 100 * np.cos(yy / 23.0), (xx + yy) % 256], -1)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def test_jpeg_decodes_reduced_to_the_working_size_but_reports_its_own():
+    data = encode(_photo(2400, 1600), "JPEG", quality=90)
+    rgb, info = decode(data, max_pixels=LIMIT, work=lambda h, w: (h // 2, w // 2))
+    assert (info.width, info.height) == (2400, 1600)    # the image's own size, as the API reports it
+    assert rgb.shape == (800, 1200, 3)                   # the 1/2 DCT scale: exactly what was asked for
+    full, _ = decode(data, max_pixels=LIMIT)
+    shrunk = np.asarray(Image.fromarray(full).resize((1200, 800), Image.BOX), np.int16)
+    assert np.abs(rgb.astype(np.int16) - shrunk).mean() < 3   # the same picture, at the reduced size
+
+
+def test_reduction_never_goes_below_the_working_size():
+    data = encode(_photo(2400, 1600), "JPEG")
+    rgb, _ = decode(data, max_pixels=LIMIT, work=lambda h, w: (700, 1050))
+    assert rgb.shape == (800, 1200, 3)   # 1/4 would be 400x600, smaller than needed: 1/2 it is
+    rgb, _ = decode(data, max_pixels=LIMIT, work=lambda h, w: (h, w))
+    assert rgb.shape == (1600, 2400, 3)
+
+
+def test_reduction_asks_in_stored_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6   # stored 2400x1200, shown 1200x2400
+    data = encode(_photo(2400, 1200), "JPEG", exif=exif)
+    rgb, info = decode(data, max_pixels=LIMIT, work=lambda h, w: (h // 2, w // 2))
+    assert (info.width, info.height) == (1200, 2400)
+    assert rgb.shape == (1200, 600, 3)
+
+
+def test_formats_without_dct_scaling_decode_whole():
+    data = encode(_photo(900, 600), "PNG")
+    rgb, info = decode(data, max_pixels=LIMIT, work=lambda h, w: (h // 4, w // 4))
+    assert rgb.shape == (600, 900, 3) and (info.width, info.height) == (900, 600)
