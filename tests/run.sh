@@ -7,6 +7,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # CPU build of torch for training/export tests: a bare `torch` requirement would pull a multi-GB CUDA build.
 python3 -c "import torch" 2>/dev/null || python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e '.[train,dev]'
+# The reference encoder the watermark tests check our torch-free decoder against; --no-deps: it declares a bare torch.
+python3 -m pip install -q --no-deps invisible-watermark==0.2.0
 # A real browser for the extension's end-to-end tests (Debian's Chromium; Playwright cannot download one).
 if ! command -v chromium >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

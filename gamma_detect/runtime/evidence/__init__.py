@@ -1,0 +1,12 @@
+"""Provenance evidence read from a file's original bytes: C2PA Content Credentials, IPTC/XMP source type,
+EXIF, generator parameters and the reference pipelines' invisible watermark; and the rule that
+combines them with the pixel verdict. Torch-free.
+"""
+
+from .combine import VERDICT_REASONS, Decision, combine
+from .config import TRUST_ANCHORS_ENV, EvidenceConfig
+from .items import ERROR_CODES, REASONS, SOURCES, STATUSES, STRENGTHS, Evidence, EvidenceError
+from .reader import read_evidence
+
+__all__ = ["ERROR_CODES", "REASONS", "SOURCES", "STATUSES", "STRENGTHS", "TRUST_ANCHORS_ENV", "VERDICT_REASONS",
+           "Decision", "Evidence", "EvidenceConfig", "EvidenceError", "combine", "read_evidence"]

@@ -1,0 +1,44 @@
+"""The combination rule: how evidence moves the verdict the pixel score's band gave.
+
+The pixel score (``ai_probability``) and the evidence stay separate fields of a result;
+only ``verdict`` and ``verdict_reason`` combine them:
+
+1. A believed item of strength `proof` or `strong` that says `ai_generated` or `ai_edited`
+   makes the verdict `ai`, its reason ``<source>:<reason>`` (``c2pa:ai_generated``). The
+   strongest wins: proof before strong, generated before edited, then the order of SOURCES.
+2. Otherwise a believed C2PA capture claim (a signed camera or phone, no AI action anywhere in
+   its chain) keeps pixels alone from saying `ai`: that verdict becomes `uncertain`, reason
+   ``capture_claim``. Any other band stands.
+3. Otherwise the band decides, reason ``pixels``.
+
+Nothing turns a verdict to `real`: camera EXIF, software tags and unsigned capture source types
+are weak, shown and never acted on; a C2PA store that failed validation is never believed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .items import SOURCES, Evidence
+
+AI_REASONS = ("ai_generated", "ai_edited")
+AI_SOURCES = ("c2pa", "xmp", "generator_parameters", "watermark")   # the sources that can say AI
+VERDICT_REASONS = ("pixels", "capture_claim") + tuple(f"{source}:{reason}" for source in AI_SOURCES
+                                                       for reason in AI_REASONS)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    verdict_reason: str
+
+
+def combine(pixel_verdict: str, evidence: Sequence[Evidence]) -> Decision:
+    acting = [e for e in evidence if e.believed and e.strength in ("proof", "strong") and e.reason in AI_REASONS]
+    if acting:
+        best = min(acting, key=lambda e: (e.strength != "proof", AI_REASONS.index(e.reason), SOURCES.index(e.source)))
+        return Decision("ai", f"{best.source}:{best.reason}")
+    if pixel_verdict == "ai" and any(e.source == "c2pa" and e.believed and e.reason == "capture" for e in evidence):
+        return Decision("uncertain", "capture_claim")
+    return Decision(pixel_verdict, "pixels")
