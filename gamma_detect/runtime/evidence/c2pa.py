@@ -155,7 +155,7 @@ def interpret(answer: dict[str, Any]) -> list[Evidence]:
     active = walked[0][1] if walked else {}
     source_manifest, action = marker if marker else (active, {})
     generator = action.get("software_agent") or _generator(source_manifest) or "unknown software"
-    issuer = (active.get("signature_info") or {}).get("issuer") or "an unknown signer"
+    issuer = (source_manifest.get("signature_info") or {}).get("issuer") or "an unknown signer"
     if reason in CLAIM_REASONS:
         strength = ("proof" if trusted else "strong") if believed else None
     else:
