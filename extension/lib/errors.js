@@ -17,7 +17,6 @@
     rate_limited: { title: "Rate limited", hint: "The server is busy; try again in a moment.", retry: true, cache: false },
     timeout: { title: "Server too slow", hint: "The check did not finish in time.", retry: true, cache: false },
     unauthorized: { title: "API key refused", hint: "Set a valid API key in Options.", retry: false, cache: false, options: true },
-    forbidden: { title: "Extension not allowed", hint: "Add this extension's origin to the server's allowed origins.", retry: false, cache: false, options: true },
     image_fetch_failed: { title: "Image not fetchable", hint: "The extension could not download this image.", retry: true, cache: false },
     fetch_failed: { title: "Image not fetchable", hint: "The server could not download this image. Sending its bytes (Options) may work.", retry: true, cache: false, options: true },
     url_not_allowed: { title: "Address not allowed", hint: "The server refuses to fetch this address. Sending image bytes (Options) works for private images.", retry: false, cache: true, options: true },
@@ -70,7 +69,6 @@
   /** Map an HTTP status without a recognisable error body to a code. */
   function codeForStatus(status) {
     if (status === 401) return "unauthorized";
-    if (status === 403) return "forbidden";
     if (status === 404) return "not_found";
     if (status === 413) return "payload_too_large";
     if (status === 415) return "unsupported_media_type";

@@ -72,7 +72,7 @@
       out.textContent = "Can't reach " + settings.serverUrl + (health && health.error ? " (" + health.error.message + ")" : "");
     } else if (health.auth && !health.auth.ok) {
       out.className = "bad";
-      out.textContent = (health.auth.error && health.auth.error.code === "forbidden" ? "The server refuses this extension's origin" : "The server refused the API key") + ".";
+      out.textContent = "The server refused the API key.";
     } else if (!health.ready) {
       out.className = "bad";
       out.textContent = "The server is up but not ready yet.";

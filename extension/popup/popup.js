@@ -51,7 +51,7 @@
     }
     if (health.auth && !health.auth.ok) {
       dot.dataset.status = "warn";
-      status.textContent = health.auth.error && health.auth.error.code === "forbidden" ? "Server refuses this extension" : "API key refused";
+      status.textContent = "API key refused";
       detail.textContent = where + " — see Options";
       return;
     }

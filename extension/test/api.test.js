@@ -330,7 +330,7 @@ test("server errors map to codes; stable ones are cached, transient ones are not
   await assert.rejects(c.analyze({ src: "http://127.0.0.1/local.jpg" }), { code: "url_not_allowed" });
   await assert.rejects(c.analyze({ src: "https://x.example/key.jpg" }), { code: "unauthorized" });
   await assert.rejects(c.analyze({ src: "https://x.example/key.jpg" }), { code: "unauthorized" });
-  await assert.rejects(c.analyze({ src: "https://x.example/bare.jpg" }), { code: "forbidden", status: 403 });
+  await assert.rejects(c.analyze({ src: "https://x.example/bare.jpg" }), { code: "bad_response", status: 403 });
   await assert.rejects(c.analyze({ src: "https://x.example/boom.jpg" }), { code: "server_error" });
   await assert.rejects(c.analyze({ src: "https://x.example/decode.jpg" }), { code: "image_decode_failed", message: "not an image" });
   await assert.rejects(c.analyze({ src: "https://x.example/nested.jpg" }), { code: "bad_response", status: 422, message: "HTTP 422" });

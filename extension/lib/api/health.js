@@ -43,7 +43,7 @@
         return { ok: true };
       } catch (err) {
         if (err.code === "not_found") return { ok: true };
-        return { ok: err.code !== "unauthorized" && err.code !== "forbidden", error: errors.toPlain(err) };
+        return { ok: err.code !== "unauthorized", error: errors.toPlain(err) };
       }
     }
 
