@@ -20,19 +20,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
 
 
-def fit_bands(real_probabilities: np.ndarray, max_real_in_ai: float = 0.05) -> list[dict]:
-    """Five verdict bands over the calibrated probability.
+def bands_from_edges(likely_ai: float, ai: float) -> list[dict]:
+    """Five verdict bands over the calibrated probability from the two fitted edges.
 
-    ``ai`` starts where at most ``max_real_in_ai`` of real out-of-fold images score; the
-    other edges sit at 0.2, 0.4 and 0.6, each lowered to stay below the ``ai`` edge.
+    ``likely_ai`` and ``ai`` are where those bands start (fitted per unseen source, nested: see
+    loso.py); `real` and `likely_real` end at 0.2 and 0.4, each lowered to stay below ``likely_ai``.
     """
-    real = np.sort(np.asarray(real_probabilities, np.float64))
-    # Smallest threshold t with share(real >= t) <= max_real_in_ai.
-    k = int(np.ceil(len(real) * (1 - max_real_in_ai)))
-    ai_edge = float(np.nextafter(real[k - 1], 1.0)) if k >= 1 else 0.5
-    ai_edge = min(max(ai_edge, 1e-6), 1.0)
-    edges = [min(0.2, ai_edge), min(0.4, ai_edge), min(0.6, ai_edge), ai_edge]
-    edges = [float(e) for e in np.maximum.accumulate(edges)]
+    ai = min(max(float(ai), 1e-6), 1.0)
+    likely_ai = min(max(float(likely_ai), 0.0), ai)
+    edges = [float(e) for e in np.maximum.accumulate([min(0.2, likely_ai), min(0.4, likely_ai), likely_ai, ai])]
     lows = [0.0, *edges]
     highs = [*edges, 1.0 + 1e-9]
     return [{"name": n, "min": lo, "max": hi} for n, lo, hi in zip(BAND_NAMES, lows, highs)]

@@ -54,26 +54,44 @@ def train_main(argv: list[str]) -> int:
 def evaluate_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="gamma evaluate",
-        description="Grouped k-fold protocol with ablation; optionally train, calibrate and release the final model.")
+        description="The protocols: leave-one-photo-source-out (of record; nested bands and abstention) or the "
+                    "grouped k-fold ablation; optionally train, calibrate and release the final model (LOSO).")
     _preset_args(parser)
+    parser.add_argument("--protocol", choices=("loso", "kfold"), default="loso")
     parser.add_argument("--out", type=Path, default=Path("runs/starter"), help="run folder (resumes if present)")
-    parser.add_argument("--variants", default="probe,cls,cls+manip,cls+manip+seg,gamma")
-    parser.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--loso", dest="loso_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="LOSO recipe setting (train/loso.py LosoConfig), e.g. --loso features=pooled "
+                             "--loso augment=[] --loso abstain=false")
+    parser.add_argument("--name", default="recipe", help="LOSO: the recipe's folder under OUT/loso-runs/ "
+                        "(the released recipe is also written to OUT/loso/)")
+    parser.add_argument("--variants", default="probe,cls,cls+manip,cls+manip+seg,gamma", help="k-fold only")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--folds", type=int, default=5, help="k-fold only")
+    parser.add_argument("--fold-seed", type=int, default=0, help="k-fold only")
     parser.add_argument("--release", type=Path, default=None,
-                        help="also train the final model, calibrate it and write it with its report here")
+                        help="LOSO: also train the final model, calibrate it and write it with its report here")
     args = parser.parse_args(argv)
-    from .experiment import release, run_protocol
     cfg = load_preset(args.preset, args.overrides)
     seeds = [int(s) for s in args.seeds.split(",")]
     progress = not args.no_progress
-    summary = run_protocol(cfg, args.out, args.variants.split(","), seeds, args.folds, args.fold_seed, progress)
+    if args.protocol == "kfold":
+        if args.release:
+            parser.error("--release comes from the LOSO protocol: use --protocol loso")
+        from .experiment import run_protocol
+        run_protocol(cfg, args.out, args.variants.split(","), seeds, args.folds, args.fold_seed, progress)
+        print(f"protocol: {args.out / 'protocol.json'}")
+        return 0
+    from .experiment import training_records
+    from .loso import loso_config, run_loso
+    loso_cfg = loso_config(args.loso_overrides)
+    out = args.out / ("loso" if args.release else f"loso-runs/{args.name}")
+    summary = run_loso(training_records(cfg), cfg.crop, out, loso_cfg, seeds, progress=progress)
+    print(f"LOSO: worst photo `ai` rate {summary['worst']['max_photo_ai_rate']:.3f}, worst AI recall "
+          f"(ai+likely_ai) {summary['worst']['ai_recall_flag']:.3f}, bar met: {summary['bar_met']} ({out})")
     if args.release:
+        from .experiment import release
         from .report import write_report
-        checkpoint = release(cfg, args.out, args.release, seeds=sorted(map(int, summary["gamma"])), progress=progress)
+        checkpoint = release(cfg, args.out, args.release, loso_cfg, progress=progress)
         report = write_report(args.out, args.release, checkpoint)
         print(f"model: {checkpoint}\nreport: {report}")
-    else:
-        print(f"protocol: {args.out / 'protocol.json'}")
     return 0

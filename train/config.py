@@ -49,6 +49,10 @@ class TrainConfig:
     # How the global head (model.global_head) is fitted: "probe" = the tuned linear probe on clean views of
     # the training images, in closed form, then kept fixed (needs freeze_backbone); "sgd" = trained with the rest.
     global_fit: str = "probe"
+    # False keeps the classification head's correction at zero (its initial value), so the image logit
+    # is the global head's alone: then the leave-one-source-out protocol, which fits and calibrates that
+    # head on cached features, scores exactly what ships. The segmentation heads still train.
+    train_correction: bool = True
     epochs: int = 5
     batch_size: int = 16
     lr: float = 4e-4

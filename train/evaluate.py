@@ -29,13 +29,15 @@ from .model import GammaModel, upsample
 from .sources import ImageRecord
 from .trainer import load_model, train
 
-# Ablation ladder: each row adds one ingredient to the one before.
+# Ablation ladder of the k-fold protocol (0.2.x): each row adds one ingredient to the one before; all on
+# the pooled-feature probe with a trained correction, as they were measured.
+_KFOLD = ["model.global_features=pooled", "train_correction=true"]
 VARIANTS: dict[str, list[str]] = {
     "probe": [],  # linear probe on the frozen backbone (see probe.py)
-    "cls": ["manipulation=false", "model.seg_heads=false", "model.reverse_attention=false"],
-    "cls+manip": ["manipulation=true", "model.seg_heads=false", "model.reverse_attention=false"],
-    "cls+manip+seg": ["manipulation=true", "model.seg_heads=true", "model.reverse_attention=false"],
-    "gamma": ["manipulation=true", "model.seg_heads=true", "model.reverse_attention=true"],
+    "cls": [*_KFOLD, "manipulation=false", "model.seg_heads=false", "model.reverse_attention=false"],
+    "cls+manip": [*_KFOLD, "manipulation=true", "model.seg_heads=false", "model.reverse_attention=false"],
+    "cls+manip+seg": [*_KFOLD, "manipulation=true", "model.seg_heads=true", "model.reverse_attention=false"],
+    "gamma": [*_KFOLD, "manipulation=true", "model.seg_heads=true", "model.reverse_attention=true"],
 }
 
 

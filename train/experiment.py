@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from .audit import shortcut_audit
-from .calibrate import fit_bands, fit_temperature
 from .config import TrainConfig, apply_overrides
 from .data import ImageCache
+from .loso import LosoConfig, release_calibration
 from .evaluate import (VARIANTS, cross_validate, load_oof, make_folds, metrics, read_folds, save_oof,
                        write_folds)
 from .probe import backbone_features, probe_oof
@@ -82,22 +82,32 @@ def run_protocol(cfg: TrainConfig, run_dir: Path, variants: Sequence[str], seeds
     return summary
 
 
-def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, seeds: Sequence[int], progress: bool = True) -> Path:
-    """Train the final model on every record, calibrate it on the GAMMA out-of-fold scores, write the release."""
+def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, loso_cfg: LosoConfig, progress: bool = True) -> Path:
+    """Train the final model on every record and write the release.
+
+    The global head, its temperature, the band edges and the abstention rule come from the
+    leave-one-source-out recipe fitted on every source (``release_calibration``); the promise
+    written beside them is what the outer protocol measured (``run_dir/loso/summary.json``,
+    from ``run_loso`` with the same recipe).
+    """
+    summary_file = run_dir / "loso" / "summary.json"
+    if not summary_file.exists():
+        raise FileNotFoundError(f"{summary_file} not found: run `gamma evaluate --protocol loso --out {run_dir}` "
+                                "first; the release states the promise that run measured")
+    summary = json.loads(summary_file.read_text())
+    if summary["config"] != loso_cfg.to_dict():
+        raise ValueError(f"{summary_file} was measured with another recipe ({summary['config']}); rerun the "
+                         "protocol with this one")
+    wanted = "multiscale" if loso_cfg.features.startswith("multiscale") else "pooled"
+    if "clip" in loso_cfg.features or cfg.model.global_features != wanted or cfg.train_correction:
+        raise ValueError(f"the released recipe needs model.global_features={wanted}, train_correction=false and "
+                         "a Lite0-only feature recipe (the exported graph holds no CLIP tower)")
     records = training_records(cfg)
+    cal, weight, bias = release_calibration(records, cfg.crop, loso_cfg, progress=progress)
     cache = ImageCache([r.path for r in records], progress)
     started = time.perf_counter()
-    final = train(cfg, records, run_dir / "final", progress=progress, cache=cache)
+    final = train(cfg, records, run_dir / "final", progress=progress, cache=cache, global_head=(weight, bias))
     train_seconds = time.perf_counter() - started
-    logits, labels = [], []
-    for seed in seeds:
-        y, s = load_oof(run_dir / "gamma" / f"seed{seed}" / "oof.csv")
-        logits.append(s)
-        labels.append(y)
-    logits, labels = np.concatenate(logits), np.concatenate(labels)
-    temperature = fit_temperature(logits, labels)
-    probabilities = 1 / (1 + np.exp(-logits / temperature))
-    bands = fit_bands(probabilities[labels == 0])
     audit = shortcut_audit(cfg, records, cache=cache, progress=progress)
     epochs = [json.loads(line) for line in (run_dir / "final" / "metrics.jsonl").read_text().splitlines()]
     epoch_rates = [row["images_per_s"] for row in epochs if row.get("end")]
@@ -108,19 +118,35 @@ def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, seeds: Sequence[in
     model, _ = load_model(final)
     model_dir.mkdir(parents=True, exist_ok=True)
     out = model_dir / f"gamma-{cfg.name}.pt"
-    save_checkpoint(out, model, cfg, calibration={"temperature": temperature}, bands=bands,
-                    crop_policy=cfg.crop.to_dict(), training=training, audit=audit,
-                    data={"spec": cfg.data, "records": len(records)})
+    worst = summary["worst"]
+    promise = {"protocol": "leave-one-photo-source-out, generator families held out with the source's fold, "
+                           "bands fitted nested on the training sources",
+               "ai_band_max_photo_rate": loso_cfg.max_ai_rate, "likely_ai_band_max_photo_rate": loso_cfg.max_likely_rate,
+               "measured_worst_photo_ai_rate": worst["max_photo_ai_rate"],
+               "measured_photo_ai_rate_by_source": worst["photo_ai_rate_by_source"],
+               "measured_photo_flag_rate_by_source": worst["photo_flag_rate_by_source"],
+               "measured_ai_recall_flag": worst["ai_recall_flag"], "measured_ai_recall_ai": worst["ai_recall_ai"],
+               "measured_ai_abstain_rate": worst["ai_abstain_rate"], "seeds": summary["seeds"],
+               "aggregate": "worst seed", "mean_roc_auc": summary["mean_roc_auc"], "bar_met": summary["bar_met"]}
+    save_checkpoint(out, model, cfg, calibration={"temperature": cal.temperature, "probe_C": cal.c},
+                    bands=cal.bands(), abstention=cal.rule.to_dict(), promise=promise, crop_policy=cfg.crop.to_dict(),
+                    training=training, audit=audit, data={"spec": cfg.data, "records": len(records)},
+                    loso={"config": loso_cfg.to_dict(), "release_fit": cal.to_dict()})
     write_release_files(cfg, records, run_dir, model_dir)
     return out
 
 
 def write_release_files(cfg: TrainConfig, records: Sequence[ImageRecord], run_dir: Path, model_dir: Path) -> None:
-    """The released model's config, folds and training-data list, beside it."""
+    """The released model's config, protocol folds (LOSO, seed 0: the export's INT8 check scores a fold that
+    fold's model never saw) and training-data list, beside it."""
     (model_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    folds = json.loads((run_dir / "folds.json").read_text())
-    for row in folds["assignments"]:
-        row["path"] = Path(row["path"]).name  # the image file name (sha256 prefix), not this machine's path
+    run = json.loads((run_dir / "loso" / "seed0.json").read_text())
+    by_name = {row["path"]: row for row in run["records"]}
+    folds = {"k": len(run["folds"]), "seed": run["seed"],
+             "rule": "leave one photo unit out (sources under min_source_photos pooled); AI families dealt to folds",
+             "held_out": [f["held_out"] for f in run["folds"]],
+             "assignments": [{"path": r.path.name, "group": r.group, "label": r.label,
+                              "fold": by_name[r.path.name]["fold"]} for r in records]}
     (model_dir / "folds.json").write_text(json.dumps(folds, indent=1))
     with open(model_dir / "training_data.csv", "w", newline="") as f:
         writer = csv.writer(f)

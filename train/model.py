@@ -11,7 +11,8 @@ Tensor flow for a 224x224 input (B = batch, D = decoder width, T = token grid):
       -> queries: [pooled projection, K learned tokens] (B,1+K,D)
       -> multi-head cross-attention + residual, MLP + residual
       -> classification head -> correction (B,)
-    logit = global head(pooled) + correction
+    logit = global head(pooled, or [GAP(C3), GAP(C4), GAP(C5), pooled] with global_features="multiscale")
+            + correction
 
 The maps stay at the decoder's stride (8): that is all the detail they hold. The
 loss upsamples them to the label masks (``upsample``); a runtime upsamples them
@@ -33,9 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import SOURCE_CLASSES
 from .backbones import create_backbone
 
-NUM_SOURCES = 5
+NUM_SOURCES = len(SOURCE_CLASSES)
 MAP_STRIDE = 8  # the FPN returns the backbone's stride-8 level; both heads predict at that resolution
 
 
@@ -51,10 +53,15 @@ class ModelConfig:
     token_grid: int = 14
     dropout: float = 0.1
     global_head: bool = True
+    # What the global head reads: "pooled" (the last block's pooled feature) or "multiscale"
+    # (the global average of the stride-8/16/32 maps beside it: traces live at every scale).
+    global_features: str = "pooled"
     seg_heads: bool = True
     reverse_attention: bool = True
 
     def __post_init__(self) -> None:
+        if self.global_features not in ("pooled", "multiscale"):
+            raise ValueError(f"global_features must be 'pooled' or 'multiscale', not {self.global_features!r}")
         if self.reverse_attention and not self.seg_heads:
             raise ValueError("reverse_attention needs seg_heads: it attends over the segmentation features")
 
@@ -143,7 +150,8 @@ class GammaModel(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cls_dim, 1))
         if cfg.global_head:
             # The global decision; the classifier above then learns a correction, starting from none.
-            self.global_head = nn.Linear(self.backbone.pooled_channels, 1)
+            extra = sum(self.backbone.channels) if cfg.global_features == "multiscale" else 0
+            self.global_head = nn.Linear(extra + self.backbone.pooled_channels, 1)
             nn.init.zeros_(self.classifier[1].weight)
             nn.init.zeros_(self.classifier[1].bias)
 
@@ -159,8 +167,14 @@ class GammaModel(nn.Module):
                 cls_feature = self.reverse_attention(pooled, torch.cat([decoded, mask_logits, source_logits], 1))
         logit = self.classifier(cls_feature)
         if self.cfg.global_head:
-            logit = logit + self.global_head(pooled)
+            logit = logit + self.global_head(self.global_feature(feats, pooled))
         return GammaOutput(logit.squeeze(1), mask_logits, source_logits)
+
+    def global_feature(self, feats: list[torch.Tensor], pooled: torch.Tensor) -> torch.Tensor:
+        """The global head's input (the same row `features.Lite0Features` caches for the probe)."""
+        if self.cfg.global_features == "pooled":
+            return pooled
+        return torch.cat([*(m.mean((2, 3)) for m in feats), pooled], 1)
 
 
 def upsample(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:

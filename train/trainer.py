@@ -40,6 +40,10 @@ def build_model(cfg: TrainConfig) -> GammaModel:
         param.requires_grad = not (cfg.freeze_backbone or _is_frozen(name, cfg.frozen_blocks))
     if cfg.model.global_head:
         model.global_head.requires_grad_(cfg.global_fit != "probe")
+    if not cfg.train_correction:
+        model.classifier.requires_grad_(False)
+        if cfg.model.reverse_attention:
+            model.reverse_attention.requires_grad_(False)  # it only feeds the correction
     return model
 
 
@@ -65,12 +69,22 @@ def set_train_mode(model: GammaModel, cfg: TrainConfig) -> None:
 def fit_global_head(model: GammaModel, cfg: TrainConfig, records: Sequence[ImageRecord], cache: ImageCache,
                     progress: bool = False) -> float:
     """Stage 1: the tuned linear probe on clean crop-policy views becomes the global head; returns its C."""
+    if cfg.model.global_features != "pooled":
+        raise ValueError("the built-in probe fits the pooled feature; fit a multiscale global head with "
+                         "train.loso.release_calibration and pass it to train(global_head=...)")
     features = backbone_features([cache[r.path] for r in records], cfg.crop, model.backbone, progress=progress)
     weight, bias, c = fit_probe(features, np.array([r.label for r in records]), [r.group for r in records], cfg.seed)
+    set_global_head(model, weight, bias)
+    return c
+
+
+def set_global_head(model: GammaModel, weight: np.ndarray, bias: float) -> None:
+    if model.global_head.in_features != len(weight):
+        raise ValueError(f"global head takes {model.global_head.in_features} features, the fitted one "
+                         f"{len(weight)}: fit it on the same global_features")
     with torch.no_grad():
         model.global_head.weight.copy_(torch.from_numpy(weight).float()[None])
         model.global_head.bias.fill_(bias)
-    return c
 
 
 def _optimizer(model: GammaModel, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -129,8 +143,11 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path, resume: bool = True,
-          progress: bool = True, cache: ImageCache | None = None, stop_after: int | None = None) -> Path:
+          progress: bool = True, cache: ImageCache | None = None, stop_after: int | None = None,
+          global_head: tuple[np.ndarray, float] | None = None) -> Path:
     """Train on ``records``; writes ``last.pt`` each epoch and returns ``model.pt`` (weights + config).
+
+    ``global_head``: a (weight, bias) fitted elsewhere (the LOSO protocol's probe) instead of stage 1's.
 
     ``stop_after`` ends the run after that many epochs in total (for time-boxed sessions); calling
     again resumes from ``last.pt`` exactly where it stopped. Returns ``last.pt`` in that case.
@@ -155,9 +172,12 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     resuming = resume and last.exists()
     if cfg.model.global_head and cfg.global_fit == "probe" and not resuming:
-        c = fit_global_head(model, cfg, records, dataset.cache, progress and rank == 0)
-        if log:
-            _append(log, {"stage": "global head", "probe_C": c})
+        if global_head is not None:
+            set_global_head(model, *global_head)
+        else:
+            c = fit_global_head(model, cfg, records, dataset.cache, progress and rank == 0)
+            if log:
+                _append(log, {"stage": "global head", "probe_C": c})
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=len(dataset) > cfg.batch_size * world, persistent_workers=False)
