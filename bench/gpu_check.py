@@ -1,4 +1,4 @@
-"""GPU check for the export runtime (run on a lent GPU machine, about 3 minutes, prints everything).
+"""GPU check for the runtime (run on a lent GPU machine, about 3 minutes, prints everything).
 
     python3 bench/gpu_check.py [--model models/default] [--images work/starter/images]
 
@@ -74,7 +74,7 @@ def main() -> int:
     import onnxruntime as ort
 
     from gamma_detect.export.bench import library_versions, machine_info
-    from gamma_detect.export.runtime import load_detector
+    from gamma_detect.export import load_detector
 
     print("machine:", machine_info(2))
     print("libraries:", library_versions())
@@ -103,14 +103,14 @@ def main() -> int:
     def amp():
         if not cuda:
             raise RuntimeError("torch sees no CUDA device")
-        from gamma_detect.export.manifest import find_artifact, read_manifest
-        from gamma_detect.export.runtime import Detector, TorchSession
+        from gamma_detect.export.backends import TorchSession
+        from gamma_detect.runtime import Detector, Manifest
 
-        manifest, directory = read_manifest(args.model)
-        entry = find_artifact(manifest, formats={"checkpoint"})
-        fp32 = Detector(manifest, directory, entry, TorchSession(directory / entry["file"], "cuda"), "pytorch-cuda")
-        half = Detector(manifest, directory, entry, TorchSession(directory / entry["file"], "cuda", amp=True),
-                        "pytorch-cuda-amp")
+        manifest = Manifest.read(args.model)
+        entry = manifest.artifact(formats={"checkpoint"})
+        path = manifest.verified_path(entry)
+        fp32 = Detector(manifest, entry, TorchSession(path, "cuda"), "pytorch-cuda")
+        half = Detector(manifest, entry, TorchSession(path, "cuda", amp=True), "pytorch-cuda-amp")
         compare("pytorch-cuda AMP fp16 vs pytorch-cuda fp32", fp32.predict(batch), half.predict(batch), 1e-2, None)
 
     def ort_cuda():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check for the export runtime; run from the repository root on a GPU machine (about 3 minutes).
+# GPU check for the runtime; run from the repository root on a GPU machine (about 3 minutes).
 #   bash bench/gpu_check.sh [DIR_WITH_WHEELS]   e.g. a carried onnxruntime_gpu-*.whl
 set -u
 nvidia-smi || echo "nvidia-smi: not available"

@@ -31,7 +31,7 @@ import numpy as np
 from ..allocator import keep_large_allocations_in_heap
 from ..crops import CropPolicy
 from ..images import load_rgb
-from .manifest import read_manifest, verify_artifact
+from ..runtime.manifest import Manifest, read_manifest, verify_artifact
 
 BATCHES = (1, 8, 32)
 BASELINE = "pytorch-eager-fp32"
@@ -197,7 +197,9 @@ def time_backend(run: Callable[[np.ndarray], object], views: np.ndarray, batch: 
 
 def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[str] | None) -> tuple[list, dict]:
     """(label, factory) for every backend that can run here, and why the others cannot."""
-    from .runtime import OrtSession, TorchSession, _matching_engine, _ort_has_cuda
+    from ..runtime.detector import matching_engine
+    from ..runtime.onnxruntime import OrtSession, ort_has_cuda
+    from .backends import TorchSession
 
     candidates: list[tuple[str, Callable[[], Callable]]] = []
     skipped: dict[str, str] = {}
@@ -220,7 +222,7 @@ def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[st
             entry = onnx[variant]
             candidates.append((f"onnxruntime-cpu-{variant}",
                                lambda e=entry: OrtSession(verify_artifact(directory, e), "cpu", threads).run))
-    if _ort_has_cuda():
+    if ort_has_cuda():
         for variant in ("fp32", "fp16"):
             if variant in onnx:
                 entry = onnx[variant]
@@ -236,11 +238,11 @@ def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[st
             candidates.append(("pytorch-cuda-amp-fp16", torch_factory("cuda", amp=True)))
         else:
             skipped["pytorch-cuda"] = "torch sees no CUDA device"
-    engine, why = _matching_engine(manifest)
+    engine, why = matching_engine(Manifest.from_dict(manifest, directory))
     if engine is not None:
-        from .tensorrt import TensorRTSession
+        from ..runtime.tensorrt import TensorRTSession
 
-        candidates.append(("tensorrt-fp16", lambda: TensorRTSession(verify_artifact(directory, engine)).run))
+        candidates.append(("tensorrt-fp16", lambda: TensorRTSession(verify_artifact(directory, engine.entry)).run))
     else:
         skipped["tensorrt"] = why
     if any(label == BASELINE for label, _ in candidates):
@@ -265,7 +267,7 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
     and interleaving made each runtime's spinning threads steal the cores of the next one. A pause between
     backends lets them go idle.
     """
-    from .runtime import default_model_path
+    from ..runtime import default_model_path
 
     manifest, directory = read_manifest(model or default_model_path())
     policy = CropPolicy.from_dict(manifest["crop_policy"])

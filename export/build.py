@@ -25,9 +25,12 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..crops import CropPolicy
+from ..files import sha256_file
 from ..images import load_rgb
-from .manifest import (ManifestError, find_artifact, read_manifest, sha256_file, upsert_artifact,
-                       verify_artifact, write_manifest)
+from ..runtime.manifest import ManifestError, find_artifact, read_manifest, verify_artifact
+from ..runtime.onnxruntime import OrtSession
+from .artifacts import artifact_entry, upsert_artifact, write_manifest
+from .backends import TorchSession
 from .parity import FP16_PROBABILITY, FP32_MASK, FP32_PROBABILITY, parity, within
 
 log = logging.getLogger("gamma.export")
@@ -111,7 +114,6 @@ def parity_images(options: ExportOptions) -> tuple[list[np.ndarray], str]:
 def export_model(checkpoint: str | Path, targets: list[str], options: ExportOptions | None = None) -> ExportResult:
     from .graph import build_deployable
     from .onnx import base_manifest, checkpoint_entry, export_graph, load_release, onnx_entry
-    from .runtime import OrtSession, TorchSession
 
     options = options or ExportOptions()
     unknown = [t for t in targets if t not in TARGETS]
@@ -144,7 +146,7 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
     torch_run = None
 
     def reference_fp32():
-        path = out / find_artifact(manifest, variant="fp32", formats={"onnx"})["file"]
+        path = out / find_artifact(manifest["artifacts"], variant="fp32", formats={"onnx"})["file"]
         return OrtSession(path, "cpu", options.threads).run
 
     def ensure_fp32():
@@ -242,7 +244,6 @@ def _fp16(manifest, out, name, ckpt, model, policy, images, image_source, option
 
     from .graph import build_deployable
     from .onnx import export_graph, onnx_entry
-    from .runtime import OrtSession
 
     ensure_fp32()
     progress.step("ONNX FP16: export and check")
@@ -266,29 +267,28 @@ def _fp16(manifest, out, name, ckpt, model, policy, images, image_source, option
 
 def _tensorrt(manifest, out, name, ckpt, model, policy, images, image_source, options, progress, failures,
               reference_fp32, ensure_fp32) -> None:
-    from . import tensorrt as trt_build
-    from .manifest import artifact_entry
-    from .parity import FP16_PROBABILITY
+    from ..runtime import tensorrt as trt_serving
+    from .tensorrt import build_engine
 
-    version = trt_build.tensorrt_version()
+    version = trt_serving.tensorrt_version()
     if version is None:
-        raise trt_build.TensorRTUnavailable("TensorRT is not installed: `pip install tensorrt` on the GPU machine "
-                                            "that will serve the engine; " + trt_build.UNTESTED)
+        raise trt_serving.TensorRTUnavailable("TensorRT is not installed: `pip install tensorrt` on the GPU machine "
+                                              "that will serve the engine; " + trt_serving.UNTESTED)
     major = int(version.split(".")[0])
     ensure_fp32()
     if major >= 11:
         if not any(e["variant"] == "fp16" for e in manifest["artifacts"]):
             _fp16(manifest, out, name, ckpt, model, policy, images, image_source, options, progress, failures,
                   reference_fp32, ensure_fp32)
-        source = out / find_artifact(manifest, variant="fp16", formats={"onnx"})["file"]
+        source = out / find_artifact(manifest["artifacts"], variant="fp16", formats={"onnx"})["file"]
     else:
-        source = out / find_artifact(manifest, variant="fp32", formats={"onnx"})["file"]
-    gpu = trt_build.gpu_identity() or {"name": "unknown-gpu"}
+        source = out / find_artifact(manifest["artifacts"], variant="fp32", formats={"onnx"})["file"]
+    gpu = trt_serving.gpu_identity() or {"name": "unknown-gpu"}
     engine = out / f"{name}-trt{major}-{_slug(gpu['name'])}.engine"
     progress.step(f"TensorRT {version}: building {engine.name}")
-    info = trt_build.build_engine(source, engine, out / f"{name}-trt{major}.timing-cache", policy.input_size)
+    info = build_engine(source, engine, out / f"{name}-trt{major}.timing-cache", policy.input_size)
     progress.step("TensorRT: parity against ONNX Runtime FP32")
-    session = trt_build.TensorRTSession(engine)
+    session = trt_serving.TensorRTSession(engine)
     report = parity(reference_fp32(), session.run, images, policy, progress=progress.sub("parity TensorRT", len(images)))
     report.update(reference="onnxruntime-cpu fp32", candidate="tensorrt fp16", image_source=image_source,
                   bounds={"probability": FP16_PROBABILITY}, passed=within(report, FP16_PROBABILITY))
@@ -304,17 +304,17 @@ def _torch_tensorrt(manifest, out, name, ckpt, model, policy, images, image_sour
 
     import torch
 
-    from . import tensorrt as trt_build
+    from ..runtime.tensorrt import gpu_identity
     from .graph import build_deployable
-    from .manifest import artifact_entry
+    from .tensorrt import TorchTensorRTSession, compile_torch_tensorrt
 
     ensure_fp32()
-    gpu = trt_build.gpu_identity() or {"name": "unknown-gpu"}
+    gpu = gpu_identity() or {"name": "unknown-gpu"}
     path = out / f"{name}-torchtrt-{_slug(gpu['name'])}.ep"
     progress.step(f"Torch-TensorRT: compiling {path.name}")
-    info = trt_build.compile_torch_tensorrt(build_deployable(ckpt, copy.deepcopy(model), torch.float16), path,
-                                            policy.input_size, out / f"{name}-torchtrt.timing-cache")
-    session = trt_build.TorchTensorRTSession(path)
+    info = compile_torch_tensorrt(build_deployable(ckpt, copy.deepcopy(model), torch.float16), path,
+                                  policy.input_size, out / f"{name}-torchtrt.timing-cache")
+    session = TorchTensorRTSession(path)
     report = parity(reference_fp32(), session.run, images, policy, progress=progress.sub("parity Torch-TRT", len(images)))
     report.update(reference="onnxruntime-cpu fp32", candidate="torch-tensorrt fp16", image_source=image_source,
                   bounds={"probability": FP16_PROBABILITY}, passed=within(report, FP16_PROBABILITY))

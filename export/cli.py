@@ -98,7 +98,8 @@ def _error(path: str, code: str, message: str) -> dict:
 
 
 def predict_main(argv: list[str]) -> int:
-    from .runtime import BACKENDS, load_detector
+    from ..runtime import BACKENDS
+    from .backends import load_detector
 
     parser = argparse.ArgumentParser(prog="gamma predict", description="Score image files: is each AI-generated?")
     parser.add_argument("paths", nargs="+", help="image files")
@@ -115,7 +116,7 @@ def predict_main(argv: list[str]) -> int:
         print(f"gamma predict: cannot load the model: {exc}", file=sys.stderr)
         return 2
     print(f"model {detector.model_info['name']} {detector.model_info['version']} "
-          f"({detector.artifact['file']}); backend {detector.selection}", file=sys.stderr)
+          f"({detector.artifact.file}); backend {detector.selection}", file=sys.stderr)
     failed = False
     pending: list[tuple[str, object]] = []   # (path, image or error line), emitted in input order
 

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import logging
+import platform
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,12 +23,15 @@ import onnx
 import torch
 
 from .. import __version__
+from ..contract import SOURCE_CLASSES
 from ..crops import CropPolicy
-from ..train.manipulate import SOURCE_CLASSES
+from ..files import atomic_path, sha256_file
+from ..runtime.detector import COMBINE_RULE
+from ..runtime.manifest import FORMAT
 from ..train.model import MAP_STRIDE
 from ..train.trainer import load_model
+from .artifacts import artifact_entry
 from .graph import INPUT_NAME, OUTPUT_NAMES, DeployableGamma, build_deployable
-from .manifest import COMBINE_RULE, FORMAT, artifact_entry, machine_summary, sha256_file
 
 log = logging.getLogger("gamma.export")
 
@@ -67,32 +71,31 @@ def export_graph(graph: DeployableGamma, path: str | Path, input_size: int, opse
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros((2, input_size, input_size, 3), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    tmp = path.with_suffix(".tmp.onnx")
-    chatter = io.StringIO()
-    # Exporter chatter ("torchvision is not installed. Skipping torchvision::nms", "Skipping constant folding
-    # for op Split") goes to the debug log, not the progress display.
-    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (example,), str(tmp), input_names=[INPUT_NAME],
-                              output_names=list(OUTPUT_NAMES), dynamic_shapes={"images": {0: batch}},
-                              opset_version=opset, dynamo=True, external_data=False, verbose=False, optimize=True)
-    finally:
-        for logger, level in zip(quiet, levels):
-            logger.setLevel(level)
-    log.debug("torch.onnx.export: %s", chatter.getvalue())
-    model = onnx.load(str(tmp))
-    model.doc_string = "GAMMA AI-image detector: uint8 NHWC RGB views -> calibrated probability, head-1 mask, " \
-                       "head-2 source map. See manifest.json beside this file."
-    _set_metadata(model, {"temperature": f"{graph.temperature:.9g}", "input_layout": "NHWC uint8 RGB",
-                          "outputs": ",".join(OUTPUT_NAMES), "manifest": "manifest.json"})
-    onnx.save(model, str(tmp))
-    check_onnx(tmp)
-    tmp.replace(path)
+    with atomic_path(path, ".tmp.onnx") as tmp:  # a failed export or check leaves no file behind
+        chatter = io.StringIO()
+        # Exporter chatter ("torchvision is not installed. Skipping torchvision::nms", "Skipping constant folding
+        # for op Split") goes to the debug log, not the progress display.
+        quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(graph, (example,), str(tmp), input_names=[INPUT_NAME],
+                                  output_names=list(OUTPUT_NAMES), dynamic_shapes={"images": {0: batch}},
+                                  opset_version=opset, dynamo=True, external_data=False, verbose=False, optimize=True)
+        finally:
+            for logger, level in zip(quiet, levels):
+                logger.setLevel(level)
+        log.debug("torch.onnx.export: %s", chatter.getvalue())
+        model = onnx.load(str(tmp))
+        model.doc_string = "GAMMA AI-image detector: uint8 NHWC RGB views -> calibrated probability, head-1 mask, " \
+                           "head-2 source map. See manifest.json beside this file."
+        _set_metadata(model, {"temperature": f"{graph.temperature:.9g}", "input_layout": "NHWC uint8 RGB",
+                              "outputs": ",".join(OUTPUT_NAMES), "manifest": "manifest.json"})
+        onnx.save(model, str(tmp))
+        check_onnx(tmp)
     return path
 
 
@@ -232,7 +235,8 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
         "training": ckpt.get("training"),
         "max_batch": MAX_BATCH_HINT,
         "build": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "libraries": library_versions(),
-                  **machine_summary()},
+                  "python": platform.python_version(), "platform": platform.platform(),
+                  "machine": platform.machine()},
         "artifacts": [],
     }
 

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..crops import CropPolicy
+from ..runtime.detector import combine_probabilities
 
 # Bounds the issue fixes: ONNX Runtime FP32 vs PyTorch, and TensorRT FP16 vs FP32.
 FP32_PROBABILITY = 1e-4
@@ -22,8 +23,6 @@ FP16_PROBABILITY = 1e-2
 def parity(reference: Callable[[np.ndarray], tuple], candidate: Callable[[np.ndarray], tuple],
            images: Sequence[np.ndarray], policy: CropPolicy, batch: int = 32,
            progress: Callable[[int], None] | None = None) -> dict:
-    from .runtime import combine_probabilities
-
     worst = {"probability": 0.0, "mask": 0.0, "sources": 0.0, "image_probability": 0.0}
     mean_mask, views_seen = 0.0, 0
     for image in images:

@@ -1,4 +1,4 @@
-"""The HTTP service: Flask API, RQ jobs and a batching worker over the export runtime.
+"""The HTTP service: Flask API, RQ jobs and a batching worker over the runtime.
 
 Nothing here imports torch or ``train/``. RQ reads its key prefix from the
 environment once, when it is first imported; this module sets it from

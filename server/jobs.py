@@ -42,35 +42,19 @@ SCAN_QUEUE = "scan"
 
 # --------------------------------------------------------------------------- model loading
 def load_model(settings: Settings):
-    """The Detector: the export runtime's, or a factory named by GAMMA_DETECTOR (`module:function`)."""
+    """The Detector: the runtime's, or a factory named by GAMMA_DETECTOR (`module:function`)."""
     if settings.detector:
         module, _, function = settings.detector.partition(":")
         return getattr(importlib.import_module(module), function or "make_detector")(settings)
-    from gamma_detect.export.runtime import load_detector
+    from gamma_detect.runtime import load_detector
 
     return load_detector(settings.model or None, backend=settings.backend, variant=settings.variant,
                          threads=settings.threads or None)
 
 
-def manifest_min_side(manifest: dict | None) -> int:
-    """The crop policy's smallest accepted short side, read from the manifest (1 if it names none)."""
-    if not isinstance(manifest, dict):
-        return 1
-    for key in ("crop_policy", "crops", "crop", "preprocessing"):
-        value = manifest.get(key)
-        if isinstance(value, dict):
-            if "min_side" in value:
-                return int(value["min_side"])
-            nested = manifest_min_side(value)
-            if nested > 1:
-                return nested
-    return int(manifest.get("min_side", 1))
-
-
 def model_record(detector) -> dict:
-    info = dict(detector.model_info)
-    info["min_side"] = manifest_min_side(getattr(detector, "manifest", None))
-    return info
+    """The detector's model_info plus the crop policy's smallest accepted short side (the API checks it early)."""
+    return {**detector.model_info, "min_side": detector.policy.min_side}
 
 
 @dataclass

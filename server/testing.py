@@ -1,4 +1,4 @@
-"""Test doubles for the service: a tiny stand-in Detector with the export runtime's interface.
+"""Test doubles for the service: a tiny stand-in Detector with the runtime's interface.
 
 Select it with ``GAMMA_DETECTOR=gamma_detect.server.testing:make_detector`` (tests, load tests of
 the service alone). It is deterministic: the probability is the image's mean brightness, the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gamma_detect.crops import ImageTooSmall
+from gamma_detect.crops import CropPolicy, ImageTooSmall
 from gamma_detect.verdict import verdict
 
 BANDS = [{"name": "real", "min": 0.0, "max": 0.2}, {"name": "likely_real", "min": 0.2, "max": 0.4},
@@ -35,7 +35,7 @@ class StubPrediction:
 class StubDetector:
     def __init__(self, digest: str = "stub0000", delay_ms: float = 0.0, min_side: int = 64):
         self.model_info = {"name": "stub", "version": "0", "digest": digest, "backend": "stub"}
-        self.manifest = {"crop_policy": {"min_side": min_side}, "verdict_bands": BANDS}
+        self.policy = CropPolicy(min_side=min_side)
         self.delay = delay_ms / 1000
         self.min_side = min_side
         self.calls: list[int] = []   # batch sizes seen

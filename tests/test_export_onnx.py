@@ -15,16 +15,18 @@ from export_support import (FOLDS, RELEASED, TINY_TEMPERATURE, held_out, manifes
                             needs_starter, released_export, rgb, tiny_checkpoint, tiny_export)
 
 from gamma_detect.crops import CropPolicy  # noqa: E402
-from gamma_detect.export import tensorrt as trt_build  # noqa: E402
+from gamma_detect.runtime import tensorrt as trt_serving  # noqa: E402
 from gamma_detect.export.build import ExportOptions, _kept_artifacts, export_model  # noqa: E402
 from gamma_detect.export.graph import DeployableGamma  # noqa: E402
-from gamma_detect.export.manifest import ArtifactDigestMismatch, EngineMismatch, check_engine_compatible  # noqa: E402
 from gamma_detect.export.onnx import ExportError, check_onnx, load_release  # noqa: E402
 from gamma_detect.export.parity import FP32_MASK, FP32_PROBABILITY  # noqa: E402
 from gamma_detect.export.quantize import (AUC_TOLERANCE, MEAN_PROBABILITY_TOLERANCE, RECIPES, fold_split,  # noqa: E402
                                           quantize_int8, roc_auc, score_images)
-from gamma_detect.export.runtime import OrtSession, TorchSession, load_detector  # noqa: E402
+from gamma_detect.export import load_detector  # noqa: E402
+from gamma_detect.export.backends import TorchSession  # noqa: E402
 from gamma_detect.images import load_rgb  # noqa: E402
+from gamma_detect.runtime.manifest import ArtifactDigestMismatch, EngineMismatch, check_engine_compatible  # noqa: E402
+from gamma_detect.runtime.onnxruntime import OrtSession  # noqa: E402
 from gamma_detect.train.model import MAP_STRIDE  # noqa: E402
 from gamma_detect.train.trainer import load_model  # noqa: E402
 
@@ -247,8 +249,8 @@ def test_int8_calibrated_on_a_handful_of_training_fold_images(tmp_path_factory, 
 
 
 # --------------------------------------------------------------------------- TensorRT (untested here)
-needs_tensorrt = pytest.mark.skipif(not trt_build.tensorrt_available(),
-                                    reason="TensorRT is not installed: " + trt_build.UNTESTED)
+needs_tensorrt = pytest.mark.skipif(not trt_serving.tensorrt_available(),
+                                    reason="TensorRT is not installed: " + trt_serving.UNTESTED)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -291,7 +293,7 @@ def test_engine_compatibility_is_checked_before_loading():
 
 
 def test_tensorrt_target_fails_clearly_without_tensorrt(tiny_dir, tmp_path):
-    if trt_build.tensorrt_available():
+    if trt_serving.tensorrt_available():
         pytest.skip("TensorRT is installed here")
     copy = tmp_path / "model"
     shutil.copytree(tiny_dir, copy)

@@ -11,8 +11,7 @@ import pytest
 from export_support import REPO, TINY_BANDS, manifest, rgb, tiny_export
 
 from gamma_detect.crops import ImageTooSmall
-from gamma_detect.export.manifest import ManifestError
-from gamma_detect.export.runtime import (Detector, Prediction, combine_probabilities, load_detector)
+from gamma_detect.runtime import BackendUnavailable, Detector, ManifestError, Prediction, combine_probabilities, load_detector
 from gamma_detect.verdict import verdict
 
 
@@ -63,12 +62,12 @@ def test_predict_images_of_any_size(detector):
 
 
 def manifest_classes(detector):
-    return detector.manifest["source_classes"]
+    return detector.manifest.source_classes
 
 
 def test_all_views_of_all_images_run_together_in_chunks(detector):
     counting = CountingSession(detector.session, 4)
-    d = Detector(detector.manifest, detector.directory, detector.artifact, counting, detector.backend)
+    d = Detector(detector.manifest, detector.artifact, counting, detector.backend)
     images = [rgb(300, 200, i) for i in range(3)]
     total = sum(len(d.policy.views(i)[0]) for i in images)
     d.predict(images)
@@ -78,8 +77,8 @@ def test_all_views_of_all_images_run_together_in_chunks(detector):
 
 def test_too_small_image_raises_before_anything_runs(detector):
     counting = CountingSession(detector.session, 32)
-    d = Detector(detector.manifest, detector.directory, detector.artifact, counting, detector.backend)
-    min_side = detector.manifest["crop_policy"]["min_side"]
+    d = Detector(detector.manifest, detector.artifact, counting, detector.backend)
+    min_side = detector.policy.min_side
     with pytest.raises(ImageTooSmall) as info:
         d.predict([rgb(120, 120, 0), rgb(min_side - 1, 200, 1)])
     assert info.value.code == "image_too_small" and counting.batches == []
@@ -95,7 +94,7 @@ def test_result_fields_and_verdict_from_the_manifest(detector):
     json.dumps(r)
     info = detector.model_info
     assert set(info) >= {"name", "version", "digest", "backend"} and info["backend"] == "onnxruntime-cpu"
-    assert info["digest"] == next(e["sha256"] for e in manifest(detector.directory)["artifacts"]
+    assert info["digest"] == next(e["sha256"] for e in manifest(detector.manifest.directory)["artifacts"]
                                   if e["file"] == "gamma-tiny.onnx")
 
 
@@ -106,7 +105,7 @@ def test_auto_says_what_it_picked_and_why(detector):
 
 def test_load_by_artifact_file_and_errors(tiny_dir):
     d = load_detector(tiny_dir / "gamma-tiny.onnx", threads=1)
-    assert d.artifact["variant"] == "fp32"
+    assert d.artifact.variant == "fp32"
     with pytest.raises(ManifestError, match="int8"):
         load_detector(tiny_dir, variant="int8")
     with pytest.raises(ManifestError, match="no model manifest"):
@@ -117,8 +116,21 @@ def test_load_by_artifact_file_and_errors(tiny_dir):
         load_detector(tiny_dir, backend="tensorrt")
 
 
+def test_torch_backends_are_the_build_sides(tiny_dir):
+    for backend in ("pytorch", "pytorch-cuda", "torch-tensorrt"):
+        with pytest.raises(BackendUnavailable, match="gamma_detect.export.load_detector"):
+            load_detector(tiny_dir, backend=backend)
+    with pytest.raises(BackendUnavailable, match="needs torch"):  # auto on a checkpoint file means pytorch
+        load_detector(tiny_dir / "gamma-tiny.pt")
+
+
 def test_pytorch_backend_matches_onnx(tiny_dir, detector):
-    torch_detector = load_detector(tiny_dir, backend="pytorch", threads=2)
+    pytest.importorskip("torch", reason="the PyTorch backend needs the `train` extra (torch)")
+    from gamma_detect.export import load_detector as load_any
+
+    torch_detector = load_any(tiny_dir, backend="pytorch", threads=2)
+    assert load_any(tiny_dir / "gamma-tiny.pt", threads=2).backend == "pytorch"
+    assert load_any(tiny_dir, threads=2).backend == "onnxruntime-cpu"  # serving backends go to the runtime
     assert torch_detector.backend == "pytorch" and torch_detector.model_info["variant"] == "pytorch"
     images = [rgb(200, 260, 7)]
     a, b = torch_detector.predict(images)[0], detector.predict(images)[0]
@@ -135,7 +147,7 @@ class Block:
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
 import numpy as np
-from gamma_detect.export.runtime import load_detector
+from gamma_detect.runtime import load_detector
 d = load_detector({str(tiny_dir)!r}, threads=1)
 p = d.predict([np.full((120, 150, 3), 100, np.uint8)])[0]
 d.result(p)

@@ -1,4 +1,4 @@
-"""The service on the bundled default model through the export runtime (skipped until it is shipped)."""
+"""The service on the bundled default model through the runtime (skipped until it is shipped)."""
 
 import io
 import os

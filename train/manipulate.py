@@ -28,7 +28,8 @@ from PIL import Image, ImageOps
 from skimage.restoration import inpaint_biharmonic
 from tqdm import tqdm
 
-SOURCE_CLASSES = ("authentic", "generated", "inpainted", "copy_moved", "spliced")
+from ..contract import SOURCE_CLASSES
+
 INPAINT_METHODS = ("telea", "navier_stokes", "biharmonic", "patchmatch")
 BLENDS = ("feather", "poisson", "none")
 MASK_SHAPES = ("blob", "box", "polygon")

@@ -8,33 +8,23 @@ data digest, the evaluation summary, each file's sha256 and the versions that
 built it. Runtimes read everything from here; nothing is duplicated as a
 constant on the serving side.
 
-This module is imported by the runtime: numpy and the standard library only.
+Serving reads it through the typed :class:`Manifest`; the build side (``export/``),
+which writes it, edits the JSON dict that :func:`read_manifest` returns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import platform
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable, Sequence
+
+from ..crops import CropPolicy
+from ..files import sha256_file
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "gamma-manifest/1"
-
-# How per-view calibrated probabilities become one image probability. The graph outputs
-# p_i = sigmoid(logit_i / T); the crop policy averages view logits, so the image probability is
-# sigmoid(mean_i logit(clip(p_i))) = sigmoid(mean_i logit_i / T) (exact up to the clip).
-COMBINE_RULE = {
-    "name": "mean_logit",
-    "formula": "sigmoid(mean_i(log(p_i / (1 - p_i)))) with p_i clipped to [eps, 1 - eps]",
-    "eps": 1e-7,
-    "equivalent_to": "sigmoid(mean_i(logit_i) / temperature)",
-    "maps": "per-view head-1 and head-2 maps are upsampled bilinearly (half-pixel centres) to the view size and "
-            "stitched back at image resolution by the crop policy (mean where views overlap, the global view "
-            "elsewhere)",
-}
+REQUIRED = ("model", "input", "crop_policy", "outputs", "verdict_bands", "source_classes", "artifacts")
 
 
 class ManifestError(ValueError):
@@ -49,12 +39,54 @@ class EngineMismatch(ManifestError):
     """A TensorRT engine was built for another GPU or another TensorRT version."""
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Artifact:
+    """One file the manifest lists; ``entry`` is its whole JSON entry (precision, parity, build details)."""
+
+    file: str
+    variant: str
+    format: str
+    sha256: str
+    entry: dict
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> "Artifact":
+        return cls(entry["file"], entry["variant"], entry["format"], entry["sha256"], entry)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What serving reads from a manifest, typed; ``raw`` is the JSON it came from."""
+
+    directory: Path                 # artifact paths are relative to it
+    name: str
+    version: str
+    policy: CropPolicy
+    verdict_bands: tuple[dict, ...]  # {"name", "min", "max"}, max exclusive, in band order
+    source_classes: tuple[str, ...]  # head-2 classes, in output channel order
+    max_batch: int
+    artifacts: tuple[Artifact, ...]
+    raw: dict
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Manifest":
+        """The manifest of a model folder, a manifest file, or an artifact file beside its manifest."""
+        raw, directory = read_manifest(path)
+        return cls.from_dict(raw, directory)
+
+    @classmethod
+    def from_dict(cls, raw: dict, directory: str | Path) -> "Manifest":
+        model = raw["model"]
+        return cls(Path(directory), str(model["name"]), str(model["version"]), CropPolicy.from_dict(raw["crop_policy"]),
+                   tuple(raw["verdict_bands"]), tuple(raw["source_classes"]), int(raw.get("max_batch", 32)),
+                   tuple(Artifact.from_entry(e) for e in raw["artifacts"]), raw)
+
+    def artifact(self, *, variant: str | None = None, file: str | None = None,
+                 formats: Iterable[str] | None = None) -> Artifact:
+        return Artifact.from_entry(find_artifact(self.raw["artifacts"], variant=variant, file=file, formats=formats))
+
+    def verified_path(self, artifact: Artifact) -> Path:
+        return verify_artifact(self.directory, artifact.entry)
 
 
 def manifest_path(path: str | Path) -> Path:
@@ -68,7 +100,7 @@ def manifest_path(path: str | Path) -> Path:
 
 
 def read_manifest(path: str | Path) -> tuple[dict, Path]:
-    """The manifest and its directory (artifact paths in it are relative to that directory)."""
+    """The manifest's JSON, checked for its format and required fields, and its directory."""
     file = manifest_path(path)
     if not file.is_file():
         raise ManifestError(f"no model manifest at {file}: export a model with `gamma export CHECKPOINT --to onnx`"
@@ -80,31 +112,22 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ManifestError(f"{file} is not a GAMMA model manifest (expected format {FORMAT!r}, "
                             f"found {manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__!r})")
-    for key in ("model", "input", "crop_policy", "outputs", "verdict_bands", "source_classes", "artifacts"):
+    for key in REQUIRED:
         if key not in manifest:
             raise ManifestError(f"{file} lacks the {key!r} field")
     return manifest, file.parent
 
 
-def write_manifest(directory: str | Path, manifest: dict) -> Path:
-    """Write atomically: a reader never sees half a manifest."""
-    file = Path(directory) / MANIFEST_NAME
-    tmp = file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, file)
-    return file
-
-
-def find_artifact(manifest: dict, *, variant: str | None = None, file: str | None = None,
+def find_artifact(artifacts: Sequence[dict], *, variant: str | None = None, file: str | None = None,
                   formats: Iterable[str] | None = None) -> dict:
     """The artifact entry with this variant (or file name); a clear error listing what exists otherwise."""
     formats = set(formats) if formats else None
-    for entry in manifest["artifacts"]:
+    for entry in artifacts:
         if formats and entry["format"] not in formats:
             continue
         if (variant is None or entry["variant"] == variant) and (file is None or entry["file"] == file):
             return entry
-    have = ", ".join(f"{e['variant']} ({e['file']})" for e in manifest["artifacts"]) or "none"
+    have = ", ".join(f"{e['variant']} ({e['file']})" for e in artifacts) or "none"
     wanted = f"variant {variant!r}" if variant else f"file {file!r}"
     raise ManifestError(f"the manifest lists no {wanted}{' of format ' + '/'.join(sorted(formats)) if formats else ''};"
                         f" it lists: {have}")
@@ -124,20 +147,6 @@ def verify_artifact(directory: str | Path, entry: dict) -> Path:
     return path
 
 
-def upsert_artifact(manifest: dict, entry: dict) -> dict:
-    """Add an artifact entry, replacing any entry with the same variant or file."""
-    manifest["artifacts"] = [e for e in manifest["artifacts"]
-                             if e["variant"] != entry["variant"] and e["file"] != entry["file"]] + [entry]
-    return manifest
-
-
-def artifact_entry(directory: str | Path, file: str | Path, variant: str, fmt: str, precision: str,
-                   **extra: Any) -> dict:
-    path = Path(directory) / Path(file).name
-    return {"file": path.name, "variant": variant, "format": fmt, "precision": precision,
-            "sha256": sha256_file(path), "bytes": path.stat().st_size, **extra}
-
-
 def check_engine_compatible(entry: dict, gpu: dict | None, tensorrt_version: str | None) -> None:
     """Refuse an engine built for another GPU or TensorRT version (engines are not portable)."""
     built = entry.get("tensorrt", {})
@@ -153,7 +162,3 @@ def check_engine_compatible(entry: dict, gpu: dict | None, tensorrt_version: str
         raise EngineMismatch(f"{entry['file']} was built for {want.get('name')} (sm {want.get('compute_capability')});"
                              f" this GPU is {gpu.get('name')} (sm {gpu.get('compute_capability')}). Engines are tied"
                              " to the GPU they were built on: rebuild with `gamma export CHECKPOINT --to tensorrt`.")
-
-
-def machine_summary() -> dict:
-    return {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()}

@@ -1,0 +1,285 @@
+"""One ``Detector`` over any exported artifact, chosen from its manifest.
+
+    detector = load_detector()                 # the default model (models/default), backend "auto"
+    predictions = detector.predict([rgb, ...])  # decoded HxWx3 uint8 images of any size
+    detector.result(predictions[0])             # {"ai_probability", "verdict", "mask_fraction", "sources"}
+
+The manifest's crop policy turns each image into fixed-size views; all views of
+all images run together in chunks of the maximum batch; per image the view
+probabilities combine by the manifest's rule, and the head-1 and head-2 maps are
+stitched back at image resolution. The graphs take uint8 views and return
+calibrated outputs, so no float preprocessing happens here.
+
+Serving backends: ONNX Runtime (``onnxruntime-cpu``, ``onnxruntime-cuda``) and
+TensorRT (``tensorrt``). The research backends that need torch and the model code
+(``pytorch``, ``pytorch-cuda``, ``torch-tensorrt``) live on the build side:
+``gamma_detect.export.load_detector`` accepts every backend and hands the
+serving ones to :func:`load_detector` here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..crops import CropPlan, CropPolicy
+from ..verdict import verdict
+from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
+
+log = logging.getLogger("gamma.runtime")
+
+SERVING_BACKENDS = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt")
+BUILD_SIDE_BACKENDS = ("pytorch", "pytorch-cuda", "torch-tensorrt")
+BACKENDS = SERVING_BACKENDS + BUILD_SIDE_BACKENDS
+EPS = 1e-7
+
+# How per-view calibrated probabilities become one image probability (recorded in every manifest). The graph
+# outputs p_i = sigmoid(logit_i / T); the crop policy averages view logits, so the image probability is
+# sigmoid(mean_i logit(clip(p_i))) = sigmoid(mean_i logit_i / T) (exact up to the clip).
+COMBINE_RULE = {
+    "name": "mean_logit",
+    "formula": "sigmoid(mean_i(log(p_i / (1 - p_i)))) with p_i clipped to [eps, 1 - eps]",
+    "eps": EPS,
+    "equivalent_to": "sigmoid(mean_i(logit_i) / temperature)",
+    "maps": "per-view head-1 and head-2 maps are upsampled bilinearly (half-pixel centres) to the view size and "
+            "stitched back at image resolution by the crop policy (mean where views overlap, the global view "
+            "elsewhere)",
+}
+SHARE_SIDE = 512
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend exists but not in this package (the torch backends are the build side's)."""
+
+
+class Session(Protocol):
+    """What a backend provides: the graph's three outputs for a chunk of uint8 views."""
+
+    max_batch: int
+
+    def run(self, views: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class Prediction:
+    probability: float               # calibrated, combined over views
+    mask: np.ndarray                 # (H, W) float32 head-1 probability at image resolution
+    source_shares: dict[str, float]  # share of image pixels per head-2 argmax class, sums to 1
+    views: int
+
+    @property
+    def mask_fraction(self) -> float:
+        """Share of pixels whose head-1 probability exceeds 0.5."""
+        return float((self.mask > 0.5).mean()) if self.mask.size else 0.0
+
+
+def default_model_path() -> Path:
+    from ..models import DEFAULT_MODEL_DIR
+
+    return DEFAULT_MODEL_DIR
+
+
+def combine_probabilities(probabilities: np.ndarray) -> float:
+    """The manifest's rule: sigmoid of the mean view logit (the graphs output calibrated view probabilities)."""
+    p = np.clip(np.asarray(probabilities, np.float64), EPS, 1 - EPS)
+    mean_logit = float(np.mean(np.log(p) - np.log1p(-p)))
+    return float(1.0 / (1.0 + np.exp(-mean_logit)))
+
+
+class Detector:
+    """Scores decoded images with one artifact on one backend, as its manifest prescribes."""
+
+    def __init__(self, manifest: Manifest, artifact: Artifact, session: Session, backend: str, selection: str = ""):
+        self.manifest = manifest
+        self.artifact = artifact
+        self.session = session
+        self.backend = backend
+        self.selection = selection or f"{backend}: requested"
+        self.policy = manifest.policy
+        self.bands = list(manifest.verdict_bands)
+        self.classes = list(manifest.source_classes)
+        self.max_batch = int(min(getattr(session, "max_batch", 32), manifest.max_batch))
+        self.model_info = {"name": manifest.name, "version": manifest.version, "digest": artifact.sha256,
+                           "backend": backend, "variant": artifact.variant}
+
+    def __repr__(self) -> str:
+        return f"Detector({self.manifest.name} {self.manifest.version} {self.artifact.file} on {self.backend})"
+
+    # The steps of predict, public so that tests and benchmarks can time or check each one.
+    def views(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, CropPlan]]:
+        """Every image's views and plan; raises ImageTooSmall (or ValueError) before anything runs."""
+        out = []
+        for image in images:
+            image = np.asarray(image)
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"expected HxWx3 uint8 RGB images, got {image.dtype} {image.shape}")
+            out.append(self.policy.views(image))
+        return out
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """One Prediction per image. All views of all images run together in chunks of the maximum batch; an
+        image is assembled as soon as its last view has run, so memory stays bounded by a chunk's outputs."""
+        if len(images) == 0:
+            return []
+        prepared = self.views(images)
+        views = np.concatenate([v for v, _ in prepared])
+        bounds = np.cumsum([0] + [len(v) for v, _ in prepared])
+        out: list[Prediction] = []
+        buffers: list[list[np.ndarray]] = [[], [], []]
+        offset = 0  # index of the first view held in buffers
+        for start in range(0, len(views), self.max_batch):
+            outputs = self.session.run(np.ascontiguousarray(views[start:start + self.max_batch]))
+            for buffer, array in zip(buffers, outputs):
+                buffer.append(array)
+            end = start + len(outputs[0])
+            while len(out) < len(prepared) and bounds[len(out) + 1] <= end:
+                i = len(out)
+                merged = [np.concatenate(b) if len(b) > 1 else b[0] for b in buffers]
+                lo, hi = bounds[i] - offset, bounds[i + 1] - offset
+                out.append(self._assemble(prepared[i][1], *(m[lo:hi] for m in merged)))
+                buffers = [[m[hi:]] for m in merged]
+                offset = bounds[i + 1]
+        return out
+
+    def _assemble(self, plan: CropPlan, probabilities, masks, sources) -> Prediction:
+        mask = self.policy.stitch(masks, plan).astype(np.float32, copy=False)
+        # Source shares: the head-2 maps stitched like the mask, but at the policy's working resolution capped
+        # at SHARE_SIDE px (a share of pixels does not need a C-channel float map at full resolution).
+        # stitch() resizes each view's map to that resolution. One class at a time: 2-D maps keep OpenCV's
+        # resizes valid for any number of classes.
+        policy, small = _share_geometry(self.policy, plan)
+        stitched = np.stack([policy.stitch(sources[:, c], small) for c in range(sources.shape[1])], axis=-1)
+        counts = np.bincount(stitched.argmax(axis=-1).ravel(), minlength=len(self.classes)).astype(np.float64)
+        shares = counts / counts.sum()
+        return Prediction(combine_probabilities(probabilities), mask,
+                          {name: float(s) for name, s in zip(self.classes, shares)}, len(probabilities))
+
+    def result(self, prediction: Prediction) -> dict:
+        """The stable JSON fields of a result (the server adds model, image, heatmap_url, timings, cached)."""
+        return {"ai_probability": round(prediction.probability, 4),
+                "verdict": verdict(prediction.probability, self.bands),
+                "mask_fraction": round(prediction.mask_fraction, 4),
+                "sources": {k: round(v, 4) for k, v in prediction.source_shares.items()}}
+
+
+def _share_geometry(policy: CropPolicy, plan: CropPlan) -> tuple[CropPolicy, CropPlan]:
+    """The policy and crop plan re-expressed at the working resolution (so stitch() stops there), shrunk so
+    its long side is at most SHARE_SIDE."""
+    h, w = CropPolicy._scaled(plan.height, plan.width, plan.scale)
+    s = policy.input_size
+    side = max(8, min(s, round(s * SHARE_SIDE / max(h, w))))
+    f = side / s
+    h2, w2 = max(side, round(h * f)), max(side, round(w * f))
+    boxes = [(min(round(y * f), h2 - side), min(round(x * f), w2 - side)) for y, x in plan.boxes]
+    top, left, gside = (round(v * plan.scale * f) for v in plan.global_box)
+    return replace(policy, input_size=side), CropPlan(h2, w2, 1.0, boxes, (top, left, gside))
+
+
+# --------------------------------------------------------------------------- loading
+def locate(manifest_or_path: str | Path | None, backend: str, variant: str) -> tuple[Manifest, str, str]:
+    """The manifest, backend and variant a load asks for: ``None`` is the default model; naming an artifact
+    file picks that file's variant and, for ``auto``, the backend its format needs."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    path = Path(manifest_or_path) if manifest_or_path is not None else default_model_path()
+    manifest = Manifest.read(path)
+    if path.is_file() and manifest_path(path) != path:
+        artifact = manifest.artifact(file=path.name)
+        variant = artifact.variant
+        if backend == "auto":
+            backend = {"checkpoint": "pytorch", "tensorrt-engine": "tensorrt",
+                       "torch-tensorrt": "torch-tensorrt"}.get(artifact.format, "auto")
+    return manifest, backend, variant
+
+
+def load_detector(manifest_or_path: str | Path | None = None, backend: str = "auto", variant: str = "fp32", *,
+                  threads: int | None = None) -> Detector:
+    """A Detector for a model folder, its manifest.json, or one artifact file beside its manifest.
+
+    ``None`` is the default model (models/default). ``backend="auto"`` picks TensorRT when an engine built
+    for this GPU and TensorRT version is listed, then ONNX Runtime with CUDA, then ONNX Runtime on CPU, and
+    records why in ``detector.selection`` (also logged). ``variant`` picks the ONNX file (fp32, int8, fp16);
+    naming an artifact file picks that file whatever ``variant`` says. Every artifact's sha256 is checked
+    against the manifest before it is loaded.
+    """
+    manifest, backend, variant = locate(manifest_or_path, backend, variant)
+    if backend in BUILD_SIDE_BACKENDS:
+        raise BackendUnavailable(f"backend {backend} needs torch and the model code: load it with "
+                                 "gamma_detect.export.load_detector (pip install '.[train]'), or choose one of "
+                                 f"{', '.join(SERVING_BACKENDS)}")
+    detector = _select(manifest, backend, variant, threads)
+    log.info("gamma detector: %s", detector.selection)
+    return detector
+
+
+def _select(manifest: Manifest, backend: str, variant: str, threads: int | None) -> Detector:
+    from .onnxruntime import ort_has_cuda
+
+    reasons = []
+    if backend == "auto":
+        engine, why = matching_engine(manifest)
+        if engine is not None:
+            try:
+                return _tensorrt(manifest, engine, f"tensorrt: {why}")
+            except Exception as exc:  # noqa: BLE001 - fall through to ONNX Runtime, saying why
+                reasons.append(f"TensorRT engine {engine.file} failed to load ({exc})")
+        else:
+            reasons.append(why)
+        if ort_has_cuda():
+            try:
+                return _onnxruntime(manifest, variant, "cuda", threads,
+                                    "onnxruntime-cuda: " + "; ".join(reasons + ["CUDA provider available"]))
+            except RuntimeError as exc:
+                reasons.append(f"ONNX Runtime CUDA unusable ({exc})")
+        else:
+            reasons.append("ONNX Runtime has no CUDA provider")
+        return _onnxruntime(manifest, variant, "cpu", threads, "onnxruntime-cpu: " + "; ".join(reasons))
+    if backend == "onnxruntime":
+        backend = "onnxruntime-cuda" if ort_has_cuda() else "onnxruntime-cpu"
+    if backend in ("onnxruntime-cpu", "onnxruntime-cuda"):
+        return _onnxruntime(manifest, variant, backend.rsplit("-", 1)[1], threads, f"{backend}: requested")
+    engine, why = matching_engine(manifest, strict=True)
+    return _tensorrt(manifest, engine, f"tensorrt: requested; {why}")
+
+
+def _onnxruntime(manifest: Manifest, variant: str, device: str, threads: int | None, selection: str) -> Detector:
+    from .onnxruntime import OrtSession
+
+    artifact = manifest.artifact(variant=variant, formats={"onnx"})
+    session = OrtSession(manifest.verified_path(artifact), device, threads)
+    return Detector(manifest, artifact, session, f"onnxruntime-{device}", selection)
+
+
+def _tensorrt(manifest: Manifest, artifact: Artifact, selection: str) -> Detector:
+    from .tensorrt import PROFILE, TensorRTSession
+
+    session = TensorRTSession(manifest.verified_path(artifact),
+                              int(artifact.entry.get("profile", {}).get("max", PROFILE["max"])))
+    return Detector(manifest, artifact, session, "tensorrt", selection)
+
+
+def matching_engine(manifest: Manifest, strict: bool = False) -> tuple[Artifact | None, str]:
+    """The TensorRT engine built for this GPU and TensorRT version, if the manifest lists one."""
+    engines = [a for a in manifest.artifacts if a.format == "tensorrt-engine"]
+    if not engines:
+        if strict:
+            raise ManifestError("backend tensorrt: the manifest lists no TensorRT engine; build one on this machine "
+                                "with `gamma export CHECKPOINT --to tensorrt`")
+        return None, "no TensorRT engine in the manifest"
+    from .tensorrt import gpu_identity, tensorrt_version
+
+    version, gpu = tensorrt_version(), gpu_identity()
+    problems = []
+    for artifact in engines:
+        try:
+            check_engine_compatible(artifact.entry, gpu, version)
+            return artifact, f"engine {artifact.file} matches {gpu['name']} and TensorRT {version}"
+        except ManifestError as exc:
+            problems.append(str(exc))
+    if strict:
+        raise ManifestError("; ".join(problems))
+    return None, "no usable TensorRT engine (" + "; ".join(problems) + ")"
