@@ -172,7 +172,7 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
 def score_images(run: Callable[[np.ndarray], tuple], images: Sequence[np.ndarray], policy: CropPolicy,
                  batch: int = 32, progress: Callable | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Combined probability per image and the per-view head-1 masks, as a runtime computes them."""
-    from .runtime import combine_probabilities
+    from ..runtime.detector import combine_probabilities
 
     probabilities, masks = [], []
     for image in images:
@@ -258,7 +258,7 @@ def build_int8(fp32_path: str | Path, out_path: str | Path, policy: CropPolicy, 
 
     Returns (quantization record of the kept model or None, acceptance record of every tried recipe).
     """
-    from .runtime import OrtSession
+    from ..runtime.onnxruntime import OrtSession
 
     out_path = Path(out_path)
     views = calibration_views(split.calibration, policy)
