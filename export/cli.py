@@ -115,6 +115,13 @@ def predict_main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - any load failure is one clear line
         print(f"gamma predict: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    from ..runtime.evidence import EvidenceConfig, annotate, read_evidence
+
+    try:
+        evidence_config = EvidenceConfig.from_env()
+    except FileNotFoundError as exc:
+        print(f"gamma predict: {exc}", file=sys.stderr)
+        return 2
     print(f"model {detector.model_info['name']} {detector.model_info['version']} "
           f"({detector.artifact.file}); backend {detector.selection}", file=sys.stderr)
     failed = False
@@ -127,14 +134,16 @@ def predict_main(argv: list[str]) -> int:
             print(f"{line['path']}: error {line['error']['code']}: {line['error']['message']}", flush=True)
         else:
             sources = ", ".join(f"{k} {v:.0%}" for k, v in sorted(line["sources"].items(), key=lambda kv: -kv[1]) if v)
-            print(f"{line['path']}: {line['verdict']} (p_ai {line['ai_probability']:.3f}), "
+            print(f"{line['path']}: {line['verdict']} ({line['verdict_reason']}; p_ai {line['ai_probability']:.3f}), "
                   f"mask {line['mask_fraction']:.1%}, sources: {sources}", flush=True)
+            for item in line["evidence"]:
+                print(f"    {item['summary']}", flush=True)
 
     def flush() -> None:
-        images = [item for _, item in pending if not isinstance(item, dict)]
+        images = [item[0] for _, item in pending if not isinstance(item, dict)]
         predictions = iter(detector.predict(images)) if images else iter(())
         for path, item in pending:
-            emit(item if isinstance(item, dict) else {"path": path, **detector.result(next(predictions))})
+            emit(item if isinstance(item, dict) else {"path": path, **annotate(detector.result(next(predictions)), item[1])})
         pending.clear()
 
     from ..crops import ImageTooSmall
@@ -146,7 +155,8 @@ def predict_main(argv: list[str]) -> int:
             failed = True
             continue
         try:
-            image = load_rgb(path)
+            data = Path(path).read_bytes()   # the original bytes: their metadata is evidence too
+            image = load_rgb(data)
             detector.policy.plan(*image.shape[:2])  # too small? say so for this file alone
         except ImageTooSmall as exc:
             pending.append((path, _error(path, "image_too_small", str(exc))))
@@ -156,7 +166,7 @@ def predict_main(argv: list[str]) -> int:
             pending.append((path, _error(path, "image_decode_failed", f"cannot decode {path}: {type(exc).__name__}: {exc}")))
             failed = True
             continue
-        pending.append((path, image))
+        pending.append((path, (image, read_evidence(data, evidence_config, rgb=image))))
         if sum(not isinstance(item, dict) for _, item in pending) >= args.batch_images:
             flush()
     flush()

@@ -175,7 +175,7 @@ def test_predict_cli_json_lines_and_errors(tiny_dir, tmp_path, capsys):
     code = main(["predict", *paths, "--json", "--model", str(tiny_dir), "--threads", "1"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1 and [line["path"] for line in lines] == paths
-    assert list(lines[0]) == ["path", "ai_probability", "verdict", "mask_fraction", "sources"]
+    assert list(lines[0]) == ["path", "ai_probability", "verdict", "mask_fraction", "sources", "verdict_reason", "evidence"]
     assert lines[0] == lines[4]
     assert [line.get("error", {}).get("code") for line in lines] == [
         None, "file_not_found", "image_decode_failed", "image_too_small", None]

@@ -42,3 +42,11 @@ def combine(pixel_verdict: str, evidence: Sequence[Evidence]) -> Decision:
     if pixel_verdict == "ai" and any(e.source == "c2pa" and e.believed and e.reason == "capture" for e in evidence):
         return Decision("uncertain", "capture_claim")
     return Decision(pixel_verdict, "pixels")
+
+
+def annotate(result: dict, evidence: Sequence[Evidence]) -> dict:
+    """A result (``Detector.result``'s fields) with the combined ``verdict``, its ``verdict_reason`` and the
+    ``evidence`` items; ``ai_probability`` stays the pixel score."""
+    decision = combine(result["verdict"], evidence)
+    return {**result, "verdict": decision.verdict, "verdict_reason": decision.verdict_reason,
+            "evidence": [item.to_dict() for item in evidence]}
