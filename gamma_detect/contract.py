@@ -1,10 +1,139 @@
 """The cross-layer contract: the names and numbers that training, the runtime, the server and the extension share.
 
-Defined here once; the model manifest, the OpenAPI document and the extension's
-generated ``extension/lib/contract.js`` are derived from it.
+Written here once. The model manifest (band and source class names), the server
+(error codes, limits), its OpenAPI document and the extension's generated
+``extension/lib/contract.js`` all read it; a test fails when the generated file is stale.
+
+To extend the contract, add a constant here, add it to :func:`exported` if the
+extension needs it, and regenerate: ``python -m gamma_detect.contract``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Verdict bands, in band order (lowest probability first); their edges are fitted per model and live in its manifest.
+VERDICTS = ("real", "likely_real", "uncertain", "likely_ai", "ai")
+
 # Head-2 classes, in output channel order (the result's ``sources`` keys, the manifest's ``source_classes``).
 SOURCE_CLASSES = ("authentic", "generated", "inpainted", "copy_moved", "spliced")
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    status: int    # the HTTP status the API answers with
+    message: str   # the default message (a request-specific one may replace it)
+
+
+# Every error the API reports, as the flat JSON object {"code": ..., "message": ...}. Codes are never renamed.
+ERRORS: dict[str, ErrorCode] = {
+    "bad_request": ErrorCode(400, "the request is malformed"),
+    "unauthorized": ErrorCode(401, "a valid API key is required (Authorization: Bearer <key>)"),
+    "not_found": ErrorCode(404, "no such resource (unknown or expired)"),
+    "method_not_allowed": ErrorCode(405, "method not allowed"),
+    "conflict": ErrorCode(409, "the job has already ended"),
+    "payload_too_large": ErrorCode(413, "the image is larger than the byte limit"),
+    "unsupported_media_type": ErrorCode(415, "not an image in a supported format"),
+    "image_decode_failed": ErrorCode(422, "the image could not be decoded"),
+    "image_too_large": ErrorCode(422, "the image has more pixels than allowed"),
+    "image_too_small": ErrorCode(422, "the image is too small to analyse"),
+    "url_not_allowed": ErrorCode(422, "the URL is not allowed"),
+    "fetch_failed": ErrorCode(502, "the image could not be fetched"),
+    "rate_limited": ErrorCode(429, "too many requests"),
+    "worker_lost": ErrorCode(500, "the worker running the job stopped before finishing it"),
+    "job_timeout": ErrorCode(504, "the job ran past its time limit"),
+    "internal_error": ErrorCode(500, "internal error"),
+    "service_unavailable": ErrorCode(503, "the service is temporarily unavailable"),
+}
+
+# Limits the server enforces and the extension respects. The byte, pixel and scan limits are the server's
+# defaults (its settings may change them); the feedback limits are fixed.
+LIMITS: dict[str, int] = {
+    "upload_bytes": 20 * 1024 * 1024,      # largest uploaded or fetched image
+    "image_pixels": 50_000_000,            # largest decoded image (decompression-bomb limit)
+    "scan_images": 200,                    # most image URLs in one /v1/scan page
+    "feedback_note_chars": 2000,           # longest feedback note
+    "feedback_result_bytes": 64 * 1024,    # largest result object echoed back in feedback (compact JSON)
+}
+
+# The fields of an analysis result, in order: what `gamma predict --json` prints (PREDICT_FIELDS) and what the
+# API adds. Fields may be added, never renamed.
+PREDICT_FIELDS = ("path", "ai_probability", "verdict", "mask_fraction", "sources")
+RESULT_FIELDS = PREDICT_FIELDS + ("model", "image", "heatmap_url", "timings", "cached")
+
+# A job's status as the API reports it, and the labels feedback accepts.
+JOB_STATUSES = ("queued", "started", "finished", "failed", "canceled")
+FEEDBACK_LABELS = ("ai", "real")
+
+
+def exported() -> dict:
+    """What the extension gets, as JSON-ready values (contract.js freezes each)."""
+    return {"VERDICTS": list(VERDICTS), "SOURCE_CLASSES": list(SOURCE_CLASSES),
+            "ERRORS": {code: {"status": e.status} for code, e in ERRORS.items()},
+            "LIMITS": dict(LIMITS), "RESULT_FIELDS": list(RESULT_FIELDS), "JOB_STATUSES": list(JOB_STATUSES),
+            "FEEDBACK_LABELS": list(FEEDBACK_LABELS)}
+
+
+def render_js() -> str:
+    """``extension/lib/contract.js``: a classic/UMD script like the other extension/lib files."""
+    body = []
+    for name, value in exported().items():
+        if isinstance(value, dict):  # one entry a line, so a diff of the generated file reads like one of the source
+            text = "{\n" + "".join(f"    {json.dumps(k)}: {json.dumps(v)},\n" for k, v in value.items()) + "  }"
+        else:
+            text = json.dumps(value)
+        body.append(f"  const {name} = deepFreeze({text});")
+    names = ", ".join(exported())
+    return f"""/*
+ * GENERATED by `python -m gamma_detect.contract` from gamma_detect/contract.py: do not edit.
+ * The cross-layer contract (verdict names, error codes and their HTTP statuses, limits,
+ * result field names); a Python test fails when this file is stale.
+ */
+(function (root, factory) {{
+  const api = factory();
+  if (typeof module === "object" && module.exports) module.exports = api;
+  else (root.GammaDetect = root.GammaDetect || {{}}).contract = api;
+}})(typeof globalThis !== "undefined" ? globalThis : this, function () {{
+  "use strict";
+
+  function deepFreeze(value) {{
+    if (value && typeof value === "object") Object.values(value).forEach(deepFreeze);
+    return Object.freeze(value);
+  }}
+
+{chr(10).join(body)}
+
+  return Object.freeze({{ {names} }});
+}});
+"""
+
+
+DEFAULT_JS = Path("extension/lib/contract.js")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gamma_detect.contract",
+                                     description="Write the extension's contract.js from gamma_detect/contract.py.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_JS,
+                        help=f"where to write it (default: {DEFAULT_JS}, from the repository root)")
+    parser.add_argument("--check", action="store_true", help="only check that the file is up to date (exit 1 if not)")
+    args = parser.parse_args(argv)
+    text = render_js()
+    if args.check:
+        current = args.out.read_text() if args.out.is_file() else None
+        if current != text:
+            print(f"{args.out} is stale: run `python -m gamma_detect.contract`", file=sys.stderr)
+            return 1
+        return 0
+    from .files import write_atomic
+
+    write_atomic(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-BAND_NAMES = ("real", "likely_real", "uncertain", "likely_ai", "ai")
+from .contract import VERDICTS as BAND_NAMES  # the bands' names, in band order (training names its bands so)
 
 
 def verdict(probability: float, bands: Sequence[dict]) -> str:

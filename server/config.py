@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gamma_detect.contract import LIMITS
+
 PREFIX = "GAMMA_"
 
 
@@ -43,9 +45,9 @@ class Settings:
     cache_ttl: int = field(default=86400, metadata={"help": "seconds a result and its heatmap are cached (by image sha256 and model digest)"})
     url_ttl: int = field(default=3600, metadata={"help": "seconds an image URL is remembered as the sha256 it served"})
     # --- limits
-    max_upload_bytes: int = field(default=20 * 1024 * 1024, metadata={"help": "largest upload or fetched image, bytes"})
-    max_pixels: int = field(default=50_000_000, metadata={"help": "largest image, pixels (decompression-bomb limit)"})
-    max_scan_images: int = field(default=200, metadata={"help": "most image URLs in one /v1/scan page"})
+    max_upload_bytes: int = field(default=LIMITS["upload_bytes"], metadata={"help": "largest upload or fetched image, bytes"})
+    max_pixels: int = field(default=LIMITS["image_pixels"], metadata={"help": "largest image, pixels (decompression-bomb limit)"})
+    max_scan_images: int = field(default=LIMITS["scan_images"], metadata={"help": "most image URLs in one /v1/scan page"})
     fetch_timeout: float = field(default=10.0, metadata={"help": "seconds for fetching one image URL (connect, read, whole body)"})
     fetch_test_allow: str = field(default="", metadata={"help": "TESTS ONLY: comma-separated `ip:port` a fetch may reach although not global; keep empty"})
     longpoll_max: int = field(default=30, metadata={"help": "most seconds `GET /jobs/<id>?wait=N` waits"})

@@ -1,37 +1,22 @@
-"""Errors with a stable ``code`` (part of the API: never renamed) and an HTTP status."""
+"""The API's errors: a stable ``code`` from the contract (never renamed), its HTTP status and a message.
+
+Every error response body is the flat JSON object ``{"code": "...", "message": "..."}``
+(:meth:`ApiError.to_dict`); codes, statuses and default messages are
+``gamma_detect.contract.ERRORS``.
+"""
 
 from __future__ import annotations
 
-# code -> (HTTP status, default message)
-CODES: dict[str, tuple[int, str]] = {
-    "bad_request": (400, "the request is malformed"),
-    "unauthorized": (401, "a valid API key is required (Authorization: Bearer <key>)"),
-    "not_found": (404, "no such resource (unknown or expired)"),
-    "method_not_allowed": (405, "method not allowed"),
-    "conflict": (409, "the job has already ended"),
-    "payload_too_large": (413, "the image is larger than the byte limit"),
-    "unsupported_media_type": (415, "not an image in a supported format"),
-    "image_decode_failed": (422, "the image could not be decoded"),
-    "image_too_large": (422, "the image has more pixels than allowed"),
-    "image_too_small": (422, "the image is too small to analyse"),
-    "url_not_allowed": (422, "the URL is not allowed"),
-    "fetch_failed": (502, "the image could not be fetched"),
-    "rate_limited": (429, "too many requests"),
-    "worker_lost": (500, "the worker running the job stopped before finishing it"),
-    "job_timeout": (504, "the job ran past its time limit"),
-    "internal_error": (500, "internal error"),
-    "service_unavailable": (503, "the service is temporarily unavailable"),
-}
-
+from gamma_detect.contract import ERRORS
 
 class ApiError(Exception):
-    """An error the API reports as ``{"error": {"code", "message"}}``."""
+    """An error the API reports as the flat ``{"code", "message"}`` with the code's HTTP status."""
 
     def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
                  retry_after: float | None = None, retryable: bool = False):
-        if code not in CODES:
-            raise ValueError(f"unknown error code {code!r}")
-        default_status, default_message = CODES[code]
+        if code not in ERRORS:
+            raise ValueError(f"unknown error code {code!r}; add it to gamma_detect.contract.ERRORS")
+        default_status, default_message = ERRORS[code].status, ERRORS[code].message
         super().__init__(message or default_message)
         self.code = code
         self.message = message or default_message

@@ -13,12 +13,14 @@ import re
 import time
 from typing import IO, Iterator
 
+from gamma_detect.contract import FEEDBACK_LABELS, LIMITS
+
 from .config import Settings
 from .errors import ApiError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-MAX_NOTE = 2000
-MAX_RESULT_BYTES = 64 * 1024
+MAX_NOTE = LIMITS["feedback_note_chars"]
+MAX_RESULT_BYTES = LIMITS["feedback_result_bytes"]
 
 
 def validate(body) -> dict:
@@ -28,8 +30,8 @@ def validate(body) -> dict:
     if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
         raise ApiError("bad_request", "`sha256` must be the image's SHA-256 as 64 hex digits")
     label = body.get("label")
-    if label not in ("ai", "real"):
-        raise ApiError("bad_request", "`label` must be \"ai\" or \"real\"")
+    if label not in FEEDBACK_LABELS:
+        raise ApiError("bad_request", f"`label` must be one of {', '.join(FEEDBACK_LABELS)}")
     result = body.get("result")
     if not isinstance(result, dict):
         raise ApiError("bad_request", "`result` must be the result object the user disagrees with")

@@ -1,10 +1,11 @@
-"""The OpenAPI 3.1 document served at /v1/openapi.json (tests validate real responses against it)."""
+"""The OpenAPI 3.1 document served at /v1/openapi.json (tests validate real responses against it).
+
+Names and limits come from the contract (``gamma_detect.contract``), so the document cannot drift from them.
+"""
 
 from __future__ import annotations
 
-from .errors import CODES
-
-VERDICTS = ["real", "likely_real", "uncertain", "likely_ai", "ai"]
+from gamma_detect.contract import ERRORS, FEEDBACK_LABELS, JOB_STATUSES, LIMITS, PREDICT_FIELDS, RESULT_FIELDS, VERDICTS
 
 
 def _ref(name: str) -> dict:
@@ -22,7 +23,7 @@ def _errors(*codes: int) -> dict:
 SCHEMAS = {
     "Error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string", "enum": sorted(CODES)}, "message": {"type": "string"}},
+        "properties": {"code": {"type": "string", "enum": sorted(ERRORS)}, "message": {"type": "string"}},
     },
     "Model": {
         "type": "object", "required": ["name", "version", "digest", "backend"],
@@ -37,14 +38,14 @@ SCHEMAS = {
     },
     "Result": {
         "type": "object",
-        "description": "The fields `gamma predict --json` prints, plus model, image, heatmap_url, timings, cached. "
+        "description": f"The fields `gamma predict --json` prints ({', '.join(PREDICT_FIELDS)}), plus "
+                       f"{', '.join(RESULT_FIELDS[len(PREDICT_FIELDS):])}. "
                        "Fields may be added, never renamed.",
-        "required": ["path", "ai_probability", "verdict", "mask_fraction", "sources", "model", "image",
-                     "heatmap_url", "timings", "cached"],
+        "required": list(RESULT_FIELDS),
         "properties": {
             "path": {"type": ["string", "null"], "description": "the image URL, the upload's file name, or null"},
             "ai_probability": {"type": "number", "minimum": 0, "maximum": 1},
-            "verdict": {"type": "string", "enum": VERDICTS},
+            "verdict": {"type": "string", "enum": list(VERDICTS)},
             "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "sources": {"type": "object", "additionalProperties": {"type": "number"}},
             "model": _ref("Model"),
@@ -64,7 +65,7 @@ SCHEMAS = {
     "ScanImage": {
         "type": "object", "required": ["url", "status"],
         "properties": {"url": {"type": "string"}, "job_id": {"type": "string"},
-                       "status": {"type": "string", "enum": ["queued", "started", "finished", "failed", "canceled"]},
+                       "status": {"type": "string", "enum": list(JOB_STATUSES)},
                        "result": _ref("Result"), "error": _ref("Error")},
     },
     "ScanResult": {
@@ -77,7 +78,7 @@ SCHEMAS = {
         "type": "object", "required": ["id", "status", "enqueued_at", "ended_at"],
         "properties": {
             "id": {"type": "string"},
-            "status": {"type": "string", "enum": ["queued", "started", "finished", "failed", "canceled"]},
+            "status": {"type": "string", "enum": list(JOB_STATUSES)},
             "kind": {"type": "string", "enum": ["analyze", "scan"]},
             "result": {"oneOf": [_ref("Result"), _ref("ScanResult")]},
             "error": _ref("Error"),
@@ -97,7 +98,8 @@ SCHEMAS = {
     "Feedback": {
         "type": "object", "required": ["sha256", "result", "label"],
         "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "result": {"type": "object"},
-                       "label": {"type": "string", "enum": ["ai", "real"]}, "note": {"type": "string", "maxLength": 2000}},
+                       "label": {"type": "string", "enum": list(FEEDBACK_LABELS)},
+                       "note": {"type": "string", "maxLength": LIMITS["feedback_note_chars"]}},
     },
     "FeedbackStored": {
         "type": "object", "required": ["id", "status"],

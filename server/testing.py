@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gamma_detect.contract import VERDICTS
 from gamma_detect.crops import CropPolicy, ImageTooSmall
 from gamma_detect.verdict import verdict
 
-BANDS = [{"name": "real", "min": 0.0, "max": 0.2}, {"name": "likely_real", "min": 0.2, "max": 0.4},
-         {"name": "uncertain", "min": 0.4, "max": 0.6}, {"name": "likely_ai", "min": 0.6, "max": 0.8},
-         {"name": "ai", "min": 0.8, "max": 1.0}]
+BANDS = [{"name": name, "min": i / len(VERDICTS), "max": (i + 1) / len(VERDICTS)} for i, name in enumerate(VERDICTS)]
 
 
 @dataclass

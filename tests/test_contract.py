@@ -1,0 +1,63 @@
+"""The cross-layer contract: the generated extension module is fresh and says what the Python side says."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from export_support import REPO
+
+from gamma_detect import contract
+from gamma_detect.contract import ERRORS, LIMITS, RESULT_FIELDS, VERDICTS
+from gamma_detect.verdict import BAND_NAMES
+
+CONTRACT_JS = REPO / "extension" / "lib" / "contract.js"
+
+
+def test_checked_in_contract_js_is_fresh():
+    assert CONTRACT_JS.read_text() == contract.render_js(), \
+        "extension/lib/contract.js is stale: run `python -m gamma_detect.contract` and commit it"
+
+
+def test_check_mode_reports_a_stale_file(tmp_path, capsys):
+    out = tmp_path / "contract.js"
+    assert contract.main(["--out", str(out), "--check"]) == 1 and "is stale" in capsys.readouterr().err
+    assert contract.main(["--out", str(out)]) == 0 and out.read_text() == contract.render_js()
+    assert contract.main(["--out", str(out), "--check"]) == 0
+    out.write_text(out.read_text().replace('"not_found": {"status": 404}', '"not_found": {"status": 410}'))
+    assert contract.main(["--out", str(out), "--check"]) == 1
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed (the extension's tests need it)")
+def test_node_loads_the_same_frozen_values():
+    script = ("const c = require(process.argv[1]);"
+              "const frozen = [c, c.VERDICTS, c.ERRORS, c.ERRORS.not_found, c.LIMITS].every(Object.isFrozen);"
+              "console.log(JSON.stringify({frozen, VERDICTS: c.VERDICTS, ERRORS: c.ERRORS, LIMITS: c.LIMITS,"
+              " RESULT_FIELDS: c.RESULT_FIELDS}));")
+    out = subprocess.run(["node", "-e", script, str(CONTRACT_JS)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["frozen"]
+    assert got["VERDICTS"] == list(VERDICTS) == list(BAND_NAMES)
+    assert got["ERRORS"] == {code: {"status": e.status} for code, e in ERRORS.items()}
+    assert got["LIMITS"] == LIMITS and got["RESULT_FIELDS"] == list(RESULT_FIELDS)
+
+
+def test_server_and_openapi_read_the_contract():
+    from gamma_detect.server.config import Settings
+    from gamma_detect.server.errors import ApiError
+    from gamma_detect.server.openapi import document
+
+    schemas = document()["components"]["schemas"]
+    assert schemas["Result"]["required"] == list(RESULT_FIELDS)
+    assert schemas["Result"]["properties"]["verdict"]["enum"] == list(VERDICTS)
+    assert schemas["Error"]["properties"]["code"]["enum"] == sorted(ERRORS)
+    assert schemas["Feedback"]["properties"]["note"]["maxLength"] == LIMITS["feedback_note_chars"]
+    settings = Settings()
+    assert (settings.max_upload_bytes, settings.max_scan_images) == (LIMITS["upload_bytes"], LIMITS["scan_images"])
+    error = ApiError("fetch_failed")
+    assert (error.status, error.to_dict()) == (502, {"code": "fetch_failed", "message": ERRORS["fetch_failed"].message})
+    with pytest.raises(ValueError, match="gamma_detect.contract.ERRORS"):
+        ApiError("no_such_code")
