@@ -6,6 +6,7 @@
  * The lib/ files are classic scripts shared with the content script; imported
  * for their side effect, they register themselves on globalThis.GammaDetect.
  */
+import "./lib/contract.js";
 import "./lib/messages.js";
 import "./lib/urls.js";
 import "./lib/verdicts.js";

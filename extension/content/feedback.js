@@ -8,8 +8,9 @@
 
   function form(entry) {
     const fb = entry.feedback;
-    if (fb.sent) return el("div", { class: "feedback sent", role: "status" }, "Thanks — sent for review (" + (fb.sent === "ai" ? "AI-generated" : "real") + ").");
-    const note = el("textarea", { class: "note-input", "data-action": "note", rows: "2", maxlength: "2000", placeholder: "Optional note (what is wrong?)", "aria-label": "Note" });
+    if (fb.sent) return el("div", { class: "feedback sent", role: "status" }, "Thanks — sent for review (" + G.verdicts.LABELS[fb.sent] + ").");
+    const maxlength = String(G.contract.LIMITS.feedback_note_chars);
+    const note = el("textarea", { class: "note-input", "data-action": "note", rows: "2", maxlength, placeholder: "Optional note (what is wrong?)", "aria-label": "Note" });
     note.value = fb.note;
     note.addEventListener("input", () => {
       fb.note = note.value;
@@ -33,8 +34,7 @@
       el(
         "div",
         { class: "actions" },
-        button("feedback-ai", "AI-generated", sendLabel("ai"), { disabled: fb.sending }),
-        button("feedback-real", "Real", sendLabel("real"), { disabled: fb.sending }),
+        G.contract.FEEDBACK_LABELS.map((label) => button("feedback-" + label, G.verdicts.LABELS[label], sendLabel(label), { disabled: fb.sending })),
       ),
       note,
       fb.sending ? el("div", { class: "hint" }, "Sending…") : null,

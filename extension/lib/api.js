@@ -11,12 +11,12 @@
   const node = typeof module === "object" && module.exports;
   const G = node ? null : root.GammaDetect;
   const deps = node
-    ? [require("./urls.js"), require("./queue.js"), require("./errors.js"), require("./settings.js"), require("./cache.js"), require("./api/transport.js"), require("./api/jobs.js"), require("./api/health.js"), require("./api/feedback.js"), require("./api/heatmap.js")]
-    : [G.urls, G.queue, G.errors, G.settings, G.cache, G.apiParts.transport, G.apiParts.jobs, G.apiParts.health, G.apiParts.feedback, G.apiParts.heatmap];
+    ? [require("./contract.js"), require("./urls.js"), require("./queue.js"), require("./errors.js"), require("./settings.js"), require("./cache.js"), require("./api/transport.js"), require("./api/jobs.js"), require("./api/health.js"), require("./api/feedback.js"), require("./api/heatmap.js")]
+    : [G.contract, G.urls, G.queue, G.errors, G.settings, G.cache, G.apiParts.transport, G.apiParts.jobs, G.apiParts.health, G.apiParts.feedback, G.apiParts.heatmap];
   const api = factory.apply(null, deps);
   if (node) module.exports = api;
   else G.api = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function (urls, queue, errors, settingsLib, cacheLib, transportLib, jobsLib, healthLib, feedbackLib, heatmapLib) {
+})(typeof globalThis !== "undefined" ? globalThis : this, function (contract, urls, queue, errors, settingsLib, cacheLib, transportLib, jobsLib, healthLib, feedbackLib, heatmapLib) {
   "use strict";
 
   const { GammaError } = errors;
@@ -27,7 +27,7 @@
     pollWaitS: 25, // GET /jobs/<id>?wait=N (the server caps N at 30)
     deadlineMs: 3 * 60 * 1000, // one check, queueing on the server included
     requestTimeoutMs: 30 * 1000, // one plain request
-    maxImageBytes: 20 * 1024 * 1024, // refuse to upload bigger files (bytes mode)
+    maxImageBytes: contract.LIMITS.upload_bytes, // refuse to upload bigger files (bytes mode): the server's default limit
     maxRetryAfterMs: 60 * 1000, // a longer Retry-After fails the check as rate_limited
   };
 

@@ -3,47 +3,56 @@
  * whether a retry can help, and whether the outcome is stable enough to cache.
  */
 (function (root, factory) {
-  const api = factory();
-  if (typeof module === "object" && module.exports) module.exports = api;
-  else (root.GammaDetect = root.GammaDetect || {}).errors = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function () {
+  const node = typeof module === "object" && module.exports;
+  const api = factory(node ? require("./contract.js") : root.GammaDetect.contract);
+  if (node) module.exports = api;
+  else root.GammaDetect.errors = api;
+})(typeof globalThis !== "undefined" ? globalThis : this, function (contract) {
   "use strict";
 
   // title: shown on the image; hint: the line under it; retry: a "Try again" button
   // makes sense; cache: the same image gives the same answer from the same server;
   // options: the fix is in Options (the panel offers a button to them).
-  const CODES = Object.freeze({
-    server_unreachable: { title: "Server unreachable", hint: "Is the gamma server running? Check its address in Options.", retry: true, cache: false, options: true },
-    rate_limited: { title: "Rate limited", hint: "The server is busy; try again in a moment.", retry: true, cache: false },
-    timeout: { title: "Server too slow", hint: "The check did not finish in time.", retry: true, cache: false },
+
+  // The server's codes (contract.ERRORS); a test checks that each has its words here.
+  const SERVER = {
+    bad_request: { title: "Request refused", hint: "The server did not accept the request (is it a newer version?).", retry: false, cache: false },
     unauthorized: { title: "API key refused", hint: "Set a valid API key in Options.", retry: false, cache: false, options: true },
-    image_fetch_failed: { title: "Image not fetchable", hint: "The extension could not download this image.", retry: true, cache: false },
-    fetch_failed: { title: "Image not fetchable", hint: "The server could not download this image. Sending its bytes (Options) may work.", retry: true, cache: false, options: true },
-    url_not_allowed: { title: "Address not allowed", hint: "The server refuses to fetch this address. Sending image bytes (Options) works for private images.", retry: false, cache: true, options: true },
-    image_too_small: { title: "Too small to check", hint: "The model needs a larger image.", retry: false, cache: true },
-    image_too_large: { title: "Image too large", hint: "The server refuses images this large.", retry: false, cache: true },
+    not_found: { title: "Result expired", hint: "Try again.", retry: true, cache: false },
+    method_not_allowed: { title: "Request refused", hint: "Is the address in Options a gamma server?", retry: false, cache: false },
+    conflict: { title: "Check already ended", hint: "", retry: true, cache: false },
     payload_too_large: { title: "Image too large", hint: "The file is larger than the server accepts.", retry: false, cache: true },
     unsupported_media_type: { title: "Not a supported image", hint: "This file type can't be checked.", retry: false, cache: true },
     image_decode_failed: { title: "Unreadable image", hint: "The server could not decode this image.", retry: false, cache: true },
-    not_found: { title: "Result expired", hint: "Try again.", retry: true, cache: false },
+    image_too_large: { title: "Image too large", hint: "The server refuses images this large.", retry: false, cache: true },
+    image_too_small: { title: "Too small to check", hint: "The model needs a larger image.", retry: false, cache: true },
+    url_not_allowed: { title: "Address not allowed", hint: "The server refuses to fetch this address. Sending image bytes (Options) works for private images.", retry: false, cache: true, options: true },
+    fetch_failed: { title: "Image not fetchable", hint: "The server could not download this image. Sending its bytes (Options) may work.", retry: true, cache: false, options: true },
+    rate_limited: { title: "Rate limited", hint: "The server is busy; try again in a moment.", retry: true, cache: false },
+    worker_lost: { title: "Check interrupted", hint: "The server's worker stopped; try again.", retry: true, cache: false },
+    job_timeout: { title: "Check took too long", hint: "The server gave up on this image.", retry: true, cache: false },
+    internal_error: { title: "Server error", hint: "The server failed; try again later.", retry: true, cache: false },
+    service_unavailable: { title: "Server unavailable", hint: "The server's queue is down; try again shortly.", retry: true, cache: false },
+  };
+
+  // The extension's own: no answer, an answer that is not the server's, a check that ran out.
+  const OWN = {
+    server_unreachable: { title: "Server unreachable", hint: "Is the gamma server running? Check its address in Options.", retry: true, cache: false, options: true },
+    timeout: { title: "Server too slow", hint: "The check did not finish in time.", retry: true, cache: false },
+    image_fetch_failed: { title: "Image not fetchable", hint: "The extension could not download this image.", retry: true, cache: false },
     job_failed: { title: "Check failed", hint: "The server could not finish this check.", retry: true, cache: false },
     canceled: { title: "Check cancelled", hint: "", retry: true, cache: false },
     bad_response: { title: "Unexpected server answer", hint: "Is the address in Options a gamma server?", retry: true, cache: false },
     server_error: { title: "Server error", hint: "The server failed; try again later.", retry: true, cache: false },
-    internal_error: { title: "Server error", hint: "The server failed; try again later.", retry: true, cache: false },
-    service_unavailable: { title: "Server unavailable", hint: "The server's queue is down; try again shortly.", retry: true, cache: false },
-    worker_lost: { title: "Check interrupted", hint: "The server's worker stopped; try again.", retry: true, cache: false },
-    job_timeout: { title: "Check took too long", hint: "The server gave up on this image.", retry: true, cache: false },
-    bad_request: { title: "Request refused", hint: "The server did not accept the request (is it a newer version?).", retry: false, cache: false },
-    method_not_allowed: { title: "Request refused", hint: "Is the address in Options a gamma server?", retry: false, cache: false },
-    conflict: { title: "Check already ended", hint: "", retry: true, cache: false },
     extension_error: { title: "Extension error", hint: "Reload the page and try again.", retry: true, cache: false },
-  });
+  };
+
+  const CODES = Object.freeze(Object.assign({}, SERVER, OWN));
 
   const FALLBACK = { title: "Check failed", hint: "", retry: true, cache: false };
 
   function describeError(code) {
-    return Object.prototype.hasOwnProperty.call(CODES, code) ? CODES[code] : FALLBACK;
+    return Object.hasOwn(CODES, code) ? CODES[code] : FALLBACK;
   }
 
   /** An Error carrying a stable code, the HTTP status and the server's message. */
@@ -66,16 +75,15 @@
     return plain;
   }
 
-  /** Map an HTTP status without a recognisable error body to a code. */
-  function codeForStatus(status) {
-    if (status === 401) return "unauthorized";
-    if (status === 404) return "not_found";
-    if (status === 413) return "payload_too_large";
-    if (status === 415) return "unsupported_media_type";
-    if (status === 429) return "rate_limited";
-    if (status >= 500) return "server_error";
-    return "bad_response";
+  /** Is this the server's error object, {"code", "message"} with a code of the contract (server/errors.py)? */
+  function isServerError(detail) {
+    return Boolean(detail && typeof detail === "object" && typeof detail.code === "string" && Object.hasOwn(contract.ERRORS, detail.code));
   }
 
-  return { CODES, describeError, GammaError, toPlain, codeForStatus };
+  /** The code for an error answer that is not the server's (a proxy's page, a newer server's code). */
+  function genericCode(status) {
+    return status >= 500 ? "server_error" : "bad_response";
+  }
+
+  return { CODES, SERVER_CODES: Object.freeze(Object.keys(SERVER)), OWN_CODES: Object.freeze(Object.keys(OWN)), describeError, GammaError, toPlain, isServerError, genericCode };
 });

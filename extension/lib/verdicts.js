@@ -1,5 +1,5 @@
 /*
- * Verdicts: the server's five words turned into colours and phrases.
+ * Verdicts: the words the server chose (the contract's bands) turned into colours and phrases.
  *
  * The band edges live in the model's manifest on the server; the extension
  * never re-derives a verdict from the probability, it only shows the word the
@@ -7,12 +7,14 @@
  * side-effect import) or with require() in Node's tests.
  */
 (function (root, factory) {
-  const api = factory();
-  if (typeof module === "object" && module.exports) module.exports = api;
-  else (root.GammaDetect = root.GammaDetect || {}).verdicts = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function () {
+  const node = typeof module === "object" && module.exports;
+  const api = factory(node ? require("./contract.js") : root.GammaDetect.contract);
+  if (node) module.exports = api;
+  else root.GammaDetect.verdicts = api;
+})(typeof globalThis !== "undefined" ? globalThis : this, function (contract) {
   "use strict";
 
+  // How each of the contract's verdict bands looks (a test checks every band has one).
   // group: what the page counts call it; colour: badge/overlay accent (AA contrast on white text).
   const VERDICTS = Object.freeze({
     real: { label: "Real", short: "Real", group: "real", colour: "#1b7a3a" },
@@ -24,8 +26,12 @@
 
   const UNKNOWN = Object.freeze({ label: "Unknown verdict", short: "?", group: "unknown", colour: "#52525b" });
 
+  // What the user can say an image is ("Report a mistake"), for each of the contract's feedback labels.
+  const LABELS = Object.freeze({ ai: "AI-generated", real: "Real" });
+
+  /** The presentation of a verdict the contract names; anything else is unknown, never guessed. */
   function describeVerdict(verdict) {
-    return Object.prototype.hasOwnProperty.call(VERDICTS, verdict) ? VERDICTS[verdict] : UNKNOWN;
+    return contract.VERDICTS.includes(verdict) && Object.hasOwn(VERDICTS, verdict) ? VERDICTS[verdict] : UNKNOWN;
   }
 
   /** 0.934 -> "93%", 0.0004 -> "<1%", 0.9996 -> ">99%"; anything not a number -> "–". */
@@ -67,5 +73,5 @@
     return s.short + " " + s.probability;
   }
 
-  return { VERDICTS, UNKNOWN, describeVerdict, formatProbability, formatModel, summarise, badgeText };
+  return { VERDICTS, UNKNOWN, LABELS, describeVerdict, formatProbability, formatModel, summarise, badgeText };
 });

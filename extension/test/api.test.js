@@ -3,6 +3,7 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const { createClient } = require("../lib/api.js");
+const { LIMITS } = require("../lib/contract.js");
 
 const SERVER = "http://gamma.test:8000";
 const RESULT = {
@@ -321,6 +322,7 @@ test("server errors map to codes; stable ones are cached, transient ones are not
       // Shapes the server never sends (server/errors.py): not read, named by the status alone.
       if (url.endsWith("nested.jpg")) return json(422, { error: { code: "image_decode_failed", message: "not an image" } });
       if (url.endsWith("named.jpg")) return json(400, { error: "url_not_allowed", message: "loopback" });
+      if (url.endsWith("unknown.jpg")) return json(400, { code: "banana", message: "not one of the contract's codes" });
       return new Response("<h1>Internal Server Error</h1>", { status: 500, headers: { "content-type": "text/html" } });
     }],
   ]);
@@ -335,7 +337,8 @@ test("server errors map to codes; stable ones are cached, transient ones are not
   await assert.rejects(c.analyze({ src: "https://x.example/decode.jpg" }), { code: "image_decode_failed", message: "not an image" });
   await assert.rejects(c.analyze({ src: "https://x.example/nested.jpg" }), { code: "bad_response", status: 422, message: "HTTP 422" });
   await assert.rejects(c.analyze({ src: "https://x.example/named.jpg" }), { code: "bad_response", status: 400, message: "HTTP 400" });
-  assert.equal(server.count("POST", /analyze/), 9, "image_too_small came from the cache the second time; unauthorized did not");
+  await assert.rejects(c.analyze({ src: "https://x.example/unknown.jpg" }), { code: "bad_response", status: 400, message: "HTTP 400" });
+  assert.equal(server.count("POST", /analyze/), 10, "image_too_small came from the cache the second time; unauthorized did not");
 });
 
 test("a failed job reports the worker's error code", async () => {
@@ -381,6 +384,8 @@ test("feedback sends the digest, the result (without volatile fields), the label
   assert.equal(body.result.heatmap_url, undefined);
   assert.equal(body.result.timings, undefined);
   assert.equal(server.calls[0].headers.Authorization, "Bearer k");
+  await c.feedback({ result: RESULT, label: "ai", note: "x".repeat(LIMITS.feedback_note_chars + 5) });
+  assert.equal(JSON.parse(server.calls.at(-1).body).note.length, LIMITS.feedback_note_chars, "the server's limit");
   await assert.rejects(c.feedback({ result: RESULT, label: "maybe" }), /label/);
   await assert.rejects(c.feedback({ result: {}, label: "ai" }), /digest/);
 });

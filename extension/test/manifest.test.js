@@ -68,7 +68,7 @@ function loadClassic(files) {
 test("content-script libs load in manifest order, as classic scripts", () => {
   const libs = manifest.content_scripts[0].js.filter((f) => f.startsWith("lib/"));
   const G = loadClassic(libs);
-  for (const name of ["messages", "errors", "verdicts", "eligibility", "urls", "geometry", "tally"]) assert.ok(G[name], name);
+  for (const name of ["contract", "messages", "errors", "verdicts", "eligibility", "urls", "geometry", "tally"]) assert.ok(G[name], name);
   assert.equal(G.tally.tally([{ state: "done", result: { verdict: "ai" } }]).ai, 1);
   assert.equal(manifest.content_scripts[0].js.at(-1), "content/main.js");
 });
@@ -123,7 +123,7 @@ test("the service worker's imports load in order", () => {
   const imports = [...source.matchAll(/^import\s+"\.\/(lib\/[\w./]+)";/gm)].map((m) => m[1]);
   assert.ok(imports.length >= 8);
   const G = loadClassic(imports);
-  for (const name of ["messages", "urls", "backoff", "queue", "errors", "settings", "cache", "api", "tally"]) assert.ok(G[name], name);
+  for (const name of ["contract", "messages", "urls", "backoff", "queue", "errors", "settings", "cache", "api", "tally"]) assert.ok(G[name], name);
   assert.equal(typeof G.api.createClient, "function");
 });
 

@@ -2,9 +2,10 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const v = require("../lib/verdicts.js");
+const contract = require("../lib/contract.js");
 
 test("every server verdict has words, a colour and a group", () => {
-  for (const name of ["real", "likely_real", "uncertain", "likely_ai", "ai"]) {
+  for (const name of contract.VERDICTS) {
     const d = v.describeVerdict(name);
     assert.ok(d.label && d.short, name);
     assert.match(d.colour, /^#[0-9a-f]{6}$/i);

@@ -2,30 +2,29 @@
 (function (root, factory) {
   const node = typeof module === "object" && module.exports;
   const G = node ? null : root.GammaDetect;
-  const api = factory(node ? require("../errors.js") : G.errors);
+  const api = factory.apply(null, node ? [require("../contract.js"), require("../errors.js")] : [G.contract, G.errors]);
   if (node) module.exports = api;
   else (G.apiParts = G.apiParts || {}).feedback = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function (errors) {
+})(typeof globalThis !== "undefined" ? globalThis : this, function (contract, errors) {
   "use strict";
 
   const { GammaError } = errors;
-  const LABELS = ["ai", "real"];
-  const MAX_NOTE = 2000;
-  // What the server said, without the bulky or volatile parts (heatmap URL, timings, cached).
-  const KEPT_FIELDS = ["ai_probability", "verdict", "mask_fraction", "sources", "model", "image"];
+  // What the server said, without the parts that are about one request rather than the image.
+  const NOT_ECHOED = new Set(["path", "heatmap_url", "timings", "cached"]);
+  const ECHOED_FIELDS = contract.RESULT_FIELDS.filter((field) => !NOT_ECHOED.has(field));
 
   function createFeedback(ctx) {
     const { transport } = ctx;
 
     return async function feedback(settings, params) {
-      if (!LABELS.includes(params.label)) throw new GammaError("extension_error", "label must be 'ai' or 'real'");
+      if (!contract.FEEDBACK_LABELS.includes(params.label)) throw new GammaError("extension_error", "label must be one of " + contract.FEEDBACK_LABELS.join(", "));
       const result = params.result || {};
       const sha256 = params.sha256 || (result.image && result.image.sha256);
       if (!sha256) throw new GammaError("extension_error", "This result has no image digest to report");
       const kept = {};
-      for (const field of KEPT_FIELDS) if (result[field] !== undefined) kept[field] = result[field];
+      for (const field of ECHOED_FIELDS) if (result[field] !== undefined) kept[field] = result[field];
       const payload = { sha256, result: kept, label: params.label };
-      if (params.note) payload.note = String(params.note).slice(0, MAX_NOTE);
+      if (params.note) payload.note = String(params.note).slice(0, contract.LIMITS.feedback_note_chars);
       const answer = await transport.request(settings, "POST", "/v1/feedback", {
         body: JSON.stringify(payload),
         headers: { "Content-Type": "application/json" },
@@ -34,5 +33,5 @@
     };
   }
 
-  return { createFeedback };
+  return { createFeedback, NOT_ECHOED };
 });

@@ -14,7 +14,7 @@
   "use strict";
 
   const { GammaError } = errors;
-  const WAITING = new Set(["queued", "started"]); // the server's job view (server/jobs.py STATUS_MAP)
+  const WAITING = new Set(["queued", "started"]); // the contract's JOB_STATUSES of a job not ended yet
 
   /** ctx: { opts: {pollWaitS, deadlineMs, maxImageBytes, requestTimeoutMs}, now, sleep, onEvent, transport }. */
   function createJobs(ctx) {
@@ -80,7 +80,7 @@
 
   /** A failed job's error: {"code", "message"} as the server's job view gives it. */
   function jobError(error) {
-    if (error && typeof error === "object" && typeof error.code === "string") return new GammaError(error.code, error.message || undefined);
+    if (errors.isServerError(error)) return new GammaError(error.code, error.message || undefined);
     return new GammaError("job_failed", "The check failed on the server");
   }
 

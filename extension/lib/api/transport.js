@@ -43,12 +43,12 @@
       }
     }
 
-    /** The server's error ({"code", "message"}, as server/errors.py sends it) or one named by the status. */
+    /** The server's error ({"code", "message"}, as server/errors.py sends it); any other body is a generic one. */
     async function errorFromResponse(response) {
       const body = await readBody(response);
-      const named = body && typeof body.code === "string" && body.code;
-      const code = named || errors.codeForStatus(response.status);
-      const message = named && typeof body.message === "string" && body.message ? body.message : "HTTP " + response.status;
+      const ours = errors.isServerError(body);
+      const code = ours ? body.code : errors.genericCode(response.status);
+      const message = ours && typeof body.message === "string" && body.message ? body.message : "HTTP " + response.status;
       const extra = { status: response.status };
       const retryAfterMs = backoff.parseRetryAfter(response.headers.get("retry-after"), now());
       if (retryAfterMs !== null) extra.retryAfterMs = retryAfterMs;
