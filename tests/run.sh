@@ -18,4 +18,6 @@ fi
 python3 -m gamma_detect.cli data starter --no-progress \
     || echo "starter set unavailable: the tests on real starter images will skip" >&2
 node --test extension/test/*.test.js
+# The layers (server -> runtime -> core, export -> train/runtime, no torch in serving): import-linter contracts.
+python3 tests/lint_imports.py
 python3 -m pytest -q "$@"
