@@ -294,7 +294,7 @@ def default_model_present() -> bool:
 
 @pytest.fixture(scope="session")
 def gamma_server(test_site, tmp_path_factory):
-    detector = os.environ.get("GAMMA_E2E_DETECTOR", "")  # e.g. gamma_detect.server.testing:make_detector
+    detector = os.environ.get("GAMMA_E2E_DETECTOR", "")  # e.g. stub_detector:make_detector (tests/stub_detector.py)
     model = os.environ.get("GAMMA_E2E_MODEL", "")  # another model folder instead of the bundled default
     _require(bool(detector or model) or default_model_present(),
              "no bundled default model in models/default (GAMMA_E2E_MODEL or GAMMA_E2E_DETECTOR name another)")
@@ -311,6 +311,8 @@ def gamma_server(test_site, tmp_path_factory):
     })
     if detector:
         env["GAMMA_DETECTOR"] = detector
+        # The test doubles live in tests/, which the server's process imports them from.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), env.get("PYTHONPATH")) if p)
     if model:
         env["GAMMA_MODEL"] = model
     # A key makes the server require keys: the extension's Authorization header is tested too.
