@@ -10,8 +10,6 @@
 })(typeof globalThis !== "undefined" ? globalThis : this, function (verdicts) {
   "use strict";
 
-  const STATES = Object.freeze(["queued", "checking", "waiting", "done", "error", "skipped"]);
-
   /** entries: iterable of { state, result? }. */
   function tally(entries) {
     const counts = { checked: 0, ai: 0, real: 0, uncertain: 0, skipped: 0, errors: 0, pending: 0 };
@@ -44,5 +42,5 @@
     return counts.ai > 99 ? "99+" : String(counts.ai);
   }
 
-  return { STATES, tally, actionBadge };
+  return { tally, actionBadge };
 });
