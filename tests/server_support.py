@@ -15,12 +15,16 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 if not os.environ.get("GAMMA_REDIS_PREFIX", "").startswith("gtest-"):
     os.environ["GAMMA_REDIS_PREFIX"] = f"gtest-{uuid.uuid4().hex[:10]}"
 PREFIX = os.environ["GAMMA_REDIS_PREFIX"]
 os.environ["RQ_KEY_PREFIX"] = PREFIX + ":rq"
-STUB = "gamma_detect.server.testing:make_detector"
+STUB = "stub_detector:make_detector"  # tests/stub_detector.py
+# Workers and servers started as subprocesses import the stub from tests/, as this process does.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parent),
+                                                       os.environ.get("PYTHONPATH")) if p)
 
 import pytest  # noqa: E402
 import redis  # noqa: E402

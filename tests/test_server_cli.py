@@ -17,7 +17,7 @@ from server_support import image_server  # noqa: F401
 from werkzeug.serving import make_server
 
 from gamma_detect.server import cli, scan
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 
 def wait_ready(base: str, seconds: float = 40) -> None:
@@ -131,6 +131,6 @@ def test_host_limiter_paces_each_host():
 
 def test_server_never_imports_torch_or_train():
     code = ("import sys\n"
-            "from gamma_detect.server import app, api, worker, jobs, cli, scan, loadtest, fetch, decode\n"
+            "from gamma_detect.server import app, api, worker, jobs, cli, scan, fetch, decode\n"
             "assert 'torch' not in sys.modules and 'gamma_detect.train' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

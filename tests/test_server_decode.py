@@ -7,7 +7,7 @@ from PIL import Image, features
 
 from gamma_detect.server.decode import ALLOWED_FORMATS, decode, probe
 from gamma_detect.server.errors import ApiError
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 LIMIT = 50_000_000
 

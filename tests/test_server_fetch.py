@@ -8,7 +8,7 @@ from server_support import image_server  # noqa: F401
 from gamma_detect.server.config import Settings
 from gamma_detect.server.errors import ApiError
 from gamma_detect.server.fetch import MAX_REDIRECTS, address_allowed, fetch, resolve
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 PNG = image_bytes(80, 80)
 

@@ -5,7 +5,7 @@ from server_support import backend, backend_with  # noqa: F401
 
 from gamma_detect.server import cli
 from gamma_detect.server.keys import KeyStore
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 
 def test_keys_optional_until_one_exists_then_required(backend):

@@ -10,7 +10,7 @@ import server_support
 from PIL import Image
 
 from gamma_detect.models import DEFAULT_MODEL_DIR
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 from gamma_detect.verdict import BAND_NAMES
 
 # GAMMA_MODEL points the test at another exported model (e.g. before the default one is shipped).

@@ -11,7 +11,7 @@ import requests
 import server_support
 from werkzeug.serving import make_server
 
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 
 def redis_server_binary() -> str | None:

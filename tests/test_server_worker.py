@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 
 def test_waiting_jobs_run_as_batches_and_complete_through_rq():

@@ -1,4 +1,4 @@
-"""`gamma loadtest`: the service under load, beside the same decode + Detector pipeline in one process.
+"""`python3 bench/loadtest.py`: the service under load, beside the same decode + Detector pipeline in one process.
 
 Phases, in one run, on web-typical images (JPEG and WebP, 300 to 2000 px, photo-like content):
 
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .config import Settings
+from gamma_detect.server.config import Settings
 
 
 # --------------------------------------------------------------------------- images
@@ -79,8 +79,8 @@ _DETECTOR = None
 
 
 def in_process(images: list[tuple[str, bytes]], settings: Settings) -> dict:
-    from .decode import decode
-    from .jobs import load_model, model_record
+    from gamma_detect.server.decode import decode
+    from gamma_detect.server.jobs import load_model, model_record
 
     global _DETECTOR
     if _DETECTOR is None:
@@ -382,7 +382,7 @@ def _print_row(phase: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gamma loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 bench/loadtest.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default=None, help="a running service (default: start one here)")
     parser.add_argument("--key", default=None, help="API key (default: GAMMA_API_KEY)")
     parser.add_argument("--images", type=int, default=48, help="distinct images for the uncached phase")
@@ -401,3 +401,7 @@ def main(argv: list[str]) -> int:
             json.dump(report, handle, indent=2)
     failures = sum(p["errors"] for p in report["phases"])
     return 0 if failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

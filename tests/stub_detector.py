@@ -1,7 +1,7 @@
 """Test doubles for the service: a tiny stand-in Detector with the runtime's interface.
 
-Select it with ``GAMMA_DETECTOR=gamma_detect.server.testing:make_detector`` (tests, load tests of
-the service alone). It is deterministic: the probability is the image's mean brightness, the
+Select it with ``GAMMA_DETECTOR=stub_detector:make_detector`` and ``tests/`` on ``PYTHONPATH``
+(tests, load tests of the service alone). It is deterministic: the probability is the image's mean brightness, the
 mask its normalised grey level. ``GAMMA_STUB_DELAY_MS`` adds a per-image delay, and
 ``GAMMA_STUB_DIGEST`` names the model digest (tests change it to simulate a model update).
 """
