@@ -13,7 +13,7 @@ from server_support import backend, backend_with, image_server  # noqa: F401
 
 from gamma_detect.server import feedback
 from gamma_detect.server.openapi import document
-from gamma_detect.server.testing import image_bytes
+from stub_detector import image_bytes
 
 DOC = document()
 PREDICT_FIELDS = ["path", "ai_probability", "verdict", "mask_fraction", "sources"]
