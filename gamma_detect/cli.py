@@ -23,6 +23,11 @@ COMMANDS = {
     "keys": ("gamma_detect.server.cli", "keys_main", "create, list or revoke API keys"),
     "feedback": ("gamma_detect.server.cli", "feedback_main", "export user feedback as JSONL"),
 }
+# (name, subcommand) -> (module, function): subcommands that need less than their command's module imports
+# (`gamma data starter` downloads and carves files, no torch; the rest of `gamma data` is training's).
+SUBCOMMANDS = {
+    ("data", "starter"): ("gamma_detect.starter", "main"),
+}
 
 
 def _usage() -> str:
@@ -45,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"gamma: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if tuple(argv[:2]) in SUBCOMMANDS:
+        module, function = SUBCOMMANDS[tuple(argv[:2])]
+        return int(getattr(importlib.import_module(module), function)(argv[2:]) or 0)
     module, function, _ = COMMANDS[argv[0]]
     return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
 

@@ -17,7 +17,7 @@ def _preset_args(parser: argparse.ArgumentParser) -> None:
 
 def data_main(argv: list[str]) -> int:
     if argv[:1] == ["starter"]:
-        from .starter import main
+        from ..starter import main
         return main(argv[1:])
     parser = argparse.ArgumentParser(prog="gamma data", description="Build training data.")
     sub = parser.add_subparsers(dest="what", required=True)

@@ -15,7 +15,8 @@ Every extracted image is verified against the manifest's sha256 and written to
 ``out_dir/images/<sha256[:16]>.<ext>``; ``out_dir/index.csv`` lists them. Re-running
 is cheap: verified images are skipped and cached packages are not downloaded again.
 
-CLI: ``gamma data starter [--manifest FILE] [--out DIR] [--cache DIR]`` (see :func:`main`).
+CLI: ``gamma data starter [--manifest FILE] [--out DIR] [--cache DIR]`` (see :func:`main`). No ML here, so it
+needs only the base install (no torch).
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ import sys
 import time
 import zipfile
 from collections import Counter
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
+
+from .files import atomic_path, sha256_file, write_atomic
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -92,9 +96,8 @@ class ManifestRow:
 
 
 def default_manifest() -> Path:
-    """The starter manifest shipped with the project (package data or repo ``data/``)."""
-    # The package-dir mapping installs data/ as gamma_detect/data, beside train/ in a wheel as in the repo.
-    manifest = Path(__file__).resolve().parent.parent / "data" / "starter_manifest.csv"
+    """The starter manifest shipped as package data (``data/`` in the repository, ``gamma_detect.data`` installed)."""
+    manifest = Path(str(resources.files("gamma_detect.data") / "starter_manifest.csv"))
     if manifest.is_file():
         return manifest
     raise StarterError(
@@ -306,18 +309,10 @@ class _Package:
 # --------------------------------------------------------------------------- build
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _existing(images: Path, sha: str) -> Path | None:
     """A previously written image for this sha256, if its bytes still verify."""
     for p in sorted(images.glob(sha[:16] + ".*")):
-        if p.suffix != ".tmp" and p.is_file() and _sha256_file(p) == sha:
+        if p.suffix != ".tmp" and p.is_file() and sha256_file(p) == sha:
             return p
     return None
 
@@ -325,12 +320,6 @@ def _existing(images: Path, sha: str) -> Path | None:
 def _describe(data: bytes) -> tuple[str, int, int]:
     with Image.open(io.BytesIO(data)) as im:
         return im.format or "", im.width, im.height
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def build_starter(manifest: Path, out_dir: Path, cache_dir: Path | None = None,
@@ -375,13 +364,11 @@ def build_starter(manifest: Path, out_dir: Path, cache_dir: Path | None = None,
         bar.close()
 
     index = out_dir / "index.csv"
-    tmp = index.with_name("index.csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(index) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=INDEX_COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in rows:
             w.writerow(result[r.line])
-    os.replace(tmp, index)
     return index
 
 
@@ -417,7 +404,7 @@ def _extract_row(r: ManifestRow, pkg: _Package, images: Path, out_dir: Path) -> 
         raise StarterError(f"{r.where}: sha256 verifies but Pillow cannot read the image: {e}") from None
     ext = _EXT.get(fmt, fmt.lower() or "bin")
     dest = images / f"{r.sha256[:16]}.{ext}"
-    _write_atomic(dest, data)
+    write_atomic(dest, data)
     return _index_row(r, dest, out_dir, fmt, w, h)
 
 
