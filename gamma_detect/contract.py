@@ -62,8 +62,23 @@ LIMITS: dict[str, int] = {
 
 # The fields of an analysis result, in order: what `gamma predict --json` prints (PREDICT_FIELDS) and what the
 # API adds. Fields may be added, never renamed.
-PREDICT_FIELDS = ("path", "ai_probability", "verdict", "mask_fraction", "sources")
+PREDICT_FIELDS = ("path", "ai_probability", "verdict", "mask_fraction", "sources", "verdict_reason", "evidence")
 RESULT_FIELDS = PREDICT_FIELDS + ("model", "image", "heatmap_url", "timings", "cached")
+
+# Provenance evidence (gamma_detect/runtime/evidence): the items of a result's `evidence` list and what a
+# `verdict_reason` may say. `metadata` and `file` items only ever carry errors.
+EVIDENCE_SOURCES = ("c2pa", "xmp", "exif", "generator_parameters", "watermark", "metadata", "file")
+EVIDENCE_STATUSES = ("ok", "invalid", "error")   # invalid: read, but failed its own validation (never believed)
+EVIDENCE_STRENGTHS = ("proof", "strong", "weak")
+EVIDENCE_REASONS = ("ai_generated", "ai_edited", "capture", "camera_exif", "software", "other")
+EVIDENCE_ERRORS = ("file_too_large", "png_malformed", "png_too_many_chunks", "png_chunk_too_large", "xmp_too_large",
+                   "xmp_malformed", "metadata_unreadable", "c2pa_timeout", "c2pa_failed", "c2pa_unavailable",
+                   "watermark_failed")
+# `pixels` (the bands decided), `capture_claim` (a signed capture kept pixels from saying ai), or
+# `<source>:<reason>` for the evidence that made the verdict ai.
+EVIDENCE_AI_SOURCES = ("c2pa", "xmp", "generator_parameters", "watermark")
+VERDICT_REASONS = ("pixels", "capture_claim") + tuple(f"{source}:{reason}" for source in EVIDENCE_AI_SOURCES
+                                                       for reason in ("ai_generated", "ai_edited"))
 
 # A job's status as the API reports it, and the labels feedback accepts.
 JOB_STATUSES = ("queued", "started", "finished", "failed", "canceled")
@@ -75,6 +90,8 @@ def exported() -> dict:
     return {"VERDICTS": list(VERDICTS), "SOURCE_CLASSES": list(SOURCE_CLASSES),
             "ERRORS": {code: {"status": e.status} for code, e in ERRORS.items()},
             "LIMITS": dict(LIMITS), "RESULT_FIELDS": list(RESULT_FIELDS), "JOB_STATUSES": list(JOB_STATUSES),
+            "EVIDENCE_STATUSES": list(EVIDENCE_STATUSES), "EVIDENCE_STRENGTHS": list(EVIDENCE_STRENGTHS),
+            "VERDICT_REASONS": list(VERDICT_REASONS),
             "FEEDBACK_LABELS": list(FEEDBACK_LABELS)}
 
 

@@ -14,6 +14,7 @@ import time
 from typing import IO, Iterator
 
 from gamma_detect.contract import FEEDBACK_LABELS, LIMITS
+from gamma_detect.runtime.evidence import without_private
 
 from .config import Settings
 from .errors import ApiError
@@ -35,7 +36,8 @@ def validate(body) -> dict:
     result = body.get("result")
     if not isinstance(result, dict):
         raise ApiError("bad_request", "`result` must be the result object the user disagrees with")
-    encoded = json.dumps(result, separators=(",", ":"))
+    # Prompts found in the image's metadata were the asker's alone: feedback is kept for good, they are not.
+    encoded = json.dumps(without_private(result), separators=(",", ":"))
     if len(encoded) > MAX_RESULT_BYTES:
         raise ApiError("bad_request", "`result` is too large")
     note = body.get("note")

@@ -1,7 +1,8 @@
 """RQ job functions (plain functions, one JSON-serialisable dict argument) and the steps they share.
 
 ``analyze`` scores one image; the batching worker (worker.py) runs the same steps for many
-jobs at once: ``prepare`` (load the bytes, decode) per job, one ``Detector.predict`` for the
+jobs at once: ``prepare`` (load the bytes, decode, read the provenance evidence of the original
+bytes) per job, one ``Detector.predict`` for the
 batch, then ``finish`` (build the result, fill the cache) per job. ``collect_scan`` gathers the
 results of a crawled page's image jobs.
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from gamma_detect.runtime.evidence import Evidence, EvidenceConfig, annotate, read_evidence
 
 from . import cache
 from .config import Settings
@@ -64,6 +67,8 @@ class Context:
     detector: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    # GAMMA_C2PA_TRUST_ANCHORS is read once, when the worker starts (a missing file stops it there).
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig.from_env)
     def get_detector(self):
         with self._lock:
             if self.detector is None:
@@ -105,6 +110,7 @@ class Prepared:
     cached: dict | None = None   # these bytes were already scored by this model: no decode, no inference
 
 
+    evidence: list[Evidence] = field(default_factory=list)
 def load_bytes(payload: dict, ctx: Context) -> tuple[bytes, dict]:
     timings: dict = {}
     settings = ctx.settings
@@ -130,13 +136,17 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     start = time.perf_counter()
     rgb, info = decode(data, max_pixels=ctx.settings.max_pixels, min_side=min_side)
     timings["decode_ms"] = round((time.perf_counter() - start) * 1000, 2)
-    return Prepared(payload, rgb, info, sha, timings)
+    # From the original bytes, and it decodes them itself: the decode above may have drafted a JPEG smaller.
+    start = time.perf_counter()
+    evidence = read_evidence(data, ctx.evidence)
+    timings["evidence_ms"] = round((time.perf_counter() - start) * 1000, 2)
+    return Prepared(payload, rgb, info, sha, timings, evidence=evidence)
 
 
 def finish(prepared: Prepared, prediction, detector, ctx: Context, extra_timings: dict) -> dict:
     """Build the API result for one image and store it (result, heatmap, URL map) in the cache."""
     model = dict(detector.model_info)
-    core = detector.result(prediction)
+    core = annotate(detector.result(prediction), prepared.evidence)
     result = cache.make_result(
         core, model=model, image={"sha256": prepared.sha256, **prepared.info.to_dict()},
         timings={**prepared.timings, **extra_timings})

@@ -5,7 +5,9 @@ Names and limits come from the contract (``gamma_detect.contract``), so the docu
 
 from __future__ import annotations
 
-from gamma_detect.contract import ERRORS, FEEDBACK_LABELS, JOB_STATUSES, LIMITS, PREDICT_FIELDS, RESULT_FIELDS, VERDICTS
+from gamma_detect.contract import (ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
+                                   EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_STATUSES, LIMITS, PREDICT_FIELDS,
+                                   RESULT_FIELDS, VERDICT_REASONS, VERDICTS)
 
 
 def _ref(name: str) -> dict:
@@ -43,6 +45,25 @@ SCHEMAS = {
                        "Fields may be added, never renamed.",
         "required": list(RESULT_FIELDS),
         "properties": {
+    "Evidence": {
+        "type": "object", "required": ["source", "status", "strength", "reason", "summary", "details", "private", "error"],
+        "description": "One provenance signal read from the file's original bytes (README: Provenance evidence).",
+        "properties": {
+            "source": {"type": "string", "enum": list(EVIDENCE_SOURCES)},
+            "status": {"type": "string", "enum": list(EVIDENCE_STATUSES),
+                       "description": "invalid: read but failed its own validation (a tampered C2PA store), "
+                                      "never believed; error: could not be read (`error` says why)"},
+            "strength": {"enum": [*EVIDENCE_STRENGTHS, None],
+                         "description": "proof only for a valid C2PA claim whose signer chains to the operator's "
+                                        "trust anchors; null unless status is ok"},
+            "reason": {"enum": [*EVIDENCE_REASONS, None]},
+            "summary": {"type": "string", "description": "one line for people"},
+            "details": {"type": "object"},
+            "private": {"type": "object", "description": "prompts and workflow text: returned to the client "
+                                                         "that asked, never logged, expire with the result"},
+            "error": {"enum": [*EVIDENCE_ERRORS, None]},
+        },
+    },
             "path": {"type": ["string", "null"], "description": "the image URL, the upload's file name, or null"},
             "ai_probability": {"type": "number", "minimum": 0, "maximum": 1},
             "verdict": {"type": "string", "enum": list(VERDICTS)},
@@ -55,6 +76,11 @@ SCHEMAS = {
             "cached": {"type": "boolean"},
         },
     },
+            "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),
+                               "description": "pixels: the bands decided; capture_claim: a signed capture kept "
+                                              "pixels alone from saying ai; <source>:<reason>: that evidence "
+                                              "made the verdict ai (ai_probability stays the pixel score)"},
+            "evidence": {"type": "array", "items": _ref("Evidence")},
     "Accepted": {
         "type": "object", "required": ["job_id", "status", "status_url"],
         "properties": {"job_id": {"type": "string"}, "status": {"const": "queued"},

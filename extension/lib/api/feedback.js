@@ -9,8 +9,9 @@
   "use strict";
 
   const { GammaError } = errors;
-  // What the server said, without the parts that are about one request rather than the image.
-  const NOT_ECHOED = new Set(["path", "heatmap_url", "timings", "cached"]);
+  // What the server said, without the parts that are about one request rather than the image, and without the
+  // provenance evidence (prompts found in the file stay with the user; verdict_reason says what decided).
+  const NOT_ECHOED = new Set(["path", "heatmap_url", "timings", "cached", "evidence"]);
   const ECHOED_FIELDS = contract.RESULT_FIELDS.filter((field) => !NOT_ECHOED.has(field));
 
   function createFeedback(ctx) {

@@ -3,11 +3,11 @@ EXIF, generator parameters and the reference pipelines' invisible watermark; and
 combines them with the pixel verdict. Torch-free.
 """
 
-from .combine import VERDICT_REASONS, Decision, annotate, combine
+from .combine import VERDICT_REASONS, Decision, annotate, combine, without_private
 from .config import TRUST_ANCHORS_ENV, EvidenceConfig
 from .items import ERROR_CODES, REASONS, SOURCES, STATUSES, STRENGTHS, Evidence, EvidenceError
 from .reader import read_evidence
 
 __all__ = ["ERROR_CODES", "REASONS", "SOURCES", "STATUSES", "STRENGTHS", "TRUST_ANCHORS_ENV", "VERDICT_REASONS",
            "Decision", "Evidence", "EvidenceConfig", "EvidenceError", "annotate", "combine",
-           "read_evidence"]
+           "read_evidence", "without_private"]

@@ -20,12 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ...contract import VERDICT_REASONS
 from .items import SOURCES, Evidence
 
 AI_REASONS = ("ai_generated", "ai_edited")
-AI_SOURCES = ("c2pa", "xmp", "generator_parameters", "watermark")   # the sources that can say AI
-VERDICT_REASONS = ("pixels", "capture_claim") + tuple(f"{source}:{reason}" for source in AI_SOURCES
-                                                       for reason in AI_REASONS)
 
 
 @dataclass(frozen=True)
@@ -42,6 +40,16 @@ def combine(pixel_verdict: str, evidence: Sequence[Evidence]) -> Decision:
     if pixel_verdict == "ai" and any(e.source == "c2pa" and e.believed and e.reason == "capture" for e in evidence):
         return Decision("uncertain", "capture_claim")
     return Decision(pixel_verdict, "pixels")
+
+
+def without_private(result: dict) -> dict:
+    """The result less every evidence item's ``private`` part (prompts, workflow text), for anything kept
+    longer than the cached result itself (feedback)."""
+    items = result.get("evidence")
+    if not isinstance(items, list):
+        return result
+    return {**result, "evidence": [{k: v for k, v in item.items() if k != "private"} if isinstance(item, dict) else item
+                                   for item in items]}
 
 
 def annotate(result: dict, evidence: Sequence[Evidence]) -> dict:

@@ -11,32 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Where an item comes from.
-# `metadata` and `file` carry only errors: a PNG over the text-chunk caps, a header Pillow cannot
-# read (every metadata reader is skipped), a file over the byte cap (every reader is skipped).
-SOURCES = ("c2pa", "xmp", "exif", "generator_parameters", "watermark", "metadata", "file")
-# ok: read and consistent; invalid: read, but it failed its own validation (a C2PA
-# signature or hash that does not match): shown, never believed; error: could not be read.
-STATUSES = ("ok", "invalid", "error")
+from ...contract import EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES, EVIDENCE_STRENGTHS
+
+# The vocabulary is the cross-layer contract's (the OpenAPI document and the extension read it too).
 # proof: a valid C2PA claim whose signer chains to an operator-configured trust anchor;
-# strong: a claim anybody could have written but nobody writes by accident;
-# weak: shown, never acted on.
-STRENGTHS = ("proof", "strong", "weak")
-REASONS = ("ai_generated", "ai_edited", "capture", "camera_exif", "software", "other")
-# Why one evidence item could not be read (``error``).
-ERROR_CODES = (
-    "file_too_large",         # more bytes than EvidenceConfig.max_bytes
-    "png_malformed",          # a PNG chunk runs past the end of the file or has a bad length
-    "png_too_many_chunks",    # more text chunks than EvidenceConfig.max_text_chunks
-    "png_chunk_too_large",    # one text chunk over EvidenceConfig.max_text_chunk_bytes
-    "xmp_too_large",          # an XMP packet over EvidenceConfig.max_xmp_bytes
-    "xmp_malformed",          # not well-formed XML, or a DOCTYPE/ENTITY (XMP never has one)
-    "metadata_unreadable",    # Pillow could not read the header of the file
-    "c2pa_timeout",           # the C2PA reader ran past EvidenceConfig.c2pa_timeout_s
-    "c2pa_failed",            # the C2PA reader failed or ran out of its memory limit
-    "c2pa_unavailable",       # c2pa-python is not installed
-    "watermark_failed",       # the pixels could not be decoded for the watermark check
-)
+# strong: a claim anybody could have written but nobody writes by accident; weak: shown, never acted on.
+# Error codes: file_too_large (over EvidenceConfig.max_bytes), png_malformed (a chunk runs past the end),
+# png_too_many_chunks / png_chunk_too_large (text-chunk caps), xmp_too_large, xmp_malformed (not XML, or
+# a DOCTYPE/ENTITY), metadata_unreadable (Pillow cannot read the header), c2pa_timeout, c2pa_failed (the
+# reader failed or hit its memory limit), c2pa_unavailable (not installed), watermark_failed.
+SOURCES, STATUSES, STRENGTHS, REASONS = EVIDENCE_SOURCES, EVIDENCE_STATUSES, EVIDENCE_STRENGTHS, EVIDENCE_REASONS
+ERROR_CODES = EVIDENCE_ERRORS
 
 
 class EvidenceError(Exception):
