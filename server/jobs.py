@@ -65,10 +65,10 @@ class Context:
     settings: Settings
     connection: Any
     detector: Any = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
     # GAMMA_C2PA_TRUST_ANCHORS is read once, when the worker starts (a missing file stops it there).
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig.from_env)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def get_detector(self):
         with self._lock:
             if self.detector is None:
@@ -108,9 +108,9 @@ class Prepared:
     sha256: str
     timings: dict
     cached: dict | None = None   # these bytes were already scored by this model: no decode, no inference
-
-
     evidence: list[Evidence] = field(default_factory=list)
+
+
 def load_bytes(payload: dict, ctx: Context) -> tuple[bytes, dict]:
     timings: dict = {}
     settings = ctx.settings

@@ -38,13 +38,6 @@ SCHEMAS = {
                        "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
                        "format": {"type": "string"}},
     },
-    "Result": {
-        "type": "object",
-        "description": f"The fields `gamma predict --json` prints ({', '.join(PREDICT_FIELDS)}), plus "
-                       f"{', '.join(RESULT_FIELDS[len(PREDICT_FIELDS):])}. "
-                       "Fields may be added, never renamed.",
-        "required": list(RESULT_FIELDS),
-        "properties": {
     "Evidence": {
         "type": "object", "required": ["source", "status", "strength", "reason", "summary", "details", "private", "error"],
         "description": "One provenance signal read from the file's original bytes (README: Provenance evidence).",
@@ -64,11 +57,23 @@ SCHEMAS = {
             "error": {"enum": [*EVIDENCE_ERRORS, None]},
         },
     },
+    "Result": {
+        "type": "object",
+        "description": f"The fields `gamma predict --json` prints ({', '.join(PREDICT_FIELDS)}), plus "
+                       f"{', '.join(RESULT_FIELDS[len(PREDICT_FIELDS):])}. "
+                       "Fields may be added, never renamed.",
+        "required": list(RESULT_FIELDS),
+        "properties": {
             "path": {"type": ["string", "null"], "description": "the image URL, the upload's file name, or null"},
             "ai_probability": {"type": "number", "minimum": 0, "maximum": 1},
             "verdict": {"type": "string", "enum": list(VERDICTS)},
             "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "sources": {"type": "object", "additionalProperties": {"type": "number"}},
+            "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),
+                               "description": "pixels: the bands decided; capture_claim: a signed capture kept "
+                                              "pixels alone from saying ai; <source>:<reason>: that evidence "
+                                              "made the verdict ai (ai_probability stays the pixel score)"},
+            "evidence": {"type": "array", "items": _ref("Evidence")},
             "model": _ref("Model"),
             "image": _ref("Image"),
             "heatmap_url": {"type": "string", "pattern": "^/v1/heatmaps/"},
@@ -76,11 +81,6 @@ SCHEMAS = {
             "cached": {"type": "boolean"},
         },
     },
-            "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),
-                               "description": "pixels: the bands decided; capture_claim: a signed capture kept "
-                                              "pixels alone from saying ai; <source>:<reason>: that evidence "
-                                              "made the verdict ai (ai_probability stays the pixel score)"},
-            "evidence": {"type": "array", "items": _ref("Evidence")},
     "Accepted": {
         "type": "object", "required": ["job_id", "status", "status_url"],
         "properties": {"job_id": {"type": "string"}, "status": {"const": "queued"},
