@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
 REPO = Path(__file__).resolve().parents[1]
 AI_ASSETS = REPO / "tests" / "assets" / "ai"
@@ -132,12 +132,37 @@ PAGE = """<!doctype html>
 """
 
 
+# Provenance evidence (README: Provenance evidence): a C2PA-signed AI image whose signer the server trusts,
+# generator parameters in a PNG, and a camera photo with EXIF.
+PROVENANCE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Provenance</title></head><body>
+<img id="signed" src="provenance/signed.jpg" width="300" height="200" alt="signed">
+<img id="params" src="provenance/params.png" width="256" height="256" alt="parameters">
+<img id="camera" src="photos/street.jpg" width="320" height="240" alt="camera">
+</body></html>"""
+
+
+def _provenance_files() -> tuple[dict[str, bytes], bytes]:
+    """The provenance page's files, and the root certificate the server is told to trust."""
+    from evidence_support import created, encode, make_chain, sign, textured
+
+    chain = make_chain("Gamma E2E Signer")
+    signed = sign((PHOTO_ASSETS / "lake.jpg").read_bytes(), "image/jpeg", chain,
+                  [created("trainedAlgorithmicMedia", agent="Acme Diffusion 3")])
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a lighthouse\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 256x256, "
+                                "Model: lighthouseXL")
+    files = {"provenance.html": PROVENANCE_PAGE.encode(), "provenance/signed.jpg": signed,
+             "provenance/params.png": encode(textured(256, 256), "PNG", pnginfo=info)}
+    return files, chain.root
+
+
 @dataclass
 class LocalSite:
     url: str
     port: int
     files: dict[str, bytes]
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, user agent)
+    trust_anchor: bytes = b""   # PEM root the server trusts for C2PA (the signer of provenance/signed.jpg)
 
     def page(self, name: str = "index.html") -> str:
         return f"{self.url}/{name}"
@@ -164,7 +189,9 @@ def _site_files() -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def test_site():
     files = _site_files()
-    site = LocalSite(url="", port=0, files=files)
+    provenance, anchor = _provenance_files()
+    files.update(provenance)
+    site = LocalSite(url="", port=0, files=files, trust_anchor=anchor)
     types = {".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -307,8 +334,10 @@ def gamma_server(test_site, tmp_path_factory):
         # TESTS ONLY: the server may fetch from the local test page (it refuses loopback otherwise)
         "GAMMA_FETCH_TEST_ALLOW": f"127.0.0.1:{test_site.port}",
         "GAMMA_LOG_LEVEL": "WARNING",
+        "GAMMA_C2PA_TRUST_ANCHORS": str(data_dir / "c2pa-anchors.pem"),
         "PYTHONUNBUFFERED": "1",
     })
+    (data_dir / "c2pa-anchors.pem").write_bytes(test_site.trust_anchor)
     if detector:
         env["GAMMA_DETECTOR"] = detector
         # The test doubles live in tests/, which the server's process imports them from.

@@ -234,6 +234,34 @@ def test_bytes_mode_uploads_the_image_and_never_its_url(ready, ext_page, test_si
     assert not any(agent.startswith("gamma-detect/") for agent in agents), "the server never saw the URL"
 
 
+def test_panel_shows_the_files_provenance_and_a_badge_for_proof(ready, ext_page, gamma_server, test_site):
+    page = ext_page
+    page.goto(test_site.page("provenance.html"))
+    page.wait_for_load_state("load")
+    expected = gamma_server.analyze_bytes(test_site.files["provenance/signed.jpg"], "signed.jpg")
+    assert (expected["verdict"], expected["verdict_reason"]) == ("ai", "c2pa:ai_generated")
+    entry = check_from_menu(ready, page, "#signed")
+    assert entry["state"] == "done", entry["error"]
+    text = entry["panel"]["text"]
+    assert "Proof" in text and "Verdict from Content Credentials (C2PA) in the file" in text
+    assert "Content Credentials: made with Acme Diffusion 3, signed by Gamma E2E Signer Inc" in text
+    screenshot(page, "provenance-panel.png")
+    click_settled(ready, page, "signed", "close")
+    state = ready.wait_for(page, lambda s: (image(s, "signed") or {}).get("badge"), what="the signed image's badge")
+    assert image(state, "signed")["badge"]["text"] == "AI · C2PA proof"
+    for selector, line in (("#params", "Generator parameters found: AUTOMATIC1111, model lighthouseXL"),
+                           ("#camera", "Camera: MINOLTA CO.,LTD DiMAGE X (not proof)")):
+        entry = check_from_menu(ready, page, selector)
+        assert entry["state"] == "done" and line in entry["panel"]["text"], entry
+    # Bytes mode uploads the file's own bytes (never a canvas re-encoding): the same digest, the same credentials.
+    ready.configure(sendMode="bytes")
+    ready.sw("() => gammaDetect.cache.clear()")
+    page.reload()
+    page.wait_for_load_state("load")
+    entry = check_from_menu(ready, page, "#signed")
+    assert entry["sha256"] == expected["image"]["sha256"] and "Content Credentials: made with" in entry["panel"]["text"]
+
+
 def test_report_a_mistake_reaches_the_server(ready, ext_page, gamma_server, test_site):
     page = open_page(ext_page, test_site)
     before = gamma_server.metric("gamma_feedback_total", label="ai")

@@ -31,7 +31,10 @@
       }
       case "done": {
         const s = G.verdicts.summarise(entry.result);
-        return { cls: "done", text: G.verdicts.badgeText(entry.result), title: s.label + " — AI probability " + s.probability + " (click for details)", accent: s.colour, group: s.group };
+        // Evidence that decided replaces the pixel probability; proof gets a badge of its own.
+        const why = G.evidence.badgeReason(entry.result);
+        const text = why ? s.short + " · " + why : G.verdicts.badgeText(entry.result);
+        return { cls: G.evidence.hasProof(entry.result) ? "done proof" : "done", text, title: s.label + " — AI probability " + s.probability + " (click for details)", accent: s.colour, group: s.group };
       }
       case "error":
         return { cls: "error", text: "! " + entry.error.title, title: entry.error.hint || entry.error.message || "", accent: "#3f3f46" };

@@ -1,5 +1,6 @@
 /*
- * The result panel over an image: the verdict, probability and model with
+ * The result panel over an image: the verdict, what decided it and the
+ * provenance evidence found in the file, probability and model with
  * "Show where", "Report a mistake" and an explanation link; or the error with
  * "Try again" / "Options"; or why a scan skipped the image; or the check's
  * progress. One body builder per entry state.
@@ -46,6 +47,7 @@
   function resultBody(entry, head, body) {
     const s = G.verdicts.summarise(entry.result);
     head.append(el("span", { class: "verdict", "data-verdict": s.verdict }, s.label));
+    if (G.evidence.hasProof(entry.result)) head.append(el("span", { class: "proof-mark", title: "Content Credentials from a signer on the server's trust list" }, "Proof"));
     const p = entry.result.ai_probability;
     const pct = typeof p === "number" ? Math.round(Math.min(1, Math.max(0, p)) * 1000) / 10 : 0;
     body.append(
@@ -53,6 +55,13 @@
       el("div", { class: "meter", role: "img", "aria-label": "AI probability " + s.probability }, el("div", { class: "fill", style: { width: pct + "%" } })),
       el("div", { class: "model" }, "Model: " + s.model),
     );
+    const reason = G.evidence.describeReason(entry.result.verdict_reason);
+    if (reason) body.append(el("div", { class: "reason" }, "Verdict from " + reason.text));
+    const lines = G.evidence.lines(entry.result);
+    if (lines.length) {
+      const item = (line) => el("li", { "data-strength": line.strength || "none", class: line.failed ? "failed" : null }, line.text);
+      body.append(el("ul", { class: "evidence", "aria-label": "Provenance evidence in the file" }, lines.map(item)));
+    }
     if (entry.result.cached) body.append(el("div", { class: "note" }, "Result from the server's cache"));
     const hm = entry.heatmap;
     const hasHeatmap = Boolean(entry.result.heatmap_url);
