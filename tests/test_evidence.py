@@ -52,6 +52,17 @@ def test_generator_parameters_of_each_tool(name, generator, model):
     assert item.private["prompt"]
 
 
+def test_one_files_parameters_never_appear_on_the_next_file():
+    # sd-parsers caches a JPEG's UserComment by id(image), and freed images' ids are reused.
+    generated = (ASSETS / "sd_parsers" / "automatic1111_cropped.jpg").read_bytes()
+    plain = encode(SMALL, "JPEG")
+    leaked = 0
+    for _ in range(50):
+        assert items(generated, "generator_parameters")
+        leaked += bool(items(plain, "generator_parameters"))
+    assert leaked == 0
+
+
 def test_forge_is_told_from_automatic1111():
     parameters = ("a lighthouse at dawn\nNegative prompt: blurry\nSteps: 20, Sampler: Euler, CFG scale: 7, "
                   "Seed: 1, Size: 64x64, Model hash: abc123, Model: flux1-dev, Version: f2.0.1v1.10.1")

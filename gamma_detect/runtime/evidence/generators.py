@@ -8,18 +8,26 @@ some A1111 extensions is not read). Prompts go to ``private``: returned, never l
 
 from __future__ import annotations
 
+import threading
+
 from PIL import Image
 from sd_parsers import ParserManager
-from sd_parsers.extractors import Eagerness
+from sd_parsers.extractors import Eagerness, _jpeg_usercomment
 
 from .items import Evidence
 
 MAX_PROMPT_CHARS = 4000
 _PARSERS = ParserManager(eagerness=Eagerness.FAST)
+_LOCK = threading.Lock()
 
 
 def read(image: Image.Image) -> list[Evidence]:
-    info = _PARSERS.parse(image)
+    with _LOCK:
+        # sd-parsers 0.6 keeps the last JPEG's UserComment in a module global keyed by id(image): ids are reused
+        # once an image is freed, and worker threads share it, so one file's prompt could show on another's
+        # result (tests/test_evidence.py). Every parse starts from a cleared cache, one at a time.
+        _jpeg_usercomment._image_id = None
+        info = _PARSERS.parse(image)
     if info is None:
         return []
     generator = info.generator.value
