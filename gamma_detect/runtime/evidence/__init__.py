@@ -3,7 +3,8 @@ EXIF, generator parameters and the reference pipelines' invisible watermark; and
 combines them with the pixel verdict. Torch-free.
 """
 
-from .combine import VERDICT_REASONS, Decision, annotate, combine, without_private
+from ...contract import VERDICT_REASONS
+from .combine import Decision, annotate, combine, without_private
 from .config import TRUST_ANCHORS_ENV, EvidenceConfig
 from .items import ERROR_CODES, REASONS, SOURCES, STATUSES, STRENGTHS, Evidence, EvidenceError
 from .reader import read_evidence

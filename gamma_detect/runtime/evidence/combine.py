@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ...contract import VERDICT_REASONS
 from .items import SOURCES, Evidence
 
 AI_REASONS = ("ai_generated", "ai_edited")
