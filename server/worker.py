@@ -8,6 +8,12 @@ registries, retries, callbacks). A heartbeat thread keeps every execution of the
 alive with a short TTL, so a worker killed mid-batch leaves jobs whose heartbeats expire within
 ``heartbeat + heartbeat_grace`` seconds; any live worker (and the API, when a client looks)
 then moves them to failed (``worker_lost``) or, with retries left, back to the queue.
+
+RQ's documented extension points do most of it (``execute_job``, ``bootstrap``, ``teardown``,
+``heartbeat``, ``get_heartbeat_ttl``, ``prepare_execution``, ``prepare_job_execution``,
+``maintain_heartbeats``, ``cleanup_execution``, ``handle_exception``, ``Queue.dequeue_any``). What has
+no public form is listed in :data:`RQ_PRIVATE`; pyproject.toml pins RQ to the minor release these were
+checked against and tests/test_rq_contract.py fails, naming them, when an upgrade changes any.
 """
 
 from __future__ import annotations
@@ -39,6 +45,15 @@ from .metrics import BATCH_BUCKETS, process_metrics
 log = logging.getLogger("gamma.server.worker")
 
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+# RQ internals this worker relies on (no public equivalent in RQ 3.0), with why:
+RQ_PRIVATE = {
+    "Worker._install_signal_handlers": "skipped off the main thread (`gamma serve` runs the worker in a thread)",
+    "Worker._stop_requested": "stop() from another thread: request_stop() installs signal handlers and raises",
+    "Worker._shutdown_requested_date": "run_worker tells a warm shutdown from a lost Redis after work() returns",
+    "Worker._finalize_success": "completes a batched job exactly as RQ completes one (result, callbacks, registries)",
+    "Worker._finalize_failure": "fails a batched job exactly as RQ fails one (retries, callbacks, registries)",
+}
 
 
 def live_key(settings: Settings) -> str:
@@ -218,20 +233,15 @@ class BatchWorker(SimpleWorker):
         taken = []
         deadline = time.monotonic() + self.batch_wait
         while len(taken) < count:
-            # Non-blocking LMOVE and short sleeps: Redis wakes blocked clients on its 100 ms timer,
-            # far coarser than a batch wait of a few milliseconds.
-            job_id = self.connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
-            if job_id is None:
+            # Non-blocking dequeues (LMOVE into RQ's intermediate queue) and short sleeps: Redis wakes blocked
+            # clients on its 100 ms timer, far coarser than a batch wait of a few milliseconds.
+            fetched = Queue.dequeue_any([queue], None, connection=self.connection, job_class=self.job_class,
+                                        serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+            if fetched is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 time.sleep(min(remaining, 0.003))
-                continue
-            job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
-            fetched = Queue._fetch_dequeued_job(self.connection, queue.key, job_id, job_class=self.job_class,
-                                                serializer=self.serializer, death_penalty_class=self.death_penalty_class)
-            if fetched is None:   # the job hash expired: drop its id
-                self.connection.lrem(queue.intermediate_queue_key, 1, job_id)
                 continue
             taken.append(fetched)
         return taken
@@ -356,14 +366,10 @@ class BatchWorker(SimpleWorker):
             _redis_retry(lambda: jobs.end_of_job(payload, self.connection), "cleaning up a job")
             self.metrics.inc("gamma_jobs_total", {"kind": "analyze", "outcome": "finished"})
             return
-        error = exc_info[1]
-        api_error = error if isinstance(error, ApiError) else (
-            ApiError("job_timeout") if isinstance(error, JobTimeoutException) else ApiError("internal_error"))
-        if not api_error.retryable:
+        if not jobs.api_error(exc_info[1]).retryable:
             job.retries_left = 0   # retries are for transient fetch failures only
-        job.meta["error"] = api_error.to_dict()
         retrying = job.should_retry
-        _redis_retry(lambda: job.save_meta(), "saving a job's error")
+        # RQ runs the job's failure callback (jobs.on_failure), which records the API error by exception type.
         _redis_retry(lambda: self._finalize_failure(job, queue, execution, exc_info), "failing a job")
         if not retrying:
             _redis_retry(lambda: jobs.end_of_job(payload, self.connection), "cleaning up a job")
