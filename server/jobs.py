@@ -40,7 +40,6 @@ ANALYZE = "gamma_detect.server.jobs.analyze"
 COLLECT_SCAN = "gamma_detect.server.jobs.collect_scan"
 ON_FAILURE = "gamma_detect.server.jobs.on_failure"
 INFERENCE_QUEUE = "inference"
-SCAN_QUEUE = "scan"
 
 
 # --------------------------------------------------------------------------- model loading
@@ -177,9 +176,26 @@ def end_of_job(payload: dict, connection) -> None:
         connection.delete(*keys)
 
 
-def on_failure(job, connection, *exc_info) -> None:
-    """RQ failure callback (also run for jobs abandoned by a dead worker): once the job will not
-    run again, forget its bytes and in-flight markers."""
+def api_error(error: BaseException | None) -> ApiError:
+    """The API error a job's exception means, decided by its type."""
+    from rq.exceptions import AbandonedJobError
+    from rq.timeouts import JobTimeoutException
+
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, AbandonedJobError):
+        return ApiError("worker_lost")
+    if isinstance(error, JobTimeoutException):
+        return ApiError("job_timeout")
+    return ApiError("internal_error")
+
+
+def on_failure(job, connection, exc_type=None, exc_value=None, traceback=None) -> None:
+    """RQ failure callback (also run for jobs abandoned by a dead worker, with AbandonedJobError): records
+    the API error in the job's meta (what /jobs/<id> reports) and, once the job will not run again, forgets
+    its bytes and in-flight markers."""
+    job.meta["error"] = api_error(exc_value).to_dict()
+    job.save_meta()
     if not job.should_retry:
         end_of_job(job.args[0] if job.args else {}, connection)
 
@@ -249,22 +265,9 @@ STATUS_MAP = {"queued": "queued", "deferred": "queued", "scheduled": "queued", "
 
 
 def job_error(job) -> dict:
+    """A failed job's API error: the one its failure callback recorded (internal_error for a job without one)."""
     error = (job.meta or {}).get("error")
-    if isinstance(error, dict) and "code" in error:
-        return error
-    text = ""
-    try:
-        latest = job.latest_result()
-        text = (latest.exc_string or "") if latest else ""
-    except Exception:
-        pass
-    if "AbandonedJobError" in text or "terminated unexpectedly" in text:
-        return ApiError("worker_lost").to_dict()
-    if "JobTimeoutException" in text:
-        return ApiError("job_timeout").to_dict()
-    if "max retries" in text.lower() or "Retry" in text:
-        return ApiError("fetch_failed").to_dict()
-    return ApiError("internal_error").to_dict()
+    return error if isinstance(error, dict) and "code" in error else ApiError("internal_error").to_dict()
 
 
 def job_view_status(job) -> dict:
