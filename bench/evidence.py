@@ -2,8 +2,9 @@
 
     python3 bench/evidence.py [--limit N] [--threads 2]
 
-Per image: the evidence reader on the original bytes with the decoded pixels supplied (as the
-server calls it), the same without them (it decodes for the watermark check itself), and
+Per image: the evidence reader on the original bytes with the full-size pixels supplied (as
+`gamma predict` calls it), the same without them (it decodes for the watermark check itself, as
+the server calls it: the server's decode may draft a JPEG smaller), and
 `Detector.predict` on the default model; then the C2PA child process on a file signed here.
 Prints median and p99 in ms, the command, CPU model and flags. Also counts starter photos the
 watermark decoder flags (must be none; tests/test_evidence_watermark.py asserts it too).
