@@ -13,19 +13,18 @@ The reported ``ImageInfo`` keeps the image's own size.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 
 from ..images import draft, oriented_size, to_rgb
 from .errors import ApiError
 
-# Pillow warns above MAX_IMAGE_PIXELS and raises only above twice that: make the warning an error.
-warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half an image
+# No process-wide Pillow setting is changed here: the pixel limit is checked on the header (_check), and a
+# truncated file stays an error because Pillow's LOAD_TRUNCATED_IMAGES defaults to False. Pillow's own
+# bomb guard (a warning above Image.MAX_IMAGE_PIXELS, an error above twice that) stays as a backstop.
 
 # What browsers show and Pillow decodes safely. MPO is how Pillow names many camera JPEGs.
 ALLOWED_FORMATS = ["JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
@@ -34,8 +33,6 @@ if features.check("avif"):
 Image.init()  # register every plugin, then keep the allowlisted ones that this Pillow has
 ALLOWED_FORMATS = [f for f in ALLOWED_FORMATS if f in Image.OPEN]
 FORMAT_NAMES = {"MPO": "JPEG"}  # reported format
-MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
-              "BMP": "image/bmp", "TIFF": "image/tiff", "AVIF": "image/avif"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,6 @@ class ImageInfo:
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ApiError("image_decode_failed", "the image is empty (zero bytes)")
-    Image.MAX_IMAGE_PIXELS = max_pixels  # process-wide, same value everywhere in this service
     try:
         return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -23,10 +23,12 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from gamma_detect import __version__
+
 from .errors import ApiError
 
 MAX_REDIRECTS = 3
-USER_AGENT = "gamma-detect/0.1 (+image analysis; no cookies)"
+USER_AGENT = f"gamma-detect/{__version__} (+image analysis; no cookies)"
 _REDIRECTS = {301, 302, 303, 307, 308}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")

@@ -21,6 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 
 class HostLimiter:
@@ -66,28 +68,17 @@ class Client:
         self.session.trust_env = False
         if key:
             self.session.headers["Authorization"] = f"Bearer {key}"
+        # urllib3 retries connection failures and 429/503 (waiting out Retry-After, at most a minute; otherwise
+        # exponential backoff up to 30 s). Every method: POST /v1/scan is safe to repeat, it only queues a job.
+        retry = Retry(total=max_attempts - 1, status_forcelist=(429, 503), allowed_methods=None, backoff_factor=1.0,
+                      backoff_max=30, respect_retry_after_header=True, retry_after_max=60, raise_on_status=False)
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.timeout = timeout
-        self.max_attempts = max_attempts
-        self._local = threading.local()
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        delay = 1.0
-        for attempt in range(self.max_attempts):
-            try:
-                response = self.session.request(method, self.server + path, timeout=self.timeout, **kwargs)
-            except requests.RequestException:
-                if attempt == self.max_attempts - 1:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 30)
-                continue
-            if response.status_code == 429 or response.status_code == 503:
-                wait_s = float(response.headers.get("Retry-After") or delay)
-                time.sleep(min(wait_s, 60))
-                delay = min(delay * 2, 30)
-                continue
-            return response
-        return response
+        return self.session.request(method, self.server + path, timeout=self.timeout, **kwargs)
 
     def scan_page(self, page: dict, wait: float = 30.0, deadline_s: float = 3600.0) -> dict:
         body = {"page_url": page.get("page_url"), "image_urls": page.get("image_urls") or []}

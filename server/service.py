@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 
 
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.callbacks import Callback
 from rq.job import Dependency, Job, JobStatus, Retry
 from rq.queue import Queue
@@ -150,9 +149,8 @@ class Service:
                         if child.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
                             child.cancel()
                             jobs.end_of_job(child.args[0], self.connection)
-                    except Exception:
-                        pass
-        from rq.exceptions import InvalidJobOperation
+                    except (NoSuchJobError, InvalidJobOperation):
+                        pass  # the image job expired or ended meanwhile: nothing left to cancel
 
         try:
             job.cancel()
@@ -181,7 +179,3 @@ def _iso(value) -> str | None:
         return None
     text = value.isoformat()
     return text.replace("+00:00", "Z") if text.endswith("+00:00") else (text + "Z" if value.tzinfo is None else text)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -8,7 +8,6 @@ mask its normalised grey level. ``GAMMA_STUB_DELAY_MS`` adds a per-image delay, 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -78,7 +77,3 @@ def image_bytes(width: int = 96, height: int = 80, fmt: str = "PNG", seed: int =
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, fmt, **save)
     return buffer.getvalue()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

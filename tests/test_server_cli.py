@@ -134,3 +134,37 @@ def test_server_never_imports_torch_or_train():
             "from gamma_detect.server import app, api, worker, jobs, cli, scan, fetch, decode\n"
             "assert 'torch' not in sys.modules and 'gamma_detect.train' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_scan_client_waits_out_429_and_503_with_retry_after():
+    import http.server
+    import threading
+
+    answers = [(429, "0"), (503, "0"), (200, None)]
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.path)
+            status, retry_after = answers[min(len(seen), len(answers)) - 1]
+            self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = scan.Client(f"http://127.0.0.1:{server.server_address[1]}", None, timeout=5)
+        assert client.request("POST", "/v1/scan", json={}).status_code == 200 and len(seen) == 3
+        answers[:] = [(429, "0")]
+        seen.clear()
+        client = scan.Client(f"http://127.0.0.1:{server.server_address[1]}", None, timeout=5, max_attempts=2)
+        assert client.request("POST", "/v1/scan", json={}).status_code == 429 and len(seen) == 2  # gives up
+    finally:
+        server.shutdown()
