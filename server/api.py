@@ -6,13 +6,16 @@ import re
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from redis.exceptions import RedisError
 
 from . import feedback as feedback_store
 from .cache import render_overlay
 from .decode import probe
 from .errors import ApiError
 from .fetch import resolve
-from .service import Service, sha256_hex
+from gamma_detect.files import sha256_bytes
+
+from .service import Service
 from .worker import alive_workers, reap_abandoned
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -74,7 +77,7 @@ def _analyze_bytes(data: bytes, filename: str | None):
     svc = service()
     if len(data) > svc.settings.max_upload_bytes:
         raise ApiError("payload_too_large", f"the image is larger than {svc.settings.max_upload_bytes} bytes")
-    sha = sha256_hex(data)
+    sha = sha256_bytes(data)
     lookup = svc.cache.lookup(sha256=sha)
     _count_cache(lookup.result is not None)
     if lookup.result is not None:
@@ -237,8 +240,8 @@ def readyz():
         checks["worker"] = alive_workers(svc.connection, svc.settings) > 0
         model = svc.cache.model()
         checks["model"] = model is not None
-    except Exception:
-        pass
+    except RedisError:
+        pass  # Redis is away: the checks not yet passed stay False, and /readyz answers 503 saying which
     ready = all(checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     if model:

@@ -15,7 +15,6 @@ Payload of an analyze job::
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from gamma_detect.files import sha256_bytes
 from gamma_detect.runtime.evidence import Evidence, EvidenceConfig, annotate, read_evidence
 
 from . import cache
@@ -127,7 +127,7 @@ def load_bytes(payload: dict, ctx: Context) -> tuple[bytes, dict]:
 
 def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     data, timings = load_bytes(payload, ctx)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256_bytes(data)
     digest = ctx.get_detector().model_info["digest"]
     hit = ctx.connection.get(ctx.settings.key("result", digest, sha))
     if hit:   # e.g. the same image at another URL: analysed once
