@@ -30,7 +30,7 @@ import numpy as np
 
 from ..allocator import keep_large_allocations_in_heap
 from ..crops import CropPolicy
-from ..images import load_rgb
+from ..images import IMAGE_EXTENSIONS, load_rgb
 from ..runtime.manifest import Manifest, read_manifest, verify_artifact
 
 BATCHES = (1, 8, 32)
@@ -38,7 +38,6 @@ BASELINE = "pytorch-eager-fp32"
 # The same eager model after ``keep_large_allocations_in_heap()``: timed last, because the allocator setting
 # cannot be undone in this process. It shows how much of the baseline's time is page faults, not compute.
 TUNED_EAGER = "pytorch-eager-fp32-heap"
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 @dataclass

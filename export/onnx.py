@@ -28,6 +28,7 @@ from ..crops import CropPolicy
 from ..files import atomic_path, sha256_file
 from ..runtime.detector import COMBINE_RULE
 from ..runtime.manifest import FORMAT
+from ..starter import default_manifest
 from ..train.model import MAP_STRIDE
 from ..train.trainer import load_model
 from .artifacts import artifact_entry
@@ -37,7 +38,6 @@ log = logging.getLogger("gamma.export")
 
 OPSET = 18            # >= 17 (LayerNormalization); 18 is the dynamo exporter's native opset here
 MAX_BATCH_HINT = 32   # the batch the runtimes chunk views into (and the TensorRT profile's max)
-REPO = Path(__file__).resolve().parent.parent
 
 
 class ExportError(RuntimeError):
@@ -165,11 +165,8 @@ def data_summary(ckpt: dict) -> dict:
         out["index"] = str(index)
         out["index_sha256"] = sha256_file(index)
     if kind == "starter":
-        for candidate in (REPO / "data" / "starter_manifest.csv", REPO / "gamma_detect" / "data" / "starter_manifest.csv"):
-            if candidate.is_file():
-                out["manifest"] = "data/starter_manifest.csv"
-                out["manifest_sha256"] = sha256_file(candidate)
-                break
+        out["manifest"] = "data/starter_manifest.csv"  # package data (gamma_detect.data), one place in repo and wheel
+        out["manifest_sha256"] = sha256_file(default_manifest())
     if "manifest_sha256" not in out and "index_sha256" not in out:
         out["note"] = "the training data manifest was not found at export time; digest not recorded"
     return out

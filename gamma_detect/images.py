@@ -9,6 +9,9 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+# Image files every folder scan accepts (training folders, parity and benchmark images): what Pillow reads.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
 
 def to_rgb(image: Image.Image) -> np.ndarray:
     """EXIF orientation applied; palette, CMYK, 16-bit, grey and alpha images converted to RGB."""

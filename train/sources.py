@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..images import IMAGE_EXTENSIONS
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DatasetError",
@@ -33,7 +35,6 @@ __all__ = [
     "parse_label",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 # manifest flags that only tell the builder how to carve a .rcc bundle: not image properties
 _CARVE_FLAGS = frozenset({"webp", "jpeg"})
