@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..crops import CropPolicy
 from ..files import sha256_file
-from ..images import load_rgb
+from ..images import IMAGE_EXTENSIONS, load_rgb
 from ..runtime.manifest import ManifestError, find_artifact, read_manifest, verify_artifact
 from ..runtime.onnxruntime import OrtSession
 from .artifacts import artifact_entry, upsert_artifact, write_manifest
@@ -36,7 +36,6 @@ from .parity import FP16_PROBABILITY, FP32_MASK, FP32_PROBABILITY, parity, withi
 log = logging.getLogger("gamma.export")
 
 TARGETS = ("onnx", "onnx-int8", "onnx-fp16", "tensorrt", "torch-tensorrt")
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 @dataclass
