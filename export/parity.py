@@ -14,7 +14,7 @@ import numpy as np
 from ..crops import CropPolicy
 from ..runtime.detector import combine_probabilities
 
-# Bounds the issue fixes: ONNX Runtime FP32 vs PyTorch, and TensorRT FP16 vs FP32.
+# Parity bounds the export must meet: ONNX Runtime FP32 vs PyTorch, and FP16 (ONNX, TensorRT) vs FP32.
 FP32_PROBABILITY = 1e-4
 FP32_MASK = 1e-3
 FP16_PROBABILITY = 1e-2
