@@ -36,6 +36,18 @@ from gamma_detect.server.redisconn import connect, start_embedded  # noqa: E402
 _URL: str | None = None
 
 
+def eventually(check, timeout: float = 10.0, interval: float = 0.05, what: str = "the condition"):
+    """Poll ``check`` until it returns something truthy (returned) instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        time.sleep(interval)
+
+
 def redis_url() -> str:
     """127.0.0.1:6379 when it answers, else an embedded Redis; GAMMA_TEST_REDIS=embedded|<url> forces one."""
     global _URL

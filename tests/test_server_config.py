@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import server_support  # noqa: F401
 
@@ -23,8 +25,12 @@ def test_invalid_settings_refused():
         Settings.from_env({"GAMMA_BATCH_SIZE": "0"})
 
 
-def test_every_setting_is_in_the_readme_table():
+def test_readme_holds_the_generated_settings_table():
+    """README.md's settings table is exactly what config.markdown_table() generates (regenerate it on a change)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = markdown_table()
+    assert table.strip() in readme, "README.md's settings table is stale: paste the output of " \
+        "`python3 -c 'from gamma_detect.server.config import markdown_table; print(markdown_table())'`"
     for f in FIELDS:
         assert f"`{env_name(f)}`" in table
         assert env_name(f) == "REDIS_URL" or env_name(f).startswith("GAMMA_")

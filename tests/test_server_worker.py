@@ -124,8 +124,10 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
             raise AssertionError("the worker did not start the batch")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
-        time.sleep(3.5)   # heartbeat (1 s) + grace (2 s): the executions are now expired
-        views = {j: b.client.get(f"/jobs/{j}").get_json() for j in everything}   # looking reaps them
+        # Once heartbeat (1 s) + grace (2 s) have passed, looking at a job reaps it.
+        server_support.eventually(lambda: all(b.client.get(f"/jobs/{j}").get_json()["status"] != "started"
+                                              for j in everything), timeout=15, what="reaping the lost batch")
+        views = {j: b.client.get(f"/jobs/{j}").get_json() for j in everything}
         for job_id in uploads:
             assert views[job_id]["status"] == "failed" and views[job_id]["error"]["code"] == "worker_lost"
         assert views[with_retry]["status"] == "queued"       # retries left: back in the queue
@@ -194,7 +196,11 @@ def test_cancel_a_started_job(monkeypatch):
             time.sleep(0.05)
         canceled = b.client.delete(f"/jobs/{job_id}")
         assert canceled.status_code == 200 and canceled.get_json()["status"] == "canceled"
-        time.sleep(2.0)   # the batch ends: the worker sees the cancellation and drops the job
+        # The batch ends (the worker goes idle): it saw the cancellation and dropped the job.
+        from rq.worker import Worker
+
+        server_support.eventually(lambda: all(w.get_state() == "idle" for w in Worker.all(connection=b.connection)),
+                                  what="the worker finishing its batch")
         assert b.client.get(f"/jobs/{job_id}").get_json()["status"] == "canceled"
         assert StartedJobRegistry("inference", connection=b.connection).get_job_ids() == []
         assert b.client.delete(f"/jobs/{job_id}").status_code == 409
