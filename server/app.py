@@ -10,9 +10,8 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import Settings
+from .config import Settings, configure_rq
 from .errors import ApiError
-from .service import Service
 
 log = logging.getLogger("gamma.server.api")
 
@@ -23,6 +22,7 @@ _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_
 
 def create_app(settings: Settings | None = None, *, connection=None) -> Flask:
     settings = settings or Settings.from_env()
+    configure_rq(settings)
     if not settings.redis_url and connection is None:
         raise RuntimeError("create_app needs REDIS_URL (or use `gamma serve`, which starts an embedded Redis)")
     app = Flask("gamma_detect.server")
@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, *, connection=None) -> Flask:
     app.json.compact = True
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trust_proxy, x_proto=settings.trust_proxy)
+    from .service import Service  # imports RQ: after configure_rq
+
     svc = Service(settings, connection)
     app.extensions["gamma"] = svc
 

@@ -10,11 +10,14 @@ import signal
 import sys
 import threading
 
-from .config import Settings
+from .config import Settings, configure_rq
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    """The service's settings, with RQ's key prefix configured before anything imports RQ."""
+    settings = Settings.from_env()
+    configure_rq(settings)
+    return settings
 
 
 def _logging(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,3 +141,16 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+def configure_rq(settings: Settings) -> None:
+    """Give RQ the service's key prefix (``<redis_prefix>:rq``, unless RQ_KEY_PREFIX is set) before RQ is first
+    imported, which is when RQ reads it; refuse to go on if RQ was already imported with another prefix."""
+    wanted = os.environ.setdefault("RQ_KEY_PREFIX", settings.redis_prefix.rstrip(":") + ":rq")
+    if "rq" in sys.modules:
+        from rq.defaults import RQ_KEY_PREFIX
+
+        if RQ_KEY_PREFIX != wanted:
+            raise RuntimeError(f"rq was imported with key prefix {RQ_KEY_PREFIX!r} before the service could set "
+                               f"{wanted!r}: call gamma_detect.server.config.configure_rq(settings) before importing "
+                               "rq, or set RQ_KEY_PREFIX")

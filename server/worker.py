@@ -38,7 +38,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from . import jobs
-from .config import Settings
+from .config import Settings, configure_rq
 from .errors import ApiError
 from .metrics import BATCH_BUCKETS, process_metrics
 
@@ -387,6 +387,7 @@ class BatchWorker(SimpleWorker):
 def run_worker(context: jobs.Context, *, burst: bool = False, stop: threading.Event | None = None,
                name: str | None = None, worker_ttl: int = 60, logging_level: str | None = None) -> None:
     """Run a BatchWorker until stopped, starting a fresh one if the loop ends on an error (e.g. Redis away)."""
+    configure_rq(context.settings)   # RQ is imported already: this checks it took the service's key prefix
     stop = stop or threading.Event()
     context.get_detector()   # load the model once, before taking jobs
     attempt = 0

@@ -34,3 +34,28 @@ def test_readme_holds_the_generated_settings_table():
     for f in FIELDS:
         assert f"`{env_name(f)}`" in table
         assert env_name(f) == "REDIS_URL" or env_name(f).startswith("GAMMA_")
+
+
+def test_configure_rq_sets_the_prefix_before_rq_loads_and_refuses_a_mismatch():
+    import subprocess
+    import sys
+
+    code = """
+import os, sys
+os.environ.pop("RQ_KEY_PREFIX", None)
+from gamma_detect.server.config import Settings, configure_rq
+import gamma_detect.server.app   # the app factory's module does not import RQ
+assert "rq" not in sys.modules and "RQ_KEY_PREFIX" not in os.environ
+configure_rq(Settings(redis_prefix="shop"))
+from rq.defaults import RQ_KEY_PREFIX
+assert RQ_KEY_PREFIX == "shop:rq", RQ_KEY_PREFIX
+os.environ.pop("RQ_KEY_PREFIX")
+try:
+    configure_rq(Settings(redis_prefix="other"))
+except RuntimeError as exc:
+    assert "configure_rq" in str(exc)
+else:
+    raise AssertionError("a second prefix after RQ was imported must be refused")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
