@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ..abstain import reencode_jpeg
 from ..crops import CropPolicy
+from ..files import atomic_path
 from .backbones import Backbone, create_backbone
 from .data import to_tensor
 from .photoaug import process_like_web
@@ -125,9 +126,8 @@ class FeatureCache:
         views, _ = self.policy.views(variant_image(image, Path(path).name, variant))
         features = self.extractor(views[-1:] if self.extractor.global_only else views)
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npy")
-        np.save(tmp, features.astype(np.float16))
-        tmp.replace(file)
+        with atomic_path(file, ".tmp.npy") as tmp:  # np.save appends .npy to any other name
+            np.save(tmp, features.astype(np.float16))
         return features
 
     def fill(self, paths: Sequence[Path], variants: Sequence[str], progress: bool = True) -> None:

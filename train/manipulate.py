@@ -17,7 +17,6 @@ and :func:`load_bank_item`.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from skimage.restoration import inpaint_biharmonic
 from tqdm import tqdm
 
 from ..contract import SOURCE_CLASSES
+from ..files import atomic_path
 
 INPAINT_METHODS = ("telea", "navier_stokes", "biharmonic", "patchmatch")
 BLENDS = ("feather", "poisson", "none")
@@ -408,12 +408,10 @@ def build_bank(
         donor_field = "" if donor is None else str(donor)
         rows.append([image_file.name, sources_file.name, method, str(real), donor_field])
     index = out_dir / "index.csv"
-    tmp = index.with_name(index.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(index) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(_INDEX_FIELDS)
         writer.writerows(rows)
-    os.replace(tmp, index)
     return index
 
 
@@ -456,9 +454,8 @@ def _load_rgb(path: Path, max_side: int | None) -> np.ndarray:
 
 def _save_png(array: np.ndarray, path: Path) -> None:
     # Written under a temporary name so an interrupted run never leaves a truncated file to skip.
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
 
 
 def _check_image(image: np.ndarray, name: str = "image") -> None:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..allocator import keep_large_allocations_in_heap
+from ..files import atomic_path
 from .config import TrainConfig
 from .data import GammaDataset, ImageCache
 from .losses import gamma_loss
@@ -109,9 +110,8 @@ def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoc
 
 def save_checkpoint(path: Path, model: nn.Module, cfg: TrainConfig, **extra) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    with atomic_path(path) as tmp:  # never leave a half-written checkpoint behind
+        torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
