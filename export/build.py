@@ -36,6 +36,7 @@ from .parity import FP16_PROBABILITY, FP32_MASK, FP32_PROBABILITY, parity, withi
 log = logging.getLogger("gamma.export")
 
 TARGETS = ("onnx", "onnx-int8", "onnx-fp16", "tensorrt", "torch-tensorrt")
+SELF_CHECK_CANDIDATES = 64  # held-out images the self-check views are chosen from
 
 
 @dataclass
@@ -186,11 +187,48 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
             failures[target] = f"{type(exc).__name__}: {exc}"
         write_manifest(out, manifest)  # after every target: a later failure keeps what was built
         progress.done()
+    try:
+        _self_check(manifest, out, name, policy, options, progress, failures)
+    except Exception as exc:  # noqa: BLE001 - without reference views the runtime refuses reduced precision
+        log.exception("self-check views failed")
+        failures["self-check"] = f"{type(exc).__name__}: {exc}"
     path = write_manifest(out, manifest)
     progress.done()
     progress.close()
     return ExportResult(path, manifest["artifacts"], failures)
 
+
+def _self_check(manifest, out, name, policy, options, progress, failures) -> None:
+    """Reference views for the runtime's load-time self-check, and each reduced-precision artifact's outputs on
+    them here with the value its acceptance measured (the runtime refuses an artifact that drifts from them)."""
+    from ..runtime import load_detector
+    from ..runtime.cpu import cpu_identity
+    from ..runtime.manifest import Manifest
+    from ..runtime.selfcheck import check, needs_check
+    from .quantize import fold_split
+    from .selfcheck import write_self_check
+
+    typed = Manifest.from_dict(manifest, out)
+    reduced = [a for a in typed.artifacts if a.format in ("onnx", "tensorrt-engine") and needs_check(a)]
+    if not reduced:
+        return
+    progress.step("self-check views")
+    split = fold_split(options.folds, options.eval_fold, 0, SELF_CHECK_CANDIDATES)
+    fp32 = OrtSession(out / find_artifact(manifest["artifacts"], variant="fp32", formats={"onnx"})["file"], "cpu",
+                      options.threads)
+    views = write_self_check(manifest, out, name, fp32.run, [load_rgb(p) for p, _ in split.evaluation], policy,
+                             f"{options.folds}: fold {options.eval_fold}")
+    for artifact in reduced:
+        backend = "tensorrt" if artifact.format == "tensorrt-engine" else "onnxruntime-cpu"
+        run = load_detector(out / artifact.file, backend, threads=options.threads, self_check=False).session.run
+        accepted = (artifact.entry["quantization"]["acceptance"]["mean_abs_probability_diff"]
+                    if artifact.variant == "int8" else artifact.entry["parity"]["max_abs_probability_diff"])
+        artifact.entry["self_check"] = {"probability": [float(p) for p in run(views)[0]],
+                                        "accepted_value": float(accepted), "cpu": cpu_identity()}
+        report = check(Manifest.from_dict(manifest, out), artifact, run)
+        if not report.passed:
+            failures[artifact.variant] = (f"{artifact.file}: its accepted {report.statistic} {accepted:.4f} is above "
+                                          f"the self-check bound {report.bound}")
 
 def _kept_artifacts(out: Path, checkpoint_sha: str) -> list[dict]:
     """Artifacts already in the folder's manifest for the same checkpoint, built by this exporter version (the
@@ -218,6 +256,7 @@ def _kept_artifacts(out: Path, checkpoint_sha: str) -> list[dict]:
 
 
 def _int8(manifest, out, name, fp32_path, policy, options, progress, failures) -> None:
+    from ..runtime.cpu import cpu_identity
     from .onnx import onnx_entry
     from .quantize import build_int8, fold_split
 
@@ -231,6 +270,10 @@ def _int8(manifest, out, name, fp32_path, policy, options, progress, failures) -
         manifest["int8_rejected"] = tried
         return
     record["tried"] = tried
+    # Acceptance is a property of the artifact on a kernel class: keep the one measured here under this CPU's
+    # class; bench/int8_cpu_check.py adds others (e.g. AVX2 under qemu).
+    record["acceptance"]["cpu"] = cpu_identity()
+    record["acceptance_by_cpu"] = {cpu_identity()["class"]: record["acceptance"]}
     upsert_artifact(manifest, onnx_entry(out, path, "int8", "int8", derived_from=fp32_path.name,
                                          derived_from_sha256=sha256_file(fp32_path), quantization=record))
 

@@ -48,20 +48,38 @@ class Recipe:
     name: str
     keep_float: tuple[str, ...] = ()   # module scopes (from the exporter's node metadata) left in float
     note: str = ""
+    weights: str = "int8"              # "int8" (s8) or "uint8" (u8)
+    seven_bit: str = "none"            # which weights get 7 bits: "none", "gemm" (the layers ONNX Runtime runs as
+                                       # u8 x s8 GEMMs: non-depthwise Conv, MatMul, Gemm) or "all"
+    format: str = "qdq"                # "qdq" or "qoperator"
+    calibration: str = "MinMax"        # activation ranges: "MinMax", "Percentile" or "Entropy"
 
 
 _EARLY = ("model.backbone.stem", "model.backbone.blocks.0", "model.backbone.blocks.1", "model.backbone.blocks.2",
           "model.backbone.blocks.3")
 
-# Fastest first. Measured on a fold model (2-core CPU, batch 8): all-int8 ran 2.3x the FP32 graph; keeping the
-# stem and block 0 in float 1.7x; the stem and blocks 0-3 1.4x. The early, high-resolution layers carry most of
-# the quantization error (mean |dp| 0.017 -> 0.009 -> 0.003 on held-out images), so they are what each
-# fallback returns to float.
+# Fastest first; every recipe gives the same numbers on every x86 CPU class. Full-range s8 weights do not: x86
+# CPUs without VNNI multiply u8 x s8 through vpmaddubsw, whose 16-bit pair sums saturate (ONNX Runtime's
+# quantization docs), so the 0.2.1 INT8 model, full-range s8, gave mean |dp| 0.015 on AVX-512 VNNI and 0.062 on
+# AVX2 (qemu -cpu Haswell) on the same views. Weights in 7 bits cannot saturate (2 x 255 x 64 < 2^15); measured
+# on those views, 7-bit GEMM weights give the same numbers under AVX2 and VNNI. Depthwise convolutions keep 8-bit
+# weights: ONNX Runtime runs them through a widening kernel, not the u8 x s8 GEMM. Losing a weight bit costs
+# accuracy, won back by percentile activation ranges and by keeping the stem (whose uint8 input is often near
+# 255) and the first block in float: mean |dp| 0.024 (all int8, MinMax) -> 0.016 (float stem, Percentile).
 RECIPES = (
-    Recipe("qdq-all", (), "every Conv/MatMul/Gemm path in int8"),
-    Recipe("qdq-float-stem", _EARLY[:2], "the stem and the first block in float"),
-    Recipe("qdq-float-early", _EARLY, "the stem and blocks 0-3 (the 112 and 56 px layers) in float"),
+    Recipe("qdq-all-s7", (), "every Conv/MatMul/Gemm path in int8, 7-bit GEMM weights, percentile ranges",
+           seven_bit="gemm", calibration="Percentile"),
+    Recipe("qdq-float-stem-s7", _EARLY[:2], "the stem and the first block in float, 7-bit GEMM weights, "
+           "percentile ranges", seven_bit="gemm", calibration="Percentile"),
+    Recipe("qdq-float-early-s7", _EARLY, "the stem and blocks 0-3 (the 112 and 56 px layers) in float, 7-bit GEMM "
+           "weights, percentile ranges", seven_bit="gemm", calibration="Percentile"),
+    # Percentile needs a histogram of every activation, which a near-constant tensor cannot give.
+    Recipe("qdq-float-stem-s7-minmax", _EARLY[:2], "the stem and the first block in float, 7-bit GEMM weights, "
+           "MinMax ranges", seven_bit="gemm"),
 )
+# Full-range s8 weights: right only on CPUs with VNNI/AMX; kept to measure the difference
+# (bench/int8_cpu_check.py), never shipped.
+FULL_RANGE = Recipe("qdq-all-s8", (), "every Conv/MatMul/Gemm path in int8, full-range s8 weights")
 
 
 @dataclass
@@ -207,6 +225,27 @@ def _float_nodes(model, scopes: Sequence[str]) -> list[str]:
     return names
 
 
+def _seven_bit_weights(model, which: str) -> dict[str, list[dict]]:
+    """Per-channel overrides giving these weights 7 bits; depthwise convolutions do not run through the u8 x s8 GEMM.
+
+    ``axis`` must be restated (else ONNX Runtime quantizes that tensor per-tensor): the output channels, i.e. 0 for
+    Conv weights (O, I, kH, kW), the last axis for MatMul weights (K, N), and for Gemm 0 or 1 by ``transB``.
+    """
+    if which == "none":
+        return {}
+    initializers = {i.name for i in model.graph.initializer}
+    overrides = {}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm") or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        attributes = {a.name: a.i for a in node.attribute}
+        if which == "gemm" and node.op_type == "Conv" and attributes.get("group", 1) != 1:
+            continue
+        axis = {"Conv": 0, "MatMul": -1, "Gemm": 0 if attributes.get("transB", 0) else 1}[node.op_type]
+        overrides[node.input[1]] = [{"axis": axis, "reduce_range": True}]
+    return overrides
+
+
 class _Reader:
     """CalibrationDataReader over uint8 views (duck-typed: get_next / rewind)."""
 
@@ -238,17 +277,22 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, views: np.ndarray
     model = onnx.load(str(pre))
     exclude = _float_nodes(model, recipe.keep_float)
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(views, model.graph.input[0].name)
+    weight_type = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[recipe.weights]
+    quant_format = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}[recipe.format]
+    overrides = _seven_bit_weights(model, recipe.seven_bit)
     try:
-        quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(pre), str(out_path), reader, quant_format=quant_format, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=weight_type,
                         op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=exclude,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod[recipe.calibration],
+                        extra_options={"TensorQuantOverrides": overrides} if overrides else {})
     finally:
         pre.unlink(missing_ok=True)
-    return {"method": "onnxruntime static quantization, QDQ", "activations": "uint8 (asymmetric)",
-            "weights": "int8 per-channel", "calibration": "MinMax", "recipe": recipe.name,
-            "recipe_note": recipe.note, "quantized_ops": list(QUANTIZED_OPS), "float_scopes": list(recipe.keep_float),
-            "float_nodes": len(exclude), "calibration_views": int(len(views))}
+    weight_bits = {"none": "8-bit", "gemm": "7-bit (GEMM layers), 8-bit (depthwise)", "all": "7-bit"}[recipe.seven_bit]
+    return {"method": f"onnxruntime static quantization, {recipe.format.upper()}", "activations": "uint8 (asymmetric)",
+            "weights": f"{recipe.weights} per-channel, {weight_bits} range", "calibration": recipe.calibration,
+            "recipe": recipe.name, "recipe_note": recipe.note, "quantized_ops": list(QUANTIZED_OPS),
+            "float_scopes": list(recipe.keep_float), "float_nodes": len(exclude), "calibration_views": int(len(views))}
 
 
 def build_int8(fp32_path: str | Path, out_path: str | Path, policy: CropPolicy, split: FoldSplit,
@@ -271,7 +315,13 @@ def build_int8(fp32_path: str | Path, out_path: str | Path, policy: CropPolicy, 
     for recipe in recipes:
         started = time.perf_counter()
         candidate = out_path.with_suffix(f".{recipe.name}.onnx")
-        record = quantize_int8(fp32_path, candidate, views, recipe)
+        try:
+            record = quantize_int8(fp32_path, candidate, views, recipe)
+        except ValueError as exc:  # e.g. a near-constant tensor has no finite percentile histogram
+            log.warning("INT8 recipe %s could not be built: %s", recipe.name, exc)
+            tried.append({"recipe": recipe.name, "accepted": False, "error": f"{type(exc).__name__}: {exc}"})
+            candidate.unlink(missing_ok=True)
+            continue
         record.update(calibration_images=len(split.calibration), calibration_source=f"{split.folds_file}: folds != "
                       f"{split.eval_fold}")
         bar = progress(f"scoring INT8 ({recipe.name})", len(images)) if progress else None

@@ -245,7 +245,8 @@ def readyz():
     ready = all(checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     if model:
-        body["model"] = {k: model.get(k) for k in ("name", "version", "digest", "backend")}
+        body["model"] = {k: model[k] for k in ("name", "version", "digest", "backend", "variant", "fallback")
+                         if k in model}
     response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response

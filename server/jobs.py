@@ -50,8 +50,10 @@ def load_model(settings: Settings):
         return getattr(importlib.import_module(module), function or "make_detector")(settings)
     from gamma_detect.runtime import load_detector
 
+    # A variant that fails its load-time self-check on this CPU is not served: FP32 is, and the model block of
+    # every result, /readyz and the log say so (model_info["fallback"]).
     return load_detector(settings.model or None, backend=settings.backend, variant=settings.variant,
-                         threads=settings.threads or None)
+                         threads=settings.threads or None, fallback_to_fp32=True)
 
 
 def model_record(detector) -> dict:

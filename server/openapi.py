@@ -30,7 +30,14 @@ SCHEMAS = {
     "Model": {
         "type": "object", "required": ["name", "version", "digest", "backend"],
         "properties": {"name": {"type": "string"}, "version": {"type": ["string", "integer", "number"]},
-                       "digest": {"type": "string"}, "backend": {"type": "string"}},
+                       "digest": {"type": "string"}, "backend": {"type": "string"},
+                       "variant": {"type": "string", "description": "the artifact serving: fp32, int8, fp16"},
+                       "fallback": {
+                           "type": "object", "required": ["requested_variant", "reason"],
+                           "description": "present when the requested variant failed its load-time self-check "
+                                          "on this machine and FP32 serves instead",
+                           "properties": {"requested_variant": {"type": "string"},
+                                          "reason": {"const": "self_check_failed"}}}},
     },
     "Image": {
         "type": "object", "required": ["sha256", "width", "height", "format"],

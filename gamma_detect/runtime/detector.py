@@ -29,6 +29,7 @@ import numpy as np
 from ..crops import CropPlan, CropPolicy
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
+from .selfcheck import SelfCheckFailed, SelfCheckReport, needs_check, verify
 
 log = logging.getLogger("gamma.runtime")
 
@@ -105,6 +106,8 @@ class Detector:
         self.max_batch = int(min(getattr(session, "max_batch", 32), manifest.max_batch))
         self.model_info = {"name": manifest.name, "version": manifest.version, "digest": artifact.sha256,
                            "backend": backend, "variant": artifact.variant}
+        self.self_check: SelfCheckReport | None = None  # set by load_detector for reduced-precision artifacts
+        self.fallback: dict | None = None               # set when a requested variant failed it and FP32 serves
 
     def __repr__(self) -> str:
         return f"Detector({self.manifest.name} {self.manifest.version} {self.artifact.file} on {self.backend})"
@@ -197,7 +200,7 @@ def locate(manifest_or_path: str | Path | None, backend: str, variant: str) -> t
 
 
 def load_detector(manifest_or_path: str | Path | None = None, backend: str = "auto", variant: str = "fp32", *,
-                  threads: int | None = None) -> Detector:
+                  threads: int | None = None, self_check: bool = True, fallback_to_fp32: bool = False) -> Detector:
     """A Detector for a model folder, its manifest.json, or one artifact file beside its manifest.
 
     ``None`` is the default model (models/default). ``backend="auto"`` picks TensorRT when an engine built
@@ -205,6 +208,11 @@ def load_detector(manifest_or_path: str | Path | None = None, backend: str = "au
     records why in ``detector.selection`` (also logged). ``variant`` picks the ONNX file (fp32, int8, fp16);
     naming an artifact file picks that file whatever ``variant`` says. Every artifact's sha256 is checked
     against the manifest before it is loaded.
+
+    A reduced-precision artifact (INT8, FP16) must first reproduce FP32 on the manifest's self-check views on
+    this machine (``selfcheck.py``): if it strays past its bound, :class:`SelfCheckFailed` is raised, or, with
+    ``fallback_to_fp32``, the FP32 artifact is served and ``detector.fallback`` and ``model_info["fallback"]``
+    say why. ``self_check=False`` skips the check (acceptance tests measure the variant itself).
     """
     manifest, backend, variant = locate(manifest_or_path, backend, variant)
     if backend in BUILD_SIDE_BACKENDS:
@@ -212,6 +220,18 @@ def load_detector(manifest_or_path: str | Path | None = None, backend: str = "au
                                  "gamma_detect.export.load_detector (pip install '.[train]'), or choose one of "
                                  f"{', '.join(SERVING_BACKENDS)}")
     detector = _select(manifest, backend, variant, threads)
+    if self_check and needs_check(detector.artifact):
+        try:
+            detector.self_check = verify(manifest, detector.artifact, detector.session.run)
+        except SelfCheckFailed as exc:
+            if not fallback_to_fp32:
+                raise
+            # Never serve a variant that is wrong on this machine: FP32 instead, and say so wherever the model shows.
+            log.warning("%s -- serving fp32 instead", exc)
+            detector = _select(manifest, backend, "fp32", threads)
+            detector.fallback = {"requested_variant": variant, "reason": str(exc),
+                                 "self_check": exc.report.to_dict() if exc.report else None}
+            detector.model_info["fallback"] = {"requested_variant": variant, "reason": "self_check_failed"}
     log.info("gamma detector: %s", detector.selection)
     return detector
 
