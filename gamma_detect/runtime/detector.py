@@ -20,13 +20,13 @@ serving ones to :func:`load_detector` here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from ..crops import CropPlan, CropPolicy
+from ..crops import CropPlan, Tiles
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
 from .selfcheck import SelfCheckFailed, SelfCheckReport, needs_check, verify
@@ -113,49 +113,59 @@ class Detector:
         return f"Detector({self.manifest.name} {self.manifest.version} {self.artifact.file} on {self.backend})"
 
     # The steps of predict, public so that tests and benchmarks can time or check each one.
-    def views(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, CropPlan]]:
-        """Every image's views and plan; raises ImageTooSmall (or ValueError) before anything runs."""
+    def tiles(self, images: Sequence[np.ndarray], native: Sequence[tuple[int, int] | None] | None = None) -> list[Tiles]:
+        """Every image at its working resolution with its crop plan; raises ImageTooSmall (or ValueError) before
+        anything runs. ``native[i]``: image i's own (height, width) when the decoder handed it over reduced."""
+        if native is not None and len(native) != len(images):
+            raise ValueError(f"native sizes: {len(native)} for {len(images)} images")
         out = []
-        for image in images:
+        for i, image in enumerate(images):
             image = np.asarray(image)
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"expected HxWx3 uint8 RGB images, got {image.dtype} {image.shape}")
-            out.append(self.policy.views(image))
+            out.append(self.policy.tile(image, native[i] if native is not None else None))
         return out
 
-    def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """One Prediction per image. All views of all images run together in chunks of the maximum batch; an
-        image is assembled as soon as its last view has run, so memory stays bounded by a chunk's outputs."""
+    def views(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, CropPlan]]:
+        """Every image's views of every stage, and its plan."""
+        return [(t.views(), t.plan) for t in self.tiles(images)]
+
+    def predict(self, images: Sequence[np.ndarray], *, native: Sequence[tuple[int, int] | None] | None = None,
+                detail: bool = False) -> list[Prediction]:
+        """One Prediction per image. The views of all images run together in chunks of the maximum batch. A
+        staged crop policy runs stage 0 of every image first, then the rest of the grid for the images whose
+        stage-0 decision falls in the policy's refine bands, or for all with ``detail`` (a detailed map)."""
         if len(images) == 0:
             return []
-        prepared = self.views(images)
-        views = np.concatenate([v for v, _ in prepared])
-        bounds = np.cumsum([0] + [len(v) for v, _ in prepared])
-        out: list[Prediction] = []
-        buffers: list[list[np.ndarray]] = [[], [], []]
-        offset = 0  # index of the first view held in buffers
-        for start in range(0, len(views), self.max_batch):
-            outputs = self.session.run(np.ascontiguousarray(views[start:start + self.max_batch]))
-            for buffer, array in zip(buffers, outputs):
-                buffer.append(array)
-            end = start + len(outputs[0])
-            while len(out) < len(prepared) and bounds[len(out) + 1] <= end:
-                i = len(out)
-                merged = [np.concatenate(b) if len(b) > 1 else b[0] for b in buffers]
-                lo, hi = bounds[i] - offset, bounds[i + 1] - offset
-                out.append(self._assemble(prepared[i][1], *(m[lo:hi] for m in merged)))
-                buffers = [[m[hi:]] for m in merged]
-                offset = bounds[i + 1]
-        return out
+        tiles = self.tiles(images, native)
+        staged = self.policy.staged
+        outputs = self._run([t.views(0 if staged else None) for t in tiles])
+        if staged:
+            refine = [i for i, (t, out) in enumerate(zip(tiles, outputs)) if t.plan.first_views < t.plan.views
+                      and (detail or self.policy.refines(combine_probabilities(out[0]), self.bands))]
+            for i, more in zip(refine, self._run([tiles[i].views(1) for i in refine])):
+                outputs[i] = tuple(np.concatenate([a, b]) for a, b in zip(outputs[i], more))
+        return [self._assemble(t.plan, *out) for t, out in zip(tiles, outputs)]
+
+    def _run(self, views: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The graph's outputs per image for each image's views, all run together in chunks of the maximum
+        batch (the outputs are the heads' 28 px maps: holding a batch's is cheap)."""
+        if not views:
+            return []
+        stacked = np.concatenate(views)
+        parts = [self.session.run(np.ascontiguousarray(stacked[i:i + self.max_batch]))
+                 for i in range(0, len(stacked), self.max_batch)]
+        merged = [np.concatenate([part[k] for part in parts]) for k in range(3)]
+        bounds = np.cumsum([0] + [len(v) for v in views])
+        return [tuple(m[lo:hi] for m in merged) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _assemble(self, plan: CropPlan, probabilities, masks, sources) -> Prediction:
         mask = self.policy.stitch(masks, plan).astype(np.float32, copy=False)
         # Source shares: the head-2 maps stitched like the mask, but at the policy's working resolution capped
-        # at SHARE_SIDE px (a share of pixels does not need a C-channel float map at full resolution).
-        # stitch() resizes each view's map to that resolution. One class at a time: 2-D maps keep OpenCV's
-        # resizes valid for any number of classes.
-        policy, small = _share_geometry(self.policy, plan)
-        stitched = np.stack([policy.stitch(sources[:, c], small) for c in range(sources.shape[1])], axis=-1)
+        # at SHARE_SIDE px (a share of pixels does not need a C-channel float map at full resolution). One
+        # class at a time: 2-D maps keep OpenCV's resizes valid for any number of classes.
+        stitched = np.stack([self.policy.stitch(sources[:, c], plan, max_side=SHARE_SIDE)
+                             for c in range(sources.shape[1])], axis=-1)
         counts = np.bincount(stitched.argmax(axis=-1).ravel(), minlength=len(self.classes)).astype(np.float64)
         shares = counts / counts.sum()
         return Prediction(combine_probabilities(probabilities), mask,
@@ -167,19 +177,6 @@ class Detector:
                 "verdict": verdict(prediction.probability, self.bands),
                 "mask_fraction": round(prediction.mask_fraction, 4),
                 "sources": {k: round(v, 4) for k, v in prediction.source_shares.items()}}
-
-
-def _share_geometry(policy: CropPolicy, plan: CropPlan) -> tuple[CropPolicy, CropPlan]:
-    """The policy and crop plan re-expressed at the working resolution (so stitch() stops there), shrunk so
-    its long side is at most SHARE_SIDE."""
-    h, w = CropPolicy._scaled(plan.height, plan.width, plan.scale)
-    s = policy.input_size
-    side = max(8, min(s, round(s * SHARE_SIDE / max(h, w))))
-    f = side / s
-    h2, w2 = max(side, round(h * f)), max(side, round(w * f))
-    boxes = [(min(round(y * f), h2 - side), min(round(x * f), w2 - side)) for y, x in plan.boxes]
-    top, left, gside = (round(v * plan.scale * f) for v in plan.global_box)
-    return replace(policy, input_size=side), CropPlan(h2, w2, 1.0, boxes, (top, left, gside))
 
 
 # --------------------------------------------------------------------------- loading
