@@ -23,8 +23,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .contract import UNCERTAIN_REASONS
+
 AI_SIDE = ("likely_ai", "ai")
-REASONS = ("view_spread", "reencode_shift")
+VIEW_SPREAD, REENCODE_SHIFT = UNCERTAIN_REASONS
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ class AbstentionRule:
         if verdict not in AI_SIDE:
             return None
         if view_spread > self.max_view_spread:
-            return "view_spread"
+            return VIEW_SPREAD
         if reencode_shift is not None and reencode_shift > self.max_reencode_shift:
-            return "reencode_shift"
+            return REENCODE_SHIFT
         return None
 
     @property

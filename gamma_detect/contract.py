@@ -62,8 +62,13 @@ LIMITS: dict[str, int] = {
 
 # The fields of an analysis result, in order: what `gamma predict --json` prints (PREDICT_FIELDS) and what the
 # API adds. Fields may be added, never renamed.
-PREDICT_FIELDS = ("path", "ai_probability", "verdict", "mask_fraction", "sources", "verdict_reason", "evidence")
+PREDICT_FIELDS = ("path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason",
+                  "evidence")
 RESULT_FIELDS = PREDICT_FIELDS + ("model", "image", "heatmap_url", "timings", "cached")
+
+# Why the pixels' verdict is `uncertain` although the score sits in an AI band (gamma_detect/abstain.py); null when
+# the bands decided alone. view_spread: the views of the image disagree; reencode_shift: a JPEG q90 copy scores lower.
+UNCERTAIN_REASONS = ("view_spread", "reencode_shift")
 
 # Provenance evidence (gamma_detect/runtime/evidence): the items of a result's `evidence` list and what a
 # `verdict_reason` may say. `metadata` and `file` items only ever carry errors.
@@ -91,7 +96,7 @@ def exported() -> dict:
             "ERRORS": {code: {"status": e.status} for code, e in ERRORS.items()},
             "LIMITS": dict(LIMITS), "RESULT_FIELDS": list(RESULT_FIELDS), "JOB_STATUSES": list(JOB_STATUSES),
             "EVIDENCE_STATUSES": list(EVIDENCE_STATUSES), "EVIDENCE_STRENGTHS": list(EVIDENCE_STRENGTHS),
-            "VERDICT_REASONS": list(VERDICT_REASONS),
+            "VERDICT_REASONS": list(VERDICT_REASONS), "UNCERTAIN_REASONS": list(UNCERTAIN_REASONS),
             "FEEDBACK_LABELS": list(FEEDBACK_LABELS)}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gamma_detect.contract import (ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
                                    EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_STATUSES, LIMITS, PREDICT_FIELDS,
-                                   RESULT_FIELDS, VERDICT_REASONS, VERDICTS)
+                                   RESULT_FIELDS, UNCERTAIN_REASONS, VERDICT_REASONS, VERDICTS)
 
 
 def _ref(name: str) -> dict:
@@ -74,6 +74,8 @@ SCHEMAS = {
             "path": {"type": ["string", "null"], "description": "the image URL, the upload's file name, or null"},
             "ai_probability": {"type": "number", "minimum": 0, "maximum": 1},
             "verdict": {"type": "string", "enum": list(VERDICTS)},
+            "uncertain_reason": {"enum": [*UNCERTAIN_REASONS, None],
+                                 "description": "set when the abstention rule made an AI-side score `uncertain`"},
             "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "sources": {"type": "object", "additionalProperties": {"type": "number"}},
             "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),

@@ -54,7 +54,7 @@ class StubDetector:
 
     def result(self, prediction) -> dict:
         return {"ai_probability": round(prediction.probability, 6),
-                "verdict": verdict(prediction.probability, BANDS),
+                "verdict": verdict(prediction.probability, BANDS), "uncertain_reason": None,
                 "mask_fraction": round(prediction.mask_fraction, 6),
                 "sources": prediction.source_shares}
 

@@ -26,6 +26,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from ..abstain import AI_SIDE, AbstentionRule, reencode_jpeg, view_spread
 from ..crops import CropPlan, Tiles
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
@@ -71,6 +72,8 @@ class Prediction:
     mask: np.ndarray                 # (H, W) float32 head-1 probability at image resolution
     source_shares: dict[str, float]  # share of image pixels per head-2 argmax class, sums to 1
     views: int
+    view_spread: float = 0.0         # std of the calibrated view logits (the abstention's first check)
+    uncertain_reason: str | None = None  # set when the abstention rule turned an AI-side verdict into `uncertain`
 
     @property
     def mask_fraction(self) -> float:
@@ -84,11 +87,14 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL_DIR
 
 
+def _logit(probabilities) -> np.ndarray:
+    p = np.clip(np.asarray(probabilities, np.float64), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
 def combine_probabilities(probabilities: np.ndarray) -> float:
     """The manifest's rule: sigmoid of the mean view logit (the graphs output calibrated view probabilities)."""
-    p = np.clip(np.asarray(probabilities, np.float64), EPS, 1 - EPS)
-    mean_logit = float(np.mean(np.log(p) - np.log1p(-p)))
-    return float(1.0 / (1.0 + np.exp(-mean_logit)))
+    return float(1.0 / (1.0 + np.exp(-float(np.mean(_logit(probabilities))))))
 
 
 class Detector:
@@ -102,6 +108,7 @@ class Detector:
         self.selection = selection or f"{backend}: requested"
         self.policy = manifest.policy
         self.bands = list(manifest.verdict_bands)
+        self.abstention = AbstentionRule.from_dict(manifest.raw.get("abstention"))
         self.classes = list(manifest.source_classes)
         self.max_batch = int(min(getattr(session, "max_batch", 32), manifest.max_batch))
         self.model_info = {"name": manifest.name, "version": manifest.version, "digest": artifact.sha256,
@@ -145,7 +152,28 @@ class Detector:
                       and (detail or self.policy.refines(combine_probabilities(out[0]), self.bands))]
             for i, more in zip(refine, self._run([tiles[i].views(1) for i in refine])):
                 outputs[i] = tuple(np.concatenate([a, b]) for a, b in zip(outputs[i], more))
-        return [self._assemble(t.plan, *out) for t, out in zip(tiles, outputs)]
+        predictions = [self._assemble(t.plan, *out) for t, out in zip(tiles, outputs)]
+        self._abstain(images, native, predictions)
+        return predictions
+
+    def _abstain(self, images: Sequence[np.ndarray], native, predictions: list[Prediction]) -> None:
+        """The manifest's abstention rule (gamma_detect/abstain.py), as the protocol applied it when fitting the
+        bands: AI-side verdicts whose views disagree, or whose score falls under a JPEG re-encoding, become
+        `uncertain`. Only those images are scored a second time (every view of the re-encoded copy)."""
+        recheck = []
+        for i, p in enumerate(predictions):
+            band = verdict(p.probability, self.bands)
+            p.uncertain_reason = self.abstention.reason(band, p.view_spread)
+            if p.uncertain_reason is None and band in AI_SIDE and self.abstention.needs_reencode:
+                recheck.append(i)
+        if not recheck:
+            return
+        copies = [reencode_jpeg(np.asarray(images[i]), self.abstention.quality) for i in recheck]
+        tiles = self.tiles(copies, [native[i] for i in recheck] if native is not None else None)
+        for i, out in zip(recheck, self._run([t.views() for t in tiles])):
+            p = predictions[i]
+            shift = _logit(p.probability) - _logit(combine_probabilities(out[0]))
+            p.uncertain_reason = self.abstention.reason(verdict(p.probability, self.bands), p.view_spread, shift)
 
     def _run(self, views: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The graph's outputs per image for each image's views, all run together in chunks of the maximum
@@ -169,12 +197,14 @@ class Detector:
         counts = np.bincount(stitched.argmax(axis=-1).ravel(), minlength=len(self.classes)).astype(np.float64)
         shares = counts / counts.sum()
         return Prediction(combine_probabilities(probabilities), mask,
-                          {name: float(s) for name, s in zip(self.classes, shares)}, len(probabilities))
+                          {name: float(s) for name, s in zip(self.classes, shares)}, len(probabilities),
+                          view_spread(_logit(probabilities)))
 
     def result(self, prediction: Prediction) -> dict:
         """The stable JSON fields of a result (the server adds model, image, heatmap_url, timings, cached)."""
         return {"ai_probability": round(prediction.probability, 4),
-                "verdict": verdict(prediction.probability, self.bands),
+                "verdict": "uncertain" if prediction.uncertain_reason else verdict(prediction.probability, self.bands),
+                "uncertain_reason": prediction.uncertain_reason,
                 "mask_fraction": round(prediction.mask_fraction, 4),
                 "sources": {k: round(v, 4) for k, v in prediction.source_shares.items()}}
 
