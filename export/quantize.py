@@ -1,7 +1,7 @@
 """INT8 for CPUs: ONNX Runtime static quantization, accepted only if it keeps the FP32 behaviour.
 
-Static QDQ quantization (uint8 activations, int8 per-channel weights, MinMax
-calibration) of the FP32 graph, calibrated on views of starter images from the
+Static QDQ quantization (uint8 activations, int8 per-channel weights in 7 bits
+for the layers ONNX Runtime runs as u8 x s8 GEMMs, see RECIPES) of the FP32 graph, calibrated on views of starter images from the
 training folds. Acceptance is measured on the out-of-fold images (a fold the
 calibration never saw), each scored whole through the crop policy exactly as a
 runtime scores it:
@@ -13,7 +13,7 @@ Quantization recipes are tried from the fastest to the most conservative (more
 of the graph kept in float); the first accepted one is kept, and every tried
 recipe's numbers go into the manifest. If none passes, there is no INT8 artifact.
 
-Only ONNX Runtime and numpy are needed here (no torch).
+ONNX Runtime, numpy and scikit-learn (the train extra) are needed here, not torch.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from ..crops import CropPolicy
 from ..images import load_rgb
@@ -167,26 +168,6 @@ def calibration_views(paths: Sequence[Path], policy: CropPolicy, batch: int = CA
 
 
 # --------------------------------------------------------------------------- metrics
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """ROC-AUC by the rank-sum statistic (ties count half); numpy only."""
-    labels = np.asarray(labels, bool)
-    scores = np.asarray(scores, np.float64)
-    pos, neg = labels.sum(), (~labels).sum()
-    if pos == 0 or neg == 0:
-        raise ValueError("ROC-AUC needs both classes")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def score_images(run: Callable[[np.ndarray], tuple], images: Sequence[np.ndarray], policy: CropPolicy,
                  batch: int = 32, progress: Callable | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Combined probability per image and the per-view head-1 masks, as a runtime computes them."""
@@ -205,7 +186,7 @@ def score_images(run: Callable[[np.ndarray], tuple], images: Sequence[np.ndarray
 
 def acceptance(recipe: str, labels, p32, p8, m32, m8, seconds: float = 0.0) -> Acceptance:
     diff = np.abs(np.asarray(p32) - np.asarray(p8))
-    auc32, auc8 = roc_auc(labels, p32), roc_auc(labels, p8)
+    auc32, auc8 = roc_auc_score(labels, p32), roc_auc_score(labels, p8)
     mask = float(np.mean([np.abs(a - b).mean() for a, b in zip(m32, m8)])) if m32 else 0.0
     ok = abs(auc8 - auc32) <= AUC_TOLERANCE and float(diff.mean()) <= MEAN_PROBABILITY_TOLERANCE
     return Acceptance(recipe, len(diff), auc32, auc8, float(diff.mean()), float(diff.max()), mask, ok, seconds)

@@ -21,7 +21,7 @@ from gamma_detect.export.graph import DeployableGamma  # noqa: E402
 from gamma_detect.export.onnx import ExportError, check_onnx, load_release  # noqa: E402
 from gamma_detect.export.parity import FP32_MASK, FP32_PROBABILITY  # noqa: E402
 from gamma_detect.export.quantize import (AUC_TOLERANCE, MEAN_PROBABILITY_TOLERANCE, RECIPES, fold_split,  # noqa: E402
-                                          quantize_int8, roc_auc, score_images)
+                                          quantize_int8, score_images)
 from gamma_detect.export import load_detector  # noqa: E402
 from gamma_detect.export.backends import TorchSession  # noqa: E402
 from gamma_detect.images import load_rgb  # noqa: E402
@@ -155,24 +155,38 @@ def test_export_cli_rejects_unknown_target(tmp_path):
 
 
 # --------------------------------------------------------------------------- INT8 machinery
-def test_roc_auc_matches_the_rank_definition():
-    labels = [0, 0, 1, 1, 0, 1]
-    scores = [0.1, 0.4, 0.35, 0.8, 0.4, 0.4]
-    pairs = [(p, n) for p, lp in zip(scores, labels) if lp for n, ln in zip(scores, labels) if not ln]
-    expected = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])
-    assert roc_auc(labels, scores) == pytest.approx(expected)
-
-
 def test_int8_quantization_runs_and_stays_close_on_the_tiny_model(tiny_dir, tmp_path):
     policy = CropPolicy.from_dict(manifest(tiny_dir)["crop_policy"])
     views = np.concatenate([policy.views(rgb(150, 200, i))[0] for i in range(2)])[:8]
-    record = quantize_int8(tiny_dir / "gamma-tiny.onnx", tmp_path / "int8.onnx", views, RECIPES[0])
-    nodes = [n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node]
-    assert nodes.count("QuantizeLinear") > 10 and record["weights"] == "int8 per-channel"
+    recipe = next(r for r in RECIPES if r.calibration == "MinMax")  # percentiles need a real model's activations
+    record = quantize_int8(tiny_dir / "gamma-tiny.onnx", tmp_path / "int8.onnx", views, recipe)
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    nodes = [n.op_type for n in graph.node]
+    assert nodes.count("QuantizeLinear") > 10 and record["weights"].startswith("int8 per-channel, 7-bit")
     images = [rgb(130, 170, 10 + i) for i in range(3)]
     p32, _ = score_images(OrtSession(tiny_dir / "gamma-tiny.onnx", threads=2).run, images, policy)
     p8, _ = score_images(OrtSession(tmp_path / "int8.onnx", threads=2).run, images, policy)
     assert np.abs(p32 - p8).mean() < 0.05
+
+
+def test_int8_gemm_weights_fit_7_bits_so_avx2_cannot_saturate(tiny_dir, tmp_path):
+    """u8 x s8 pairs summed in 16 bits (vpmaddubsw, CPUs without VNNI) cannot overflow with |w| <= 64; depthwise
+    convolutions, which ONNX Runtime runs through a widening kernel, keep their full 8 bits."""
+    from onnx import numpy_helper
+
+    policy = CropPolicy.from_dict(manifest(tiny_dir)["crop_policy"])
+    views = np.concatenate([policy.views(rgb(150, 200, i))[0] for i in range(2)])[:8]
+    recipe = next(r for r in RECIPES if r.calibration == "MinMax")
+    quantize_int8(tiny_dir / "gamma-tiny.onnx", tmp_path / "int8.onnx", views, recipe)
+    fp32 = onnx.load(str(tiny_dir / "gamma-tiny.onnx")).graph
+    groups = {n.input[1]: next((a.i for a in n.attribute if a.name == "group"), 1)
+              for n in fp32.node if n.op_type == "Conv"}
+    quantized = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "int8.onnx")).graph.initializer}
+    gemm = [quantized[f"{w}_quantized"] for w, g in groups.items() if g == 1 and f"{w}_quantized" in quantized]
+    depthwise = [quantized[f"{w}_quantized"] for w, g in groups.items() if g > 1 and f"{w}_quantized" in quantized]
+    assert gemm and depthwise
+    assert all(w.dtype == np.int8 and np.abs(w.astype(int)).max() <= 64 for w in gemm)  # 2 x 255 x 64 < 2**15
+    assert max(int(np.abs(w.astype(int)).max()) for w in depthwise) > 64
 
 
 @needs_starter
@@ -209,25 +223,36 @@ def test_onnx_fp32_matches_pytorch_on_real_images(tmp_path_factory):
 @needs_released
 @needs_starter
 def test_shipped_int8_meets_the_acceptance_bounds():
-    """The committed INT8 artifact: its recorded acceptance, re-measured on the same held-out fold."""
+    """The committed INT8 artifact, re-measured on this machine's CPU on the same held-out fold.
+
+    The self-check is bypassed so that the INT8 graph itself runs (never FP32 against FP32), and the value
+    measured here is compared with the bound, not with a value recorded on another CPU class."""
+    from sklearn.metrics import roc_auc_score
+
+    from gamma_detect.runtime.cpu import cpu_identity
+
     m = manifest(RELEASED.parent)
     entry = next(e for e in m["artifacts"] if e["variant"] == "int8")
     acceptance = entry["quantization"]["acceptance"]
     assert acceptance["accepted"] and acceptance["images"] >= 40
-    assert acceptance["roc_auc_delta"] <= AUC_TOLERANCE
-    assert acceptance["mean_abs_probability_diff"] <= MEAN_PROBABILITY_TOLERANCE
+    assert acceptance["cpu"]["class"] in entry["quantization"]["acceptance_by_cpu"]
     policy = CropPolicy.from_dict(m["crop_policy"])
     held = held_out(None)  # the whole fold, as at export: a small sample's mean strays past the bound by chance
     assert len(held) == acceptance["images"]
     images = [load_rgb(p) for p, _ in held]
-    p32, _ = score_images(load_detector(RELEASED.parent, "onnxruntime-cpu", "fp32", threads=2).session.run,
-                          images, policy)
-    p8, _ = score_images(load_detector(RELEASED.parent, "onnxruntime-cpu", "int8", threads=2).session.run,
-                         images, policy)
+    fp32 = load_detector(RELEASED.parent, "onnxruntime-cpu", "fp32", threads=2)
+    int8 = load_detector(RELEASED.parent, "onnxruntime-cpu", "int8", threads=2, self_check=False)
+    assert (fp32.model_info["variant"], int8.model_info["variant"]) == ("fp32", "int8")
+    assert int8.artifact.file == entry["file"] != fp32.artifact.file
+    p32, _ = score_images(fp32.session.run, images, policy)
+    p8, _ = score_images(int8.session.run, images, policy)
     measured = np.abs(p32 - p8).mean()
+    labels = [label for _, label in held]
+    print(f"INT8 on {cpu_identity()['class']}: mean |dp| {measured:.4f}")
     assert measured <= MEAN_PROBABILITY_TOLERANCE
-    # Reproduces the record (CPUs with other SIMD kernels round a little differently).
-    assert abs(measured - acceptance["mean_abs_probability_diff"]) <= 2e-3
+    assert abs(roc_auc_score(labels, p8) - roc_auc_score(labels, p32)) <= AUC_TOLERANCE
+    # And the load-time self-check agrees: this machine may serve it.
+    assert load_detector(RELEASED.parent, "onnxruntime-cpu", "int8", threads=2).self_check.passed
 
 
 @needs_released
