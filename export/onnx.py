@@ -227,6 +227,9 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
                         "temperature": float(ckpt["calibration"]["temperature"]), "applied_in_graph": True,
                         "note": "recorded for transparency; no runtime applies it again"},
         "verdict_bands": ckpt["bands"],
+        # The runtime's abstention rule and the band promise with its measured value (LOSO; older checkpoints: null).
+        "abstention": ckpt.get("abstention"),
+        "band_promise": ckpt.get("promise"),
         "data": data_summary(ckpt),
         "evaluation": evaluation_summary(checkpoint, report),
         "training": ckpt.get("training"),

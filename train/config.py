@@ -90,7 +90,8 @@ class TrainConfig:
 
 
 def _preset_starter() -> TrainConfig:
-    return TrainConfig()
+    """The released recipe (2 CPU cores): the LOSO protocol's multiscale probe is the whole decision."""
+    return TrainConfig(model=ModelConfig(global_features="multiscale"), train_correction=False)
 
 
 def _preset_tiny() -> TrainConfig:

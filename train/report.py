@@ -1,4 +1,4 @@
-"""The evaluation report: ROC plot, ablation table, per-group rates, audit, calibration."""
+"""The evaluation report: LOSO per-source table, band promise, recipe ablation, reliability diagram, audit."""
 
 from __future__ import annotations
 
@@ -10,124 +10,131 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
 
-from .evaluate import VARIANTS, load_oof  # noqa: E402
 from .trainer import load_checkpoint  # noqa: E402
 
-LABELS = {
-    "probe": "(1) linear probe, frozen backbone (UnivFD recipe)",
-    "cls": "(2) classification head alone, fine-tuned on top of the probe",
-    "cls+manip": "(3) + manipulation augmentation",
-    "cls+manip+seg": "(4) + two segmentation heads",
-    "gamma": "(5) + reverse cross-attention (full GAMMA)",
-}
-
-
-def _mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
-
-
-def plot_roc(run_dir: Path, summary: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for variant in VARIANTS:
-        if variant not in summary:
-            continue
-        seed = sorted(summary[variant], key=int)[0]
-        labels, scores = load_oof(run_dir / variant / f"seed{seed}" / "oof.csv")
-        fpr, tpr, _ = roc_curve(labels, scores)
-        auc = summary[variant][seed]["roc_auc"]
-        ax.plot(fpr, tpr, lw=2 if variant == "gamma" else 1, label=f"{variant} (AUC {auc:.3f})")
+def plot_reliability(rows: list[dict], path: Path, bins: int = 10) -> list[dict]:
+    """Reliability diagram of the calibrated held-out probability (LOSO, one seed); returns the bins."""
+    p = 1 / (1 + np.exp(-np.array([r["z"] for r in rows])))
+    y = np.array([r["label"] for r in rows])
+    edges = np.linspace(0, 1, bins + 1)
+    table = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (p >= lo) & ((p < hi) | (hi == 1))
+        if inside.any():
+            table.append({"low": float(lo), "high": float(hi), "n": int(inside.sum()),
+                          "mean_p": float(p[inside].mean()), "ai_share": float(y[inside].mean())})
+    fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate (real called AI)", ylabel="true positive rate (AI detected)",
-           title="Out-of-fold ROC, leave-family-out 5-fold")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.plot([b["mean_p"] for b in table], [b["ai_share"] for b in table], "o-")
+    for b in table:
+        ax.annotate(str(b["n"]), (b["mean_p"], b["ai_share"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set(xlabel="calibrated probability (held-out source and families)", ylabel="share that is AI",
+           title="Reliability, leave-one-photo-source-out (seed 0)", xlim=(0, 1), ylim=(0, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return table
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
+def loso_tables(summary: dict) -> list[str]:
+    """The per-source table of a LOSO summary: worst seed and mean over seeds."""
+    seeds = summary["per_seed"]
+    lines = ["| held-out photo source | photos | in `ai` (worst / mean) | 95% upper bound (worst seed) | "
+             "in `ai`+`likely_ai` (worst / mean) | abstained | AI images held out with it | their recall, "
+             "`ai`+`likely_ai` (worst) |", "|---|---|---|---|---|---|---|---|"]
+    for unit in sorted(seeds[0]["sources"]):
+        rows = [s["sources"][unit] for s in seeds]
+        recall = [r["ai_recall_flag"] for r in rows if r["ai_recall_flag"] is not None]
+        lines.append(
+            f"| {unit} | {rows[0]['photos']} | {_pct(max(r['photo_ai_rate'] for r in rows))} / "
+            f"{_pct(np.mean([r['photo_ai_rate'] for r in rows]))} | "
+            f"{_pct(max(r['photo_ai_rate_upper95'] for r in rows))} | "
+            f"{_pct(max(r['photo_flag_rate'] for r in rows))} / {_pct(np.mean([r['photo_flag_rate'] for r in rows]))}"
+            f" | {_pct(max(r['photo_abstain_rate'] for r in rows))} | "
+            f"{', '.join(str(r['ai_images']) for r in rows)} | {_pct(min(recall)) if recall else ''} |")
+    return lines
+
+
+def ablation_lines(run_dir: Path) -> list[str]:
+    """One row per LOSO recipe run under run_dir/loso-runs (each a summary.json)."""
+    lines = ["| recipe | seeds | ROC-AUC (mean) | worst source in `ai` | AI recall `ai`+`likely_ai` (worst seed) | "
+             "AI recall `ai` | abstained AI | abstained photos |", "|---|---|---|---|---|---|---|---|"]
+    for file in sorted((run_dir / "loso-runs").glob("*/summary.json")):
+        s = json.loads(file.read_text())
+        w = s["worst"]
+        photo_abstain = max(p["photo_abstain_rate"] for p in s["per_seed"])
+        lines.append(f"| {file.parent.name} | {len(s['seeds'])} | {s['mean_roc_auc']:.3f} | "
+                     f"{_pct(w['max_photo_ai_rate'])} | {_pct(w['ai_recall_flag'])} | {_pct(w['ai_recall_ai'])} | "
+                     f"{_pct(w['ai_abstain_rate'])} | {_pct(photo_abstain)} |")
+    return lines
 
 
 def write_report(run_dir: Path, model_dir: Path, checkpoint: Path) -> Path:
-    """Write report.json, report.md and roc.png beside the released model."""
-    summary = json.loads((run_dir / "protocol.json").read_text())
-    folds = json.loads((run_dir / "folds.json").read_text())
+    """Write report.json, report.md and reliability.png beside the released model (LOSO protocol)."""
+    summary = json.loads((run_dir / "loso" / "summary.json").read_text())
+    seed0 = json.loads((run_dir / "loso" / f"seed{summary['seeds'][0]}.json").read_text())
     ckpt = load_checkpoint(checkpoint)
-    plot_roc(run_dir, summary, model_dir / "roc.png")
-    gamma = summary["gamma"]
-    seeds = sorted(gamma, key=int)
-    main = gamma[seeds[0]]
-    aucs = [gamma[s]["roc_auc"] for s in seeds]
+    reliability = plot_reliability(seed0["records"], model_dir / "reliability.png")
+    promise, cfg, worst = ckpt["promise"], summary["config"], summary["worst"]
+    per_seed = summary["per_seed"]
     lines = [
         "# GAMMA starter model: evaluation report", "",
-        "Protocol (fixed before any model was compared): grouped, label-stratified 5-fold cross-validation on "
-        f"the starter set ({main['n']} images, text-dominated posters excluded), fold seed {folds['seed']}. Groups "
-        "are the generator family for AI images (every unknown-generator or upscaler image in one group) and the "
-        "photo source (package and activity) for real ones, so every score comes from a model that never saw "
-        "that family or source. Images are scored with the released crop policy "
-        f"({ckpt['crop_policy']['name']}, input {ckpt['crop_policy']['input_size']} px). Folds: `folds.json`.", "",
-        "## Full GAMMA, out of fold", "",
-        f"- ROC-AUC (seed {seeds[0]}): **{main['roc_auc']:.3f}**, bootstrap 95% CI "
-        f"[{main['roc_auc_ci95'][0]:.3f}, {main['roc_auc_ci95'][1]:.3f}]",
-        f"- ROC-AUC over seeds {', '.join(seeds)}: {_mean_std(aucs)} (mean ± std)",
-        f"- average precision {main['average_precision']:.3f}; accuracy at p = 0.5: {main['accuracy']:.3f} "
-        f"(real {main['real_accuracy']:.3f}, AI {main['ai_accuracy']:.3f})",
-    ]
-    loc = main.get("manipulated") or {}
-    if loc:
-        lines.append(f"- manipulated held-out real photos ({loc['manipulated_images']:.0f} per fold on average, "
-                     f"against their clean originals): image ROC-AUC {loc['manipulation_auc']:.3f}")
-    if "mask_iou" in loc:
-        lines.append(f"- head-1 localisation on manipulated held-out real photos ({loc['manipulated_images']:.0f} "
-                     f"per fold on average): mean IoU {loc['mask_iou']:.3f}, pixel F1 {loc['mask_f1']:.3f}")
-    lines += ["", "![ROC](roc.png)", "", "## Ablation (same folds)", "",
-              "| variant | seeds | ROC-AUC | 95% CI (first seed) | AP | real acc | AI acc | manipulated AUC | mask IoU |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for variant, label in LABELS.items():
-        if variant not in summary:
-            continue
-        runs = summary[variant]
-        first = runs[sorted(runs, key=int)[0]]
-        manipulated = [r["manipulated"]["manipulation_auc"] for r in runs.values()
-                       if (r.get("manipulated") or {}).get("manipulation_auc") is not None]
-        iou = (first.get("manipulated") or {}).get("mask_iou")
-        lines.append(
-            f"| {label} | {len(runs)} | {_mean_std([r['roc_auc'] for r in runs.values()])} | "
-            f"[{first['roc_auc_ci95'][0]:.3f}, {first['roc_auc_ci95'][1]:.3f}] | "
-            f"{_mean_std([r['average_precision'] for r in runs.values()])} | "
-            f"{_mean_std([r['real_accuracy'] for r in runs.values()])} | "
-            f"{_mean_std([r['ai_accuracy'] for r in runs.values()])} | "
-            f"{_mean_std(manipulated) if manipulated else ''} | {'' if iou is None else f'{iou:.3f}'} |")
-    lines += ["", "Rows 2-5 share one recipe (`TrainConfig`): the backbone frozen with its ImageNet statistics, the "
-              "global head fitted as row 1's tuned probe on each training fold, and the classification head trained "
-              "as a correction added to it (starting at zero); each row adds one ingredient. Manipulated AUC: the image "
-              "score separating manipulated held-out real photos (inpainted, copy-moved, spliced, AI-patch spliced) "
-              "from their clean originals, which the clean-image protocol above cannot show.",
-              "", "## Per-group rates (full GAMMA, first seed, p = 0.5)", "",
-              "AI groups: share detected as AI. Real groups: share kept as real.", "",
-              "| group | images | rate |", "|---|---|---|"]
-    for group, row in sorted(main["per_group"].items(), key=lambda kv: (-kv[1]["label"], kv[0])):
-        lines.append(f"| {group} | {row['n']} | {row['rate']:.2f} |")
+        "Protocol of record: leave one photo source out (sources with fewer than "
+        f"{cfg['min_source_photos']} photos pooled into one unit), the AI generator families dealt to the same folds "
+        "(every AI image is scored by a model that never saw its family), seeds "
+        f"{', '.join(map(str, summary['seeds']))} (they change the family deal and the inner folds); rates are the "
+        "worst seed unless marked mean. Calibration, band edges and abstention thresholds are fitted nested, on "
+        "inner leave-one-source-out scores of the training sources only, and the rates below are measured on the "
+        "outer held-out source. Recipe (`train/loso.py` LosoConfig): "
+        f"`{json.dumps({k: v for k, v in cfg.items() if k != 'clip_onnx'})}`. Folds of seed 0: `folds.json`.", "",
+        "## The band promise", "",
+        f"- Promise: on a photo source never seen in training, at most {_pct(cfg['max_ai_rate'])} of its photos in "
+        f"`ai` and at most {_pct(cfg['max_likely_rate'])} in `likely_ai` or `ai`.",
+        f"- Measured (worst source, worst seed): **{_pct(worst['max_photo_ai_rate'])}** in `ai`; "
+        f"AI images of held-out families in `ai`+`likely_ai`: **{_pct(worst['ai_recall_flag'])}**, in `ai`: "
+        f"{_pct(worst['ai_recall_ai'])}; abstention (`uncertain`) on {_pct(worst['ai_abstain_rate'])} of them.",
+        f"- Issue bar (`ai` <= 5% on every source, >= 75% of AI in `ai`+`likely_ai`): "
+        f"**{'met' if summary['bar_met'] else 'NOT met'}**.",
+        f"- ROC-AUC of the held-out scores (pooled, mean over seeds): {summary['mean_roc_auc']:.3f}.", "",
+        "## Per held-out source", "", *loso_tables(summary), "",
+        "Overall per seed: " + "; ".join(
+            f"seed {s['seed']}: photos in `ai` {_pct(s['photo_ai_rate'])}, abstained photos "
+            f"{_pct(s['photo_abstain_rate'])}, AI recall {_pct(s['ai_recall_flag'])}, abstained AI "
+            f"{_pct(s['ai_abstain_rate'])}" for s in per_seed) + ".", "",
+        "## Recipes compared on this protocol (ablation)", "", *ablation_lines(run_dir), "",
+        "## Reliability of the calibrated probability", "", "![reliability](reliability.png)", "",
+        "| probability bin | images | mean probability | share AI |", "|---|---|---|---|",
+        *[f"| [{b['low']:.1f}, {b['high']:.1f}) | {b['n']} | {b['mean_p']:.3f} | {b['ai_share']:.3f} |"
+          for b in reliability], "",
+        "## Released calibration, bands and abstention", "",
+        f"Fitted by the same nested steps on every source: probe C {ckpt['calibration']['probe_C']}, temperature "
+        f"{ckpt['calibration']['temperature']:.3f}; abstention: view spread > "
+        f"{ckpt['abstention']['max_view_spread']:.3f} or JPEG q{ckpt['abstention']['quality']} drop > "
+        f"{ckpt['abstention']['max_reencode_shift']:.3f} (calibrated logit), on `ai`/`likely_ai` verdicts only.", "",
+        "| verdict | calibrated probability |", "|---|---|"]
+    for band in ckpt["bands"]:
+        lines.append(f"| {band['name']} | [{band['min']:.3f}, {min(band['max'], 1.0):.3f}) |")
     audit = ckpt["audit"]
+    training = ckpt["training"]
     lines += ["", "## Shortcut audit", "",
               f"A logistic regression and a shallow tree ensemble on trivial statistics of {audit['views']} training "
               f"views ({', '.join(audit['features'])}), grouped 5-fold: ROC-AUC **{audit['pipeline_auc']:.3f}** "
-              f"(limit {audit['limit']}; {'passed' if audit['passed'] else 'FAILED'}). The same classifier on the raw "
-              f"files' width, height, aspect and format reaches {audit['raw_file_auc']:.3f}: that is the shortcut "
-              "the shared crop, resize and re-encoding remove.", "",
-              "## Calibration and verdict bands", "",
-              f"Temperature {ckpt['calibration']['temperature']:.3f}, fitted on the pooled out-of-fold logits of the "
-              "full model. The `ai` band starts where at most 5% of real out-of-fold images score.", "",
-              "| verdict | calibrated probability |", "|---|---|"]
-    for band in ckpt["bands"]:
-        lines.append(f"| {band['name']} | [{band['min']:.3f}, {min(band['max'], 1.0):.3f}) |")
-    training = ckpt["training"]
-    lines += ["", "## Training", "",
-              f"Final model: all {training['records']} images, {ckpt['config']['epochs']} epochs, on "
-              f"{training['device']} with {training['threads']} threads: {training['seconds']:.0f} s, "
-              f"{training['images_per_s']:.1f} images/s."]
+              f"(limit {audit['limit']}; {'passed' if audit['passed'] else 'FAILED'}); on the raw files' width, "
+              f"height, aspect and format: {audit['raw_file_auc']:.3f}.", "",
+              "## Training", "",
+              f"Final model: all {training['records']} images; global head = the recipe's probe (closed form, "
+              f"frozen backbone); stage 2 trains the segmentation heads only ({ckpt['config']['epochs']} epochs, "
+              f"correction frozen at zero) on {training['device']} with {training['threads']} threads: "
+              f"{training['seconds']:.0f} s, {training['images_per_s']:.1f} images/s."]
     report_md = model_dir / "report.md"
     report_md.write_text("\n".join(lines) + "\n")
     (model_dir / "report.json").write_text(json.dumps(
-        {"protocol": summary, "folds": {"k": folds["k"], "seed": folds["seed"]}, "audit": audit,
-         "calibration": ckpt["calibration"], "bands": ckpt["bands"], "training": training}, indent=1))
+        {"protocol_of_record": "loso", "loso": summary, "promise": promise, "reliability": reliability, "audit": audit,
+         "calibration": ckpt["calibration"], "abstention": ckpt["abstention"], "bands": ckpt["bands"],
+         "training": training}, indent=1))
     return report_md
