@@ -32,6 +32,7 @@ from ..allocator import keep_large_allocations_in_heap
 from ..crops import CropPolicy
 from ..images import IMAGE_EXTENSIONS, load_rgb
 from ..runtime.manifest import Manifest, read_manifest, verify_artifact
+from ..runtime.onnxruntime import OrtSession
 
 BATCHES = (1, 8, 32)
 BASELINE = "pytorch-eager-fp32"
@@ -51,6 +52,8 @@ class Row:
     runs: int
     ratio: float | None = None            # images/s over the baseline's at this batch
     peak_share: float | None = None       # achieved FLOP/s over the device's estimated FP32 peak
+    mean_abs_dp: float | None = None      # |probability - FP32 ONNX's| on the same real views: no speed without it
+    max_abs_dp: float | None = None
 
 
 @dataclass
@@ -197,7 +200,7 @@ def time_backend(run: Callable[[np.ndarray], object], views: np.ndarray, batch: 
 def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[str] | None) -> tuple[list, dict]:
     """(label, factory) for every backend that can run here, and why the others cannot."""
     from ..runtime.detector import matching_engine
-    from ..runtime.onnxruntime import OrtSession, ort_has_cuda
+    from ..runtime.onnxruntime import ort_has_cuda
     from .backends import TorchSession
 
     candidates: list[tuple[str, Callable[[], Callable]]] = []
@@ -281,6 +284,9 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
                          {"name": manifest["model"]["name"], "version": manifest["model"]["version"],
                           "flops_per_image": flops, "input_size": policy.input_size})
     candidates, result.skipped = _backends(manifest, directory, threads, backends)
+    fp32 = next((e for e in manifest["artifacts"] if e["format"] == "onnx" and e["variant"] == "fp32"), None)
+    reference = _probabilities(OrtSession(verify_artifact(directory, fp32), "cpu", threads).run, views) \
+        if fp32 else None
     baseline: dict[int, float] = {}
     for label, factory in candidates:
         log(f"  {label}")
@@ -289,6 +295,7 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
         except Exception as exc:  # noqa: BLE001 - a backend that cannot load is reported, the others still run
             result.skipped[label] = f"failed to load: {exc}"
             continue
+        diff = np.abs(_probabilities(run, views) - reference) if reference is not None else None
         for batch in batches:
             try:
                 row = time_backend(run, views, batch, repeats)
@@ -300,10 +307,16 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
                 baseline[batch] = row.images_per_s
             row.ratio = row.images_per_s / baseline[batch] if batch in baseline else None
             row.peak_share = _peak_share(label, row.images_per_s, flops, machine)
+            if diff is not None:
+                row.mean_abs_dp, row.max_abs_dp = float(diff.mean()), float(diff.max())
             result.rows.append(row)
         del run
         time.sleep(1.0)
     return result
+
+
+def _probabilities(run: Callable[[np.ndarray], tuple], views: np.ndarray, batch: int = 8) -> np.ndarray:
+    return np.concatenate([np.asarray(run(views[i:i + batch])[0], np.float64) for i in range(0, len(views), batch)])
 
 
 def _row(label: str, batch: int, samples: list[float]) -> Row:
@@ -337,14 +350,17 @@ def format_result(result: BenchResult) -> str:
                      f"{flops / 1e9:.3f} GFLOP; CPU FP32 peak estimate: {m['cpu_fp32_peak_gflops']} GFLOP/s "
                      f"[{m['cpu_peak_estimate']}]")
     lines += ["", f"{'backend':<26} {'batch':>5} {'images/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-                  f"{'x eager':>8} {'% peak':>7}"]
+                  f"{'x eager':>8} {'% peak':>7} {'mean|dp|':>9} {'max|dp|':>8}"]
     for r in result.rows:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "n/a"
         share = f"{100 * r.peak_share:.1f}" if r.peak_share is not None else "n/a"
+        dp = (f"{r.mean_abs_dp:>9.4f} {r.max_abs_dp:>8.4f}" if r.mean_abs_dp is not None else f"{'n/a':>9} {'n/a':>8}")
         lines.append(f"{r.backend:<26} {r.batch:>5} {r.images_per_s:>9.1f} {r.p50_ms:>8.1f} {r.p90_ms:>8.1f} "
-                     f"{r.p99_ms:>8.1f} {ratio:>8} {share:>7}")
+                     f"{r.p99_ms:>8.1f} {ratio:>8} {share:>7} {dp}")
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
+    lines.append("mean|dp|, max|dp|: the row's view probabilities against the FP32 ONNX graph's on the same real "
+                 "starter views, measured on this machine")
     lines.append("% peak: achieved FLOP/s (FLOPs per view x images/s) over the estimated FP32 peak, for every row "
                  "(INT8 and FP16 rows included), reported and not a gate")
     lines.append(f"\nbaseline ({BASELINE}): torch.inference_mode(), {m['threads']} threads, same views and batches, "

@@ -39,9 +39,13 @@ def test_bench_reports_every_backend_against_the_eager_baseline(tiny_dir, tmp_pa
         assert row.ratio is not None and row.images_per_s > 0
         if row.backend == BASELINE:
             assert row.ratio == pytest.approx(1.0)
+        # Every speed stands beside its accuracy against the FP32 ONNX graph on the same views.
+        assert row.mean_abs_dp is not None and row.mean_abs_dp <= row.max_abs_dp
+        if row.backend in (BASELINE, "onnxruntime-cpu-fp32"):
+            assert row.max_abs_dp < 1e-4
     assert "onnxruntime-cuda" in result.skipped or any("cuda" in r.backend for r in result.rows)
     text = format_result(result)
-    assert "FLOPs per image" in text and "x eager" in text and result.machine["cpu"] in text
+    assert "FLOPs per image" in text and "x eager" in text and "mean|dp|" in text and result.machine["cpu"] in text
     assert "onnxruntime" in text and "torch" in result.libraries
 
 
