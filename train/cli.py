@@ -62,6 +62,8 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--loso", dest="loso_overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="LOSO recipe setting (train/loso.py LosoConfig), e.g. --loso features=pooled "
                              "--loso augment=[] --loso abstain=false")
+    parser.add_argument("--features-cache", type=Path, default=Path("work/features"),
+                        help="LOSO: where frozen-backbone view features are cached (reused across runs)")
     parser.add_argument("--name", default="recipe", help="LOSO: the recipe's folder under OUT/loso-runs/ "
                         "(the released recipe is also written to OUT/loso/)")
     parser.add_argument("--variants", default="probe,cls,cls+manip,cls+manip+seg,gamma", help="k-fold only")
@@ -85,13 +87,13 @@ def evaluate_main(argv: list[str]) -> int:
     from .loso import loso_config, run_loso
     loso_cfg = loso_config(args.loso_overrides)
     out = args.out / ("loso" if args.release else f"loso-runs/{args.name}")
-    summary = run_loso(training_records(cfg), cfg.crop, out, loso_cfg, seeds, progress=progress)
+    summary = run_loso(training_records(cfg), cfg.crop, out, loso_cfg, seeds, args.features_cache, progress)
     print(f"LOSO: worst photo `ai` rate {summary['worst']['max_photo_ai_rate']:.3f}, worst AI recall "
           f"(ai+likely_ai) {summary['worst']['ai_recall_flag']:.3f}, bar met: {summary['bar_met']} ({out})")
     if args.release:
         from .experiment import release
         from .report import write_report
-        checkpoint = release(cfg, args.out, args.release, loso_cfg, progress=progress)
+        checkpoint = release(cfg, args.out, args.release, loso_cfg, args.features_cache, progress)
         report = write_report(args.out, args.release, checkpoint)
         print(f"model: {checkpoint}\nreport: {report}")
     return 0

@@ -82,7 +82,8 @@ def run_protocol(cfg: TrainConfig, run_dir: Path, variants: Sequence[str], seeds
     return summary
 
 
-def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, loso_cfg: LosoConfig, progress: bool = True) -> Path:
+def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, loso_cfg: LosoConfig,
+            cache_root: str | Path = "work/features", progress: bool = True) -> Path:
     """Train the final model on every record and write the release.
 
     The global head, its temperature, the band edges and the abstention rule come from the
@@ -103,7 +104,9 @@ def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, loso_cfg: LosoConf
         raise ValueError(f"the released recipe needs model.global_features={wanted}, train_correction=false and "
                          "a Lite0-only feature recipe (the exported graph holds no CLIP tower)")
     records = training_records(cfg)
-    cal, weight, bias = release_calibration(records, cfg.crop, loso_cfg, progress=progress)
+    if not cfg.model.pretrained:
+        raise ValueError("the LOSO probe is fitted on the pretrained backbone's features: model.pretrained must be true")
+    cal, weight, bias = release_calibration(records, cfg.crop, loso_cfg, cache_root, progress=progress)
     cache = ImageCache([r.path for r in records], progress)
     started = time.perf_counter()
     final = train(cfg, records, run_dir / "final", progress=progress, cache=cache, global_head=(weight, bias))
