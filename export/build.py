@@ -188,7 +188,7 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
         write_manifest(out, manifest)  # after every target: a later failure keeps what was built
         progress.done()
     try:
-        _self_check(manifest, out, name, policy, options, progress, failures)
+        _self_check(manifest, out, name, policy, options, progress, failures, images, image_source)
     except Exception as exc:  # noqa: BLE001 - without reference views the runtime refuses reduced precision
         log.exception("self-check views failed")
         failures["self-check"] = f"{type(exc).__name__}: {exc}"
@@ -198,7 +198,7 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
     return ExportResult(path, manifest["artifacts"], failures)
 
 
-def _self_check(manifest, out, name, policy, options, progress, failures) -> None:
+def _self_check(manifest, out, name, policy, options, progress, failures, images, image_source) -> None:
     """Reference views for the runtime's load-time self-check, and each reduced-precision artifact's outputs on
     them here with the value its acceptance measured (the runtime refuses an artifact that drifts from them)."""
     from ..runtime import load_detector
@@ -213,11 +213,14 @@ def _self_check(manifest, out, name, policy, options, progress, failures) -> Non
     if not reduced:
         return
     progress.step("self-check views")
-    split = fold_split(options.folds, options.eval_fold, 0, SELF_CHECK_CANDIDATES)
+    try:  # candidates from the held-out fold; a model without the protocol's folds uses its parity images
+        split = fold_split(options.folds, options.eval_fold, 0, SELF_CHECK_CANDIDATES)
+        images, image_source = [load_rgb(p) for p, _ in split.evaluation], f"{options.folds}: fold {options.eval_fold}"
+    except FileNotFoundError:
+        pass
     fp32 = OrtSession(out / find_artifact(manifest["artifacts"], variant="fp32", formats={"onnx"})["file"], "cpu",
                       options.threads)
-    views = write_self_check(manifest, out, name, fp32.run, [load_rgb(p) for p, _ in split.evaluation], policy,
-                             f"{options.folds}: fold {options.eval_fold}")
+    views = write_self_check(manifest, out, name, fp32.run, images, policy, image_source)
     for artifact in reduced:
         backend = "tensorrt" if artifact.format == "tensorrt-engine" else "onnxruntime-cpu"
         run = load_detector(out / artifact.file, backend, threads=options.threads, self_check=False).session.run
