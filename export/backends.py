@@ -47,12 +47,13 @@ class TorchSession:
 
 
 def load_detector(manifest_or_path: str | Path | None = None, backend: str = "auto", variant: str = "fp32", *,
-                  threads: int | None = None) -> Detector:
+                  threads: int | None = None, self_check: bool = True, fallback_to_fp32: bool = False) -> Detector:
     """:func:`gamma_detect.runtime.load_detector`, plus the ``pytorch``, ``pytorch-cuda`` and ``torch-tensorrt``
     backends (and ``auto`` on a named checkpoint file)."""
     manifest, resolved, _ = locate(manifest_or_path, backend, variant)
     if resolved not in BUILD_SIDE_BACKENDS:
-        return runtime.load_detector(manifest_or_path, backend, variant, threads=threads)
+        return runtime.load_detector(manifest_or_path, backend, variant, threads=threads, self_check=self_check,
+                                     fallback_to_fp32=fallback_to_fp32)
     if resolved == "torch-tensorrt":
         from .tensorrt import TorchTensorRTSession
 
