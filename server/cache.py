@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .config import Settings
+from gamma_detect.contract import PREDICT_FIELDS
 
-RESULT_FIELDS = ("path", "ai_probability", "verdict", "mask_fraction", "sources")
+from .config import Settings
 
 # One round trip for the hot path: active model, URL -> sha256, cached result, in-flight job.
 _LOOKUP = """
@@ -96,7 +96,7 @@ def heatmap_path(digest: str, sha256: str) -> str:
 
 def make_result(core: dict, *, model: dict, image: dict, timings: dict) -> dict:
     """The cached form of a result: the predict fields (less `path`), then model, image, heatmap, timings."""
-    result = {k: core[k] for k in RESULT_FIELDS if k in core and k != "path"}
+    result = {k: core[k] for k in PREDICT_FIELDS if k in core and k != "path"}
     result.update({k: v for k, v in core.items() if k not in result and k != "path"})
     result["model"] = model
     result["image"] = image

@@ -89,7 +89,7 @@ def test_too_small_image_raises_before_anything_runs(detector):
 def test_result_fields_and_verdict_from_the_manifest(detector):
     p = detector.predict([rgb(150, 150, 5)])[0]
     r = detector.result(p)
-    assert list(r) == ["ai_probability", "verdict", "mask_fraction", "sources"]
+    assert list(r) == ["ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources"]
     assert r["verdict"] == verdict(p.probability, TINY_BANDS) and r["ai_probability"] == round(p.probability, 4)
     json.dumps(r)
     info = detector.model_info
@@ -175,7 +175,7 @@ def test_predict_cli_json_lines_and_errors(tiny_dir, tmp_path, capsys):
     code = main(["predict", *paths, "--json", "--model", str(tiny_dir), "--threads", "1"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1 and [line["path"] for line in lines] == paths
-    assert list(lines[0]) == ["path", "ai_probability", "verdict", "mask_fraction", "sources", "verdict_reason", "evidence"]
+    assert list(lines[0]) == ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence"]
     assert lines[0] == lines[4]
     assert [line.get("error", {}).get("code") for line in lines] == [
         None, "file_not_found", "image_decode_failed", "image_too_small", None]

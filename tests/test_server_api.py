@@ -16,7 +16,7 @@ from gamma_detect.server.openapi import document
 from stub_detector import image_bytes
 
 DOC = document()
-PREDICT_FIELDS = ["path", "ai_probability", "verdict", "mask_fraction", "sources", "verdict_reason", "evidence"]
+PREDICT_FIELDS = ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence"]
 
 
 def check(response, path: str, method: str = "get"):
@@ -55,7 +55,7 @@ def test_upload_lifecycle_cache_and_heatmap(backend):
     view = check(done, "/jobs/{job_id}")
     assert view["status"] == "finished" and view["ended_at"] and view["enqueued_at"]
     result = view["result"]
-    assert list(result)[:len(PREDICT_FIELDS)] == PREDICT_FIELDS
+    assert list(result)[:len(PREDICT_FIELDS)] == PREDICT_FIELDS, list(result)
     assert set(result) == set(PREDICT_FIELDS) | {"model", "image", "heatmap_url", "timings", "cached"}
     assert result["path"] == "photo.jpg" and result["cached"] is False
     assert result["image"] == {"sha256": hashlib.sha256(data).hexdigest(), "width": 160, "height": 120,
