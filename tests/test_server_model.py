@@ -32,7 +32,7 @@ def test_default_model_end_to_end_without_torch():
         view = b.wait(job, 30).get_json()
         assert view["status"] == "finished", view
         result = view["result"]
-        assert list(result)[:5] == ["path", "ai_probability", "verdict", "mask_fraction", "sources"]
+        assert list(result)[:6] == ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources"]
         expected = detector.result(detector.predict([__import__("numpy").asarray(Image.open(io.BytesIO(data)).convert("RGB"))])[0])
         for key in ("ai_probability", "verdict", "mask_fraction", "sources"):
             assert result[key] == expected[key]          # exactly what `gamma predict --json` prints
