@@ -33,6 +33,7 @@ from ..crops import CropPolicy
 from ..images import IMAGE_EXTENSIONS, load_rgb
 from ..runtime.manifest import Manifest, read_manifest, verify_artifact
 from ..runtime.onnxruntime import OrtSession
+from .versions import library_versions
 
 BATCHES = (1, 8, 32)
 BASELINE = "pytorch-eager-fp32"
@@ -145,18 +146,6 @@ def machine_info(threads: int) -> dict:
             "cpu_fp32_peak_gflops": round(peak, 1) if peak else None, "cpu_peak_estimate": how,
             "gpu": gpu_info(), "platform": platform.platform(), "python": platform.python_version(),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
-
-
-def library_versions() -> dict:
-    versions = {}
-    for name in ("numpy", "onnxruntime", "torch", "onnx", "tensorrt", "torch_tensorrt", "cv2"):
-        if importlib.util.find_spec(name) is None:
-            continue
-        try:
-            versions[name] = __import__(name).__version__
-        except Exception as exc:  # noqa: BLE001 - a broken optional install is reported, not fatal
-            versions[name] = f"unusable ({type(exc).__name__})"
-    return versions
 
 
 # --------------------------------------------------------------------------- inputs

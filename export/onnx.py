@@ -18,11 +18,9 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
-from .. import __version__
 from ..contract import SOURCE_CLASSES
 from ..crops import CropPolicy
 from ..files import atomic_path, sha256_file
@@ -33,6 +31,7 @@ from ..train.model import MAP_STRIDE
 from ..train.trainer import load_model
 from .artifacts import artifact_entry
 from .graph import INPUT_NAME, OUTPUT_NAMES, DeployableGamma, build_deployable
+from .versions import library_versions
 
 log = logging.getLogger("gamma.export")
 
@@ -142,18 +141,6 @@ def parameter_count(graph: DeployableGamma) -> int:
 
 
 # --------------------------------------------------------------------------- manifest
-def library_versions() -> dict:
-    import cv2
-    import onnxruntime
-
-    versions = {"gamma-detect": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
-    with contextlib.suppress(Exception):
-        import onnxscript
-        versions["onnxscript"] = onnxscript.__version__
-    return versions
-
-
 def data_summary(ckpt: dict) -> dict:
     """The training data's identity: the spec, the record count, and the digest of its manifest/index."""
     data = dict(ckpt.get("data") or {})

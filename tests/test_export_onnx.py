@@ -21,7 +21,8 @@ from gamma_detect.export.graph import DeployableGamma  # noqa: E402
 from gamma_detect.export.onnx import ExportError, check_onnx, load_release  # noqa: E402
 from gamma_detect.export.parity import FP32_MASK, FP32_PROBABILITY  # noqa: E402
 from gamma_detect.export.quantize import (AUC_TOLERANCE, MEAN_PROBABILITY_TOLERANCE, RECIPES, fold_split,  # noqa: E402
-                                          quantize_int8, score_images)
+                                          graph_probabilities_and_masks, quantize_int8)
+from gamma_detect.export.versions import library_versions  # noqa: E402
 from gamma_detect.export import load_detector  # noqa: E402
 from gamma_detect.export.backends import TorchSession  # noqa: E402
 from gamma_detect.images import load_rgb  # noqa: E402
@@ -88,7 +89,7 @@ def test_manifest_is_the_contract(tiny_dir):
     assert m["source_classes"] == ["authentic", "generated", "inpainted", "copy_moved", "spliced"]
     assert [o["name"] for o in m["outputs"]] == ["probability", "mask", "sources"]
     assert [o["shape"] for o in m["outputs"][1:]] == [["batch", 12, 12], ["batch", 5, 12, 12]]  # stride 8
-    assert {"torch", "onnx", "onnxruntime", "numpy"} <= set(m["build"]["libraries"])
+    assert m["build"]["libraries"] == library_versions()  # the one list gamma bench reports too
     assert m["model"]["flops_per_image"] > 1e8 and m["data"]["spec"] == "csv:tiny.csv"
     variants = {e["variant"]: e for e in m["artifacts"]}
     assert set(variants) >= {"fp32", "pytorch"} and variants["pytorch"]["shipped"] is False
@@ -164,8 +165,8 @@ def test_int8_quantization_runs_and_stays_close_on_the_tiny_model(tiny_dir, tmp_
     nodes = [n.op_type for n in graph.node]
     assert nodes.count("QuantizeLinear") > 10 and record["weights"].startswith("int8 per-channel, 7-bit")
     images = [rgb(130, 170, 10 + i) for i in range(3)]
-    p32, _ = score_images(OrtSession(tiny_dir / "gamma-tiny.onnx", threads=2).run, images, policy)
-    p8, _ = score_images(OrtSession(tmp_path / "int8.onnx", threads=2).run, images, policy)
+    p32, _ = graph_probabilities_and_masks(OrtSession(tiny_dir / "gamma-tiny.onnx", threads=2).run, images, policy)
+    p8, _ = graph_probabilities_and_masks(OrtSession(tmp_path / "int8.onnx", threads=2).run, images, policy)
     assert np.abs(p32 - p8).mean() < 0.05
 
 
@@ -246,8 +247,8 @@ def test_shipped_int8_meets_the_acceptance_bounds():
     int8 = load_detector(RELEASED.parent, "onnxruntime-cpu", "int8", threads=2, self_check=False)
     assert (fp32.model_info["variant"], int8.model_info["variant"]) == ("fp32", "int8")
     assert int8.artifact.file == entry["file"] != fp32.artifact.file
-    p32, _ = score_images(fp32.session.run, images, policy)
-    p8, _ = score_images(int8.session.run, images, policy)
+    p32, _ = graph_probabilities_and_masks(fp32.session.run, images, policy)
+    p8, _ = graph_probabilities_and_masks(int8.session.run, images, policy)
     measured = np.abs(p32 - p8).mean()
     labels = [label for _, label in held]
     print(f"INT8 on {cpu_identity()['class']}: mean |dp| {measured:.4f}")
