@@ -168,7 +168,7 @@ def calibration_views(paths: Sequence[Path], policy: CropPolicy, batch: int = CA
 
 
 # --------------------------------------------------------------------------- metrics
-def score_images(run: Callable[[np.ndarray], tuple], images: Sequence[np.ndarray], policy: CropPolicy,
+def graph_probabilities_and_masks(run: Callable[[np.ndarray], tuple], images: Sequence[np.ndarray], policy: CropPolicy,
                  batch: int = 32, progress: Callable | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Combined probability per image and the per-view head-1 masks, as a runtime computes them."""
     from ..runtime.detector import combine_probabilities
@@ -291,7 +291,7 @@ def build_int8(fp32_path: str | Path, out_path: str | Path, policy: CropPolicy, 
     labels = [label for _, label in split.evaluation]
     fp32 = OrtSession(Path(fp32_path), "cpu", threads)
     bar = progress("scoring FP32 on the held-out fold", len(images)) if progress else None
-    p32, m32 = score_images(fp32.run, images, policy, progress=bar)
+    p32, m32 = graph_probabilities_and_masks(fp32.run, images, policy, progress=bar)
     tried = []
     for recipe in recipes:
         started = time.perf_counter()
@@ -306,7 +306,7 @@ def build_int8(fp32_path: str | Path, out_path: str | Path, policy: CropPolicy, 
         record.update(calibration_images=len(split.calibration), calibration_source=f"{split.folds_file}: folds != "
                       f"{split.eval_fold}")
         bar = progress(f"scoring INT8 ({recipe.name})", len(images)) if progress else None
-        p8, m8 = score_images(OrtSession(candidate, "cpu", threads).run, images, policy, progress=bar)
+        p8, m8 = graph_probabilities_and_masks(OrtSession(candidate, "cpu", threads).run, images, policy, progress=bar)
         result = acceptance(recipe.name, labels, p32, p8, m32, m8, time.perf_counter() - started)
         result.extra["evaluation_source"] = f"{split.folds_file}: fold {split.eval_fold} (out of fold for calibration)"
         tried.append(result.to_dict())

@@ -6,7 +6,7 @@ import torch
 
 from gamma_detect.train.config import load_preset
 from gamma_detect.train.data import GammaDataset, ImageCache
-from gamma_detect.train.evaluate import score_images
+from gamma_detect.train.evaluate import image_logits
 from gamma_detect.train.losses import gamma_loss
 from gamma_detect.train.probe import backbone_features, fit_probe
 from gamma_detect.train.sources import load_records
@@ -64,7 +64,7 @@ def test_global_head_is_the_fitted_probe_and_the_backbone_stays_frozen(tiny, tmp
         trained.classifier[1].weight.zero_()
         trained.classifier[1].bias.zero_()
     probe_scores = features @ weight + bias
-    np.testing.assert_allclose(score_images(trained, images, cfg.crop), probe_scores, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(image_logits(trained, images, cfg.crop), probe_scores, rtol=1e-3, atol=1e-3)
 
 
 def test_probe_fit_needs_a_frozen_backbone():

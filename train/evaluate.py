@@ -71,7 +71,7 @@ def read_folds(path: Path, records: Sequence[ImageRecord]) -> list[int]:
 
 
 @torch.inference_mode()
-def score_images(model: GammaModel, images: Sequence[np.ndarray], policy: CropPolicy, batch_size: int = 32,
+def image_logits(model: GammaModel, images: Sequence[np.ndarray], policy: CropPolicy, batch_size: int = 32,
                  progress: bool = False) -> np.ndarray:
     """Mean view logit per image under the crop policy (the same rule the runtimes use)."""
     model.eval()
@@ -163,7 +163,7 @@ def cross_validate(cfg: TrainConfig, records: Sequence[ImageRecord], folds: Sequ
             model, _ = load_model(ckpt)
             model = model.to(memory_format=torch.channels_last)
             images = [cache[records[i].path] for i in test]
-            fold_logits = score_images(model, images, cfg.crop, progress=progress)
+            fold_logits = image_logits(model, images, cfg.crop, progress=progress)
             saved = {"logits": fold_logits.tolist(),
                      "manipulated": manipulated_photo_scores(model, reals, cfg.crop, seed=cfg.seed + fold)}
             oof_file.write_text(json.dumps(saved))
