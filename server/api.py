@@ -15,7 +15,7 @@ from .errors import ApiError
 from .fetch import resolve
 from gamma_detect.files import sha256_bytes
 
-from .service import Service
+from .service import ENDED, Service
 from .worker import alive_workers, reap_abandoned
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -198,21 +198,16 @@ def get_job(job_id: str):
         raise ApiError("bad_request", "`wait` must be a number of seconds") from exc
     job = svc.fetch_job(job_id)
     deadline = time.monotonic() + wait
-    from rq.results import Result
-
-    stream = Result.get_key(job.id)
     while True:
-        last = svc.connection.xrevrange(stream, count=1)
-        last_id = last[0][0] if last else b"0-0"
         view = svc.job_view(job)
         if view["status"] == "started":
             reap_abandoned(svc.connection, svc.settings)
             job = svc.fetch_job(job_id)
             view = svc.job_view(job)
         remaining = deadline - time.monotonic()
-        if view["status"] in ("finished", "failed", "canceled") or remaining <= 0.01:
+        if view["status"] in ENDED or remaining <= 0.01:
             return jsonify(view)
-        svc.connection.xread({stream: last_id}, block=max(1, int(min(remaining, 2.0) * 1000)), count=1)
+        svc.wait_for_attempt(job, min(remaining, 2.0))  # wakes at least every 2 s: a cancel writes no Result
         job = svc.fetch_job(job_id)
 
 

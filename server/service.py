@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
-
 
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.callbacks import Callback
@@ -21,6 +21,9 @@ from .metrics import Metrics, process_metrics
 from .redisconn import connect
 
 ENDED = ("finished", "failed", "canceled")
+# How often a long poll looks again when RQ cannot block for it: under a second left, or a retried job whose
+# earlier attempt's Result is already stored (RQ blocks only until a job's first Result, in whole seconds).
+POLL_INTERVAL_S = 0.25
 ACTIVE_RQ = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
@@ -51,6 +54,13 @@ class Service:
             return Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
         except NoSuchJobError as exc:
             raise ApiError("not_found", "no such job (unknown or expired)") from exc
+
+    def wait_for_attempt(self, job: Job, seconds: float) -> None:
+        """Return once an attempt of ``job`` has ended (RQ stored its Result) or after about ``seconds``."""
+        if seconds >= 1 and job.latest_result() is None:
+            job.latest_result(timeout=int(seconds))
+        else:
+            time.sleep(min(seconds, POLL_INTERVAL_S))
 
     def _job_active(self, job_id: str) -> bool:
         try:

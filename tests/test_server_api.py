@@ -131,6 +131,32 @@ def test_long_poll_returns_when_the_job_ends(backend):
     assert bad.status_code == 400 and bad.get_json()["code"] == "bad_request"
 
 
+def test_long_poll_returns_when_the_job_fails(backend):
+    backend.publish_model()
+    data = image_bytes(300, 300, "JPEG", seed=4)
+    job = backend.upload(data[:2000]).get_json()["job_id"]   # truncated: the job fails when it decodes
+    import threading
+
+    threading.Timer(0.7, backend.start_worker).start()
+    start = time.monotonic()
+    failed = backend.client.get(f"/jobs/{job}?wait=20")
+    elapsed = time.monotonic() - start
+    view = check(failed, "/jobs/{job_id}")
+    assert view["status"] == "failed" and view["error"]["code"] == "image_decode_failed" and elapsed < 6
+    assert view["ended_at"] and "result" not in view
+
+
+def test_long_poll_of_a_canceled_job_returns_within_its_wake_up(backend):
+    backend.publish_model()
+    job = backend.upload(image_bytes(seed=10)).get_json()["job_id"]
+    import threading
+
+    threading.Timer(0.5, lambda: backend.client.delete(f"/jobs/{job}")).start()
+    start = time.monotonic()
+    view = backend.client.get(f"/jobs/{job}?wait=20").get_json()
+    assert view["status"] == "canceled" and time.monotonic() - start < 4   # a cancel stores no Result
+
+
 def test_long_poll_capped():
     b = backend_with(longpoll_max=1)
     try:
