@@ -31,7 +31,7 @@ from ..runtime.manifest import ManifestError, find_artifact, read_manifest, veri
 from ..runtime.onnxruntime import OrtSession
 from .artifacts import artifact_entry, upsert_artifact, write_manifest
 from .backends import TorchSession
-from .parity import FP16_PROBABILITY, FP32_MASK, FP32_PROBABILITY, parity, within
+from .parity import FP16_PROBABILITY, FP32_MASK, FP32_PROBABILITY, checked_parity
 
 log = logging.getLogger("gamma.export")
 
@@ -157,11 +157,10 @@ def export_model(checkpoint: str | Path, targets: list[str], options: ExportOpti
         export_graph(graph, fp32_path, policy.input_size)
         progress.step("ONNX FP32: parity against PyTorch")
         torch_run = torch_run or TorchSession(checkpoint, "cpu", options.threads).run
-        report = parity(torch_run, OrtSession(fp32_path, "cpu", options.threads).run, images, policy,
-                        progress=progress.sub("parity FP32 vs PyTorch", len(images)))
-        report.update(reference="pytorch eager fp32 (cpu)", candidate="onnxruntime-cpu", image_source=image_source,
-                      bounds={"probability": FP32_PROBABILITY, "mask": FP32_MASK},
-                      passed=within(report, FP32_PROBABILITY, FP32_MASK))
+        report = checked_parity(torch_run, OrtSession(fp32_path, "cpu", options.threads).run, images, policy,
+                                names=("pytorch eager fp32 (cpu)", "onnxruntime-cpu"), image_source=image_source,
+                                probability=FP32_PROBABILITY, mask=FP32_MASK,
+                                progress=progress.sub("parity FP32 vs PyTorch", len(images)))
         if not report["passed"]:
             failures["onnx"] = f"parity against PyTorch out of bounds: {report}"
         upsert_artifact(manifest, onnx_entry(out, fp32_path, "fp32", "fp32", parity=report))
@@ -296,11 +295,10 @@ def _fp16(manifest, out, name, ckpt, model, policy, images, image_source, option
     export_graph(build_deployable(ckpt, copy.deepcopy(model), torch.float16), path, policy.input_size)
     progress.step("ONNX FP16: parity")
     try:
-        report = parity(reference_fp32(), OrtSession(path, "cpu", options.threads).run, images, policy,
-                        progress=progress.sub("parity FP16 vs FP32", len(images)))
-        report.update(reference="onnxruntime-cpu fp32", candidate="onnxruntime-cpu fp16", image_source=image_source,
-                      executed_on="onnxruntime-cpu", bounds={"probability": FP16_PROBABILITY},
-                      passed=within(report, FP16_PROBABILITY))
+        report = checked_parity(reference_fp32(), OrtSession(path, "cpu", options.threads).run, images, policy,
+                                names=("onnxruntime-cpu fp32", "onnxruntime-cpu fp16"), image_source=image_source,
+                                probability=FP16_PROBABILITY, progress=progress.sub("parity FP16 vs FP32", len(images)))
+        report["executed_on"] = "onnxruntime-cpu"
         if not report["passed"]:
             failures["onnx-fp16"] = f"FP16 parity out of bounds: {report}"
     except Exception as exc:  # noqa: BLE001 - a runtime without FP16 kernels: say so, keep the artifact
@@ -334,9 +332,10 @@ def _tensorrt(manifest, out, name, ckpt, model, policy, images, image_source, op
     info = build_engine(source, engine, out / f"{name}-trt{major}.timing-cache", policy.input_size)
     progress.step("TensorRT: parity against ONNX Runtime FP32")
     session = trt_serving.TensorRTSession(engine)
-    report = parity(reference_fp32(), session.run, images, policy, progress=progress.sub("parity TensorRT", len(images)))
-    report.update(reference="onnxruntime-cpu fp32", candidate="tensorrt fp16", image_source=image_source,
-                  bounds={"probability": FP16_PROBABILITY}, passed=within(report, FP16_PROBABILITY))
+    report = checked_parity(reference_fp32(), session.run, images, policy,
+                            names=("onnxruntime-cpu fp32", "tensorrt fp16"), image_source=image_source,
+                            probability=FP16_PROBABILITY,
+                            progress=progress.sub("parity TensorRT", len(images)))
     if not report["passed"]:
         failures["tensorrt"] = f"TensorRT parity out of bounds: {report}"
     upsert_artifact(manifest, artifact_entry(out, engine, f"tensorrt-fp16-trt{major}", "tensorrt-engine", "fp16",
@@ -360,9 +359,9 @@ def _torch_tensorrt(manifest, out, name, ckpt, model, policy, images, image_sour
     info = compile_torch_tensorrt(build_deployable(ckpt, copy.deepcopy(model), torch.float16), path,
                                   policy.input_size, out / f"{name}-torchtrt.timing-cache")
     session = TorchTensorRTSession(path)
-    report = parity(reference_fp32(), session.run, images, policy, progress=progress.sub("parity Torch-TRT", len(images)))
-    report.update(reference="onnxruntime-cpu fp32", candidate="torch-tensorrt fp16", image_source=image_source,
-                  bounds={"probability": FP16_PROBABILITY}, passed=within(report, FP16_PROBABILITY))
+    report = checked_parity(reference_fp32(), session.run, images, policy,
+                            names=("onnxruntime-cpu fp32", "torch-tensorrt fp16"), image_source=image_source,
+                            probability=FP16_PROBABILITY, progress=progress.sub("parity Torch-TRT", len(images)))
     if not report["passed"]:
         failures["torch-tensorrt"] = f"Torch-TensorRT parity out of bounds: {report}"
     upsert_artifact(manifest, artifact_entry(out, path, "torch-tensorrt-fp16", "torch-tensorrt", "fp16",

@@ -49,3 +49,16 @@ def parity(reference: Callable[[np.ndarray], tuple], candidate: Callable[[np.nda
 def within(report: dict, probability: float, mask: float | None = None) -> bool:
     ok = report["max_abs_probability_diff"] <= probability and report["max_abs_image_probability_diff"] <= probability
     return ok and (mask is None or report["max_abs_mask_diff"] <= mask)
+
+
+def checked_parity(reference: Callable[[np.ndarray], tuple], candidate: Callable[[np.ndarray], tuple],
+                   images: Sequence[np.ndarray], policy: CropPolicy, *, names: tuple[str, str], image_source: str,
+                   probability: float, mask: float | None = None,
+                   progress: Callable[[int], None] | None = None) -> dict:
+    """:func:`parity` as an artifact records it: what ran against what, on which images, the bounds, and
+    ``passed``."""
+    report = parity(reference, candidate, images, policy, progress=progress)
+    bounds = {"probability": probability, **({"mask": mask} if mask is not None else {})}
+    report.update(reference=names[0], candidate=names[1], image_source=image_source, bounds=bounds,
+                  passed=within(report, probability, mask))
+    return report
