@@ -13,7 +13,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from . import jobs
-from .cache import Cache, Lookup, with_request
+from .cache import Cache, Lookup, url_hash, with_request
 from .config import Settings
 from .errors import ApiError
 from .keys import KeyStore
@@ -93,15 +93,22 @@ class Service:
             self.connection.delete(key)   # stale marker: the job ended or expired
         return None
 
+    def _reserve(self, lookup: Lookup, kind: str, ident: str) -> tuple[Accepted, str | None]:
+        """The job for a request: a live one already analysing the same bytes or URL (reused), else a new id
+        and the in-flight marker it holds (none before a model is published: no digest to key it by)."""
+        if lookup.inflight_job and self._job_active(lookup.inflight_job):
+            return Accepted(lookup.inflight_job, reused=True), None
+        job_id = str(uuid.uuid4())
+        marker = self.settings.key(kind, lookup.digest, ident) if lookup.digest else None
+        holder = self._claim(marker, job_id)
+        return (Accepted(holder, reused=True), None) if holder else (Accepted(job_id), marker)
+
     def submit_upload(self, data: bytes, sha256: str, filename: str | None, lookup: Lookup) -> Accepted:
         s = self.settings
-        if lookup.inflight_job and self._job_active(lookup.inflight_job):
-            return Accepted(lookup.inflight_job, reused=True)
-        job_id = str(uuid.uuid4())
-        marker = s.key("inflight", lookup.digest, sha256) if lookup.digest else None
-        holder = self._claim(marker, job_id)
-        if holder:
-            return Accepted(holder, reused=True)
+        accepted, marker = self._reserve(lookup, "inflight", sha256)
+        if accepted.reused:
+            return accepted
+        job_id = accepted.job_id
         blob = s.key("blob", job_id)
         payload = {"source": "upload", "blob": blob, "sha256": sha256, "filename": filename,
                    "inflight": [marker] if marker else []}
@@ -111,28 +118,22 @@ class Service:
         except Exception:
             self.connection.delete(*[k for k in (blob, marker) if k])
             raise
-        return Accepted(job_id)
+        return accepted
 
     def submit_url(self, url: str, page_url: str | None, lookup: Lookup) -> Accepted:
         s = self.settings
-        if lookup.inflight_job and self._job_active(lookup.inflight_job):
-            return Accepted(lookup.inflight_job, reused=True)
-        job_id = str(uuid.uuid4())
-        from .cache import url_hash
-
-        marker = s.key("inflight-url", lookup.digest, url_hash(url)) if lookup.digest else None
-        holder = self._claim(marker, job_id)
-        if holder:
-            return Accepted(holder, reused=True)
+        accepted, marker = self._reserve(lookup, "inflight-url", url_hash(url))
+        if accepted.reused:
+            return accepted
         payload = {"source": "url", "url": url, "page_url": page_url, "inflight": [marker] if marker else []}
         retry = Retry(max=s.fetch_retries, interval=[2, 10, 30][: max(1, s.fetch_retries)]) if s.fetch_retries > 0 else None
         try:
-            self._enqueue_analyze(payload, job_id, retry=retry)
+            self._enqueue_analyze(payload, accepted.job_id, retry=retry)
         except Exception:
             if marker:
                 self.connection.delete(marker)
             raise
-        return Accepted(job_id)
+        return accepted
 
     def submit_scan(self, page_url: str | None, items: list[dict]) -> str:
         s = self.settings
