@@ -108,6 +108,21 @@ test("URL mode: sends only the image URL, follows the job with long polls, cache
   assert.equal(server.calls.length, 3, "served from the extension's cache");
 });
 
+test("a job's status other than the contract's is refused; canceled and failed end the check", async () => {
+  const ended = { odd: { status: "paused" }, cancel: { status: "canceled" }, fail: { status: "failed", error: { code: "image_too_small", message: "64x64" } } };
+  const server = fakeServer([
+    ["POST", /\/v1\/analyze$/, (req) => {
+      const name = JSON.parse(req.body).url.split("/").pop();
+      return json(202, { job_id: name, status: "queued", status_url: "/jobs/" + name });
+    }],
+    ["GET", /\/jobs\/\w+$/, (req) => json(200, ended[req.path.split("/").pop()])],
+  ]);
+  const { c } = client(server);
+  await assert.rejects(c.analyze({ src: "https://x.example/odd" }), { code: "bad_response", message: /paused/ });
+  await assert.rejects(c.analyze({ src: "https://x.example/cancel" }), { code: "canceled" });
+  await assert.rejects(c.analyze({ src: "https://x.example/fail" }), { code: "image_too_small" });
+});
+
 test("URL mode with sendPageUrl also sends the page address", async () => {
   const server = fakeServer([["POST", /\/v1\/analyze$/, () => json(200, RESULT)]]);
   const { c } = client(server, { sendPageUrl: true });

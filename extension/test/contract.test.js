@@ -44,8 +44,8 @@ test("every error code the extension names is one it can show", () => {
 
 test("the job statuses and result fields the extension reads are the contract's", () => {
   const jobs = sources.find((s) => s.file === path.join("lib", "api", "jobs.js")).text;
-  const statuses = [...jobs.matchAll(/status === "(\w+)"|\["(\w+)", "(\w+)"\]\); \/\/ the contract's JOB_STATUSES/g)].flatMap((m) => m.slice(1).filter(Boolean));
-  assert.ok(statuses.length >= 4);
+  const statuses = [...jobs.matchAll(/status === "(\w+)"/g)].map((m) => m[1]);
+  assert.ok(statuses.length >= 3);
   for (const status of statuses) assert.ok(contract.JOB_STATUSES.includes(status), status);
   const fields = sources.flatMap(({ file, text }) => [...text.matchAll(/\bresult\.(\w+)/g)].map((m) => [file, m[1]]));
   assert.ok(fields.length > 5);

@@ -6,15 +6,16 @@
 (function (root, factory) {
   const node = typeof module === "object" && module.exports;
   const G = node ? null : root.GammaDetect;
-  const deps = node ? [require("../errors.js"), require("./download.js")] : [G.errors, G.apiParts.download];
+  const deps = node
+    ? [require("../contract.js"), require("../errors.js"), require("./download.js")]
+    : [G.contract, G.errors, G.apiParts.download];
   const api = factory.apply(null, deps);
   if (node) module.exports = api;
   else (G.apiParts = G.apiParts || {}).jobs = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function (errors, download) {
+})(typeof globalThis !== "undefined" ? globalThis : this, function (contract, errors, download) {
   "use strict";
 
   const { GammaError } = errors;
-  const WAITING = new Set(["queued", "started"]); // the contract's JOB_STATUSES of a job not ended yet
 
   /** ctx: { opts: {pollWaitS, deadlineMs, maxImageBytes, requestTimeoutMs}, now, sleep, onEvent, transport }. */
   function createJobs(ctx) {
@@ -40,7 +41,8 @@
         }
         if (status === "failed") throw jobError(job.error);
         if (status === "canceled") throw new GammaError("canceled", "The check was cancelled on the server");
-        if (!WAITING.has(status)) throw new GammaError("bad_response", "Unknown job status: " + status);
+        // Any other status of the contract is a job not ended yet (queued, started).
+        if (!contract.JOB_STATUSES.includes(status)) throw new GammaError("bad_response", "Unknown job status: " + status);
         onEvent(key, { state: status });
         // A server that ignores ?wait answers at once: don't spin.
         if (now() - started < 500) await sleep(1000);
