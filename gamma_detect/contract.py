@@ -85,8 +85,10 @@ EVIDENCE_AI_SOURCES = ("c2pa", "xmp", "generator_parameters", "watermark")
 VERDICT_REASONS = ("pixels", "capture_claim") + tuple(f"{source}:{reason}" for source in EVIDENCE_AI_SOURCES
                                                        for reason in ("ai_generated", "ai_edited"))
 
-# A job's status as the API reports it, and the labels feedback accepts.
+# A job's status as the API reports it; JOB_ENDED: the final ones (a long poll returns, a client stops polling).
+# And the labels feedback accepts.
 JOB_STATUSES = ("queued", "started", "finished", "failed", "canceled")
+JOB_ENDED = ("finished", "failed", "canceled")
 FEEDBACK_LABELS = ("ai", "real")
 
 
@@ -134,6 +136,24 @@ def render_js() -> str:
 """
 
 
+def markdown() -> str:
+    """README.md's tables of the contract (a test checks that README holds them as generated here)."""
+    def names(values) -> str:
+        return ", ".join(f"`{v}`" for v in values)
+
+    rows = ["| error code | HTTP status | default message |", "| --- | --- | --- |"]
+    rows += [f"| `{code}` | {e.status} | {e.message.replace('<', '&lt;')} |" for code, e in ERRORS.items()]
+    rows += ["", "| contract name | values |", "| --- | --- |",
+             f"| verdicts (`verdict`, band order) | {names(VERDICTS)} |",
+             f"| result fields, `gamma predict --json` | {names(PREDICT_FIELDS)} |",
+             f"| result fields the API adds | {names(RESULT_FIELDS[len(PREDICT_FIELDS):])} |",
+             f"| job statuses (ended: {names(JOB_ENDED)}) | {names(JOB_STATUSES)} |",
+             f"| feedback labels | {names(FEEDBACK_LABELS)} |",
+             f"| `uncertain_reason` | {names(UNCERTAIN_REASONS)} |",
+             f"| limits (server defaults) | {', '.join(f'`{k}` {v}' for k, v in LIMITS.items())} |"]
+    return "\n".join(rows)
+
+
 DEFAULT_JS = Path("extension/lib/contract.js")
 
 
@@ -143,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_JS,
                         help=f"where to write it (default: {DEFAULT_JS}, from the repository root)")
     parser.add_argument("--check", action="store_true", help="only check that the file is up to date (exit 1 if not)")
+    parser.add_argument("--markdown", action="store_true", help="print README.md's tables of the contract instead")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown())
+        return 0
     text = render_js()
     if args.check:
         current = args.out.read_text() if args.out.is_file() else None

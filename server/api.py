@@ -13,9 +13,10 @@ from .cache import render_overlay
 from .decode import probe
 from .errors import ApiError
 from .fetch import resolve
+from gamma_detect.contract import JOB_ENDED
 from gamma_detect.files import sha256_bytes
 
-from .service import ENDED, Service
+from .service import Service
 from .worker import alive_workers, reap_abandoned
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -205,7 +206,7 @@ def get_job(job_id: str):
             job = svc.fetch_job(job_id)
             view = svc.job_view(job)
         remaining = deadline - time.monotonic()
-        if view["status"] in ENDED or remaining <= 0.01:
+        if view["status"] in JOB_ENDED or remaining <= 0.01:
             return jsonify(view)
         svc.wait_for_attempt(job, min(remaining, 2.0))  # wakes at least every 2 s: a cancel writes no Result
         job = svc.fetch_job(job_id)

@@ -18,8 +18,14 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes: int) -> dict:
-    return {str(c): {"$ref": "#/components/responses/Error"} for c in codes}
+def _errors(*codes: str) -> dict:
+    """The Error response under the HTTP status of each code an endpoint may answer (statuses from the contract)."""
+    statuses = sorted({ERRORS[code].status for code in codes})
+    return {str(status): {"$ref": "#/components/responses/Error"} for status in statuses}
+
+
+# What every POST may answer: a malformed or wrong-type body, a refused key, the rate limit, Redis away.
+_POSTED = ("bad_request", "unsupported_media_type", "unauthorized", "rate_limited", "service_unavailable")
 
 
 SCHEMAS = {
@@ -173,28 +179,32 @@ def document() -> dict:
                     "image/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
                 "responses": {"200": _json(_ref("Result"), "cached result (same bytes, same model)"),
                               "202": _json(_ref("Accepted"), "queued"),
-                              **_errors(400, 401, 413, 415, 422, 429, 502, 503)}}},
+                              **_errors(*_POSTED, "payload_too_large", "image_decode_failed", "url_not_allowed",
+                                      "fetch_failed")}}},
             "/v1/scan": {"post": {
                 "summary": "analyse every image of a crawled page as one batch job",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Scan")}}},
-                "responses": {"202": _json(_ref("Accepted"), "queued"), **_errors(400, 401, 415, 429, 503)}}},
+                "responses": {"202": _json(_ref("Accepted"), "queued"), **_errors(*_POSTED)}}},
             "/v1/feedback": {"post": {
                 "summary": "report a wrong verdict",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Feedback")}}},
-                "responses": {"201": _json(_ref("FeedbackStored"), "stored"), **_errors(400, 401, 415, 429, 503)}}},
+                "responses": {"201": _json(_ref("FeedbackStored"), "stored"), **_errors(*_POSTED)}}},
             "/v1/heatmaps/{digest}/{sha256}.png": {"get": {
                 "summary": "the head-1 mask as an RGBA PNG overlay at the image's size",
                 "parameters": [{"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}},
                                {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, **_errors(401, 404)}}},
+                "responses": {"200": {"description": "PNG", "content": {"image/png": {}}},
+                              **_errors("unauthorized", "not_found")}}},
             "/jobs/{job_id}": {
                 "get": {"summary": "a job's status and result",
                         "parameters": [job_id, {"name": "wait", "in": "query", "required": False,
                                                 "schema": {"type": "number", "minimum": 0, "maximum": 30},
                                                 "description": "long-poll: wait up to this many seconds for the job to end"}],
-                        "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 404)}},
+                        "responses": {"200": _json(_ref("Job"), "the job"),
+                                      **_errors("bad_request", "unauthorized", "not_found")}},
                 "delete": {"summary": "cancel a job that has not ended", "parameters": [job_id],
-                           "responses": {"200": _json(_ref("Job"), "canceled"), **_errors(401, 404, 409)}}},
+                           "responses": {"200": _json(_ref("Job"), "canceled"),
+                                         **_errors("unauthorized", "not_found", "conflict")}}},
             "/healthz": {"get": {"security": [], "responses": {"200": _json(_ref("Health"), "alive")}}},
             "/readyz": {"get": {"security": [], "responses": {"200": _json(_ref("Ready"), "ready"),
                                                               "503": _json(_ref("Ready"), "not ready")}}},

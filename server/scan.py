@@ -24,6 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from gamma_detect.contract import JOB_ENDED
+
 
 class HostLimiter:
     """At most `concurrency` pages in flight and `rate` page submissions per second per host."""
@@ -92,7 +94,7 @@ class Client:
             if response.status_code != 200:
                 return {"page_url": page.get("page_url"), "job_id": job_id, "error": _error(response)}
             view = response.json()
-            if view["status"] in ("finished", "failed", "canceled"):
+            if view["status"] in JOB_ENDED:
                 if view["status"] == "finished":
                     return {"job_id": job_id, **view["result"]}
                 return {"page_url": page.get("page_url"), "job_id": job_id,

@@ -12,6 +12,8 @@ from rq.job import Dependency, Job, JobStatus, Retry
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from gamma_detect.contract import JOB_ENDED
+
 from . import jobs
 from .cache import Cache, Lookup, url_hash, with_request
 from .config import Settings
@@ -20,7 +22,6 @@ from .keys import KeyStore
 from .metrics import Metrics, process_metrics
 from .redisconn import connect
 
-ENDED = ("finished", "failed", "canceled")
 # How often a long poll looks again when RQ cannot block for it: under a second left, or a retried job whose
 # earlier attempt's Result is already stored (RQ blocks only until a job's first Result, in whole seconds).
 POLL_INTERVAL_S = 0.25
@@ -175,7 +176,7 @@ class Service:
         view = {"id": job.id, "kind": (job.meta or {}).get("kind", "analyze" if job.func_name == jobs.ANALYZE else "scan")}
         view.update(jobs.job_view_status(job))
         view["enqueued_at"] = _iso(job.enqueued_at or job.created_at)
-        view["ended_at"] = _iso(job.ended_at) if view["status"] in ENDED else None
+        view["ended_at"] = _iso(job.ended_at) if view["status"] in JOB_ENDED else None
         # order: id, status first
         ordered = {"id": view.pop("id"), "status": view.pop("status")}
         ordered.update(view)

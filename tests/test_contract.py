@@ -10,7 +10,7 @@ import pytest
 from export_support import REPO
 
 from gamma_detect import contract
-from gamma_detect.contract import ERRORS, LIMITS, RESULT_FIELDS, VERDICTS
+from gamma_detect.contract import ERRORS, JOB_ENDED, JOB_STATUSES, LIMITS, RESULT_FIELDS, VERDICTS
 from gamma_detect.verdict import BAND_NAMES
 
 CONTRACT_JS = REPO / "extension" / "lib" / "contract.js"
@@ -28,6 +28,21 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
     assert contract.main(["--out", str(out), "--check"]) == 0
     out.write_text(out.read_text().replace('"not_found": {"status": 404}', '"not_found": {"status": 410}'))
     assert contract.main(["--out", str(out), "--check"]) == 1
+
+
+def test_readme_holds_the_generated_tables(capsys):
+    readme = (REPO / "README.md").read_text()
+    assert contract.markdown() in readme, \
+        "README.md's contract tables are stale: paste the output of `python -m gamma_detect.contract --markdown`"
+    assert contract.main(["--markdown"]) == 0 and capsys.readouterr().out == contract.markdown() + "\n"
+    for code, error in ERRORS.items():
+        assert f"| `{code}` | {error.status} |" in readme
+
+
+def test_a_job_not_ended_is_queued_or_started():
+    """The extension takes any contract status outside the ended ones for a job still running."""
+    assert set(JOB_ENDED) <= set(JOB_STATUSES)
+    assert [s for s in JOB_STATUSES if s not in JOB_ENDED] == ["queued", "started"]
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed (the extension's tests need it)")
