@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from export_support import REPO, TINY_BANDS, manifest, rgb, tiny_export
+from torchless_support import run_without_torch
 
 from gamma_detect.crops import ImageTooSmall
 from gamma_detect.runtime import BackendUnavailable, Detector, ManifestError, Prediction, combine_probabilities, load_detector
@@ -141,11 +140,6 @@ def test_runtime_never_imports_torch(tiny_dir):
     """Load and predict with ONNX Runtime while any torch (or train/) import would fail."""
     code = f"""
 import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith(("torch.", "gamma_detect.train")):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Block())
 import numpy as np
 from gamma_detect.runtime import load_detector
 d = load_detector({str(tiny_dir)!r}, threads=1)
@@ -154,7 +148,7 @@ d.result(p)
 assert "torch" not in sys.modules and not any(m.startswith("gamma_detect.train") for m in sys.modules)
 print("ok", d.backend)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    out = run_without_torch(code, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "ok onnxruntime-cpu" in out.stdout
 

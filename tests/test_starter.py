@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from torchless_support import run_without_torch
 
 from gamma_detect import starter
 from gamma_detect.starter import INDEX_COLUMNS, StarterError, build_starter, carve, main
@@ -275,12 +276,6 @@ def test_default_manifest_is_shipped():
 def test_data_starter_runs_without_torch_or_training_code():
     """`gamma data starter` is a base-install command: torch and gamma_detect.train blocked, it still starts."""
     code = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith(("torch.", "gamma_detect.train")):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Block())
 from gamma_detect.cli import main
 from gamma_detect.starter import default_manifest, read_manifest
 assert len(read_manifest(default_manifest())) > 100   # the shipped manifest, found as package data
@@ -289,6 +284,6 @@ try:
 except SystemExit as exc:
     assert exc.code == 0
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = run_without_torch(code, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "gamma data starter" in out.stdout
