@@ -9,10 +9,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from redis.exceptions import RedisError
 
 from . import feedback as feedback_store
-from .cache import render_overlay
+from .cache import Lookup, render_overlay
 from .decode import probe
 from .errors import ApiError
 from .fetch import resolve
+from .multipart import file_field
 from gamma_detect.contract import JOB_ENDED
 from gamma_detect.files import sha256_bytes
 
@@ -41,8 +42,12 @@ def accepted(job_id: str, reused: bool = False, **extra):
     return response
 
 
-def _count_cache(hit: bool) -> None:
-    service().metrics.inc("gamma_cache_lookups_total", {"result": "hit" if hit else "miss"})
+def _lookup(*, sha256: str = "", url: str = "") -> Lookup:
+    """The cache lookup for these bytes or this URL, counted in the metrics as a hit or a miss."""
+    svc = service()
+    lookup = svc.cache.lookup(sha256=sha256, url=url)
+    svc.metrics.inc("gamma_cache_lookups_total", {"result": "miss" if lookup.result is None else "hit"})
+    return lookup
 
 
 # --------------------------------------------------------------------------- /v1/analyze
@@ -52,11 +57,12 @@ def analyze():
     svc.keys.charge(g.principal)
     mimetype = request.mimetype or ""
     if mimetype == "multipart/form-data":
-        upload = request.files.get("image")
-        if upload is None:
+        # Not request.files: Werkzeug's parser compiles regexes for every new boundary (server/multipart.py).
+        part = file_field(request.get_data(cache=False), request.mimetype_params.get("boundary", ""), "image")
+        if part is None:
             raise ApiError("bad_request", "send the image as the multipart field `image`")
-        data = upload.read(svc.settings.max_upload_bytes + 1)
-        name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:255] or None
+        data, filename = part
+        name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1][:255] or None
         return _analyze_bytes(data, name)
     if mimetype.startswith("image/") or mimetype == "application/octet-stream":
         return _analyze_bytes(request.get_data(cache=False), None)
@@ -79,8 +85,7 @@ def _analyze_bytes(data: bytes, filename: str | None):
     if len(data) > svc.settings.max_upload_bytes:
         raise ApiError("payload_too_large", f"the image is larger than {svc.settings.max_upload_bytes} bytes")
     sha = sha256_bytes(data)
-    lookup = svc.cache.lookup(sha256=sha)
-    _count_cache(lookup.result is not None)
+    lookup = _lookup(sha256=sha)
     if lookup.result is not None:
         return jsonify(svc.cached_response(lookup, filename))
     min_side = int((lookup.model or {}).get("min_side", 1))
@@ -100,8 +105,7 @@ def _check_url(url: str) -> None:
 
 def _analyze_url(url: str, page_url: str | None):
     svc = service()
-    lookup = svc.cache.lookup(url=url)
-    _count_cache(lookup.result is not None)
+    lookup = _lookup(url=url)
     if lookup.result is not None:
         return jsonify(svc.cached_response(lookup, url))
     _check_url(url)
@@ -131,8 +135,7 @@ def scan():
             items.append(dict(pending[url]))
             continue
         item = {"url": url}
-        lookup = svc.cache.lookup(url=url)
-        _count_cache(lookup.result is not None)
+        lookup = _lookup(url=url)
         if lookup.result is not None:
             item["result"] = svc.cached_response(lookup, url)
         else:
