@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -74,6 +75,60 @@ def percentiles(values: list[float]) -> dict:
     return {k: round(float(np.percentile(array, q)), 2) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
+# --------------------------------------------------------------------------- CPU use
+class Usage:
+    """What one phase cost the machine: the load average at its end, and the CPU this process (the load
+    generator, or the in-process pipeline) and the service's processes used over it, as shares of all cores.
+    On a 2-core machine the generator competes with the service, so every figure is printed beside these."""
+
+    def __init__(self, service_pids: Sequence[int] = ()):
+        self.pids = list(service_pids)
+        self.start = time.perf_counter()
+        self.own = _own_cpu()
+        self.service = _tree_cpu(self.pids)
+
+    def report(self) -> dict:
+        wall = time.perf_counter() - self.start
+        cores = os.cpu_count() or 1
+        out = {"load_average": [round(v, 2) for v in os.getloadavg()],
+               "generator_cpu_share": round((_own_cpu() - self.own) / (wall * cores), 3)}
+        if self.pids:
+            out["service_cpu_share"] = round((_tree_cpu(self.pids) - self.service) / (wall * cores), 3)
+        return out
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """User + system seconds of these processes and their children (gunicorn's workers), while they live."""
+    if not pids:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def flop_share(views_per_s: float, detector, threads: int) -> float | None:
+    """Achieved FLOP/s of the graph over the estimated FP32 peak of the cores it ran on (as `gamma bench`)."""
+    from gamma_detect.export.bench import cpu_peak_gflops
+
+    flops = detector.manifest.raw["model"].get("flops_per_image")
+    peak, _ = cpu_peak_gflops(threads)
+    return round(views_per_s * flops / (peak * 1e9), 3) if flops and peak else None
+
+
 # --------------------------------------------------------------------------- phase 1
 _DETECTOR = None
 
@@ -95,16 +150,21 @@ def in_process(images: list[tuple[str, bytes]], settings: Settings) -> dict:
         return decode(data, max_pixels=settings.max_pixels, min_side=min_side)[0]
 
     # As the worker does it: the batch decoded in threads, then one predict call.
+    views = 0
+    usage = Usage()
     with ThreadPoolExecutor(max_workers=max(2, min(8, settings.batch_size))) as pool:
         start = time.perf_counter()
         for i in range(0, len(images), settings.batch_size):
             t0 = time.perf_counter()
             batch = list(pool.map(load, [data for _, data in images[i:i + settings.batch_size]]))
-            detector.predict(batch)
+            views += sum(p.views for p in detector.predict(batch))
             latencies += [time.perf_counter() - t0] * len(batch)
         wall = time.perf_counter() - start
+    threads = settings.threads or os.cpu_count() or 1
     return {"phase": "in-process decode + Detector.predict", "requests": len(images), "errors": 0,
             "rate": round(len(images) / wall, 2), "wall_s": round(wall, 2), **percentiles(latencies),
+            "views_per_image": round(views / len(images), 2), "views_per_s": round(views / wall, 1),
+            "flop_peak_share": flop_share(views / wall, detector, threads), **usage.report(),
             "model": dict(detector.model_info)}
 
 
@@ -160,7 +220,7 @@ class Http:
 
 
 # --------------------------------------------------------------------------- phase 2
-def uncached(client: Http, images: list[tuple[str, bytes]], concurrency: int) -> dict:
+def uncached(client: Http, images: list[tuple[str, bytes]], concurrency: int, pids: Sequence[int] = ()) -> dict:
     latencies, errors = [], []
 
     def one(item):
@@ -173,6 +233,7 @@ def uncached(client: Http, images: list[tuple[str, bytes]], concurrency: int) ->
         latencies.append(time.perf_counter() - t0)
         return view
 
+    usage = Usage(pids)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         views = list(pool.map(one, enumerate(images)))
@@ -180,11 +241,11 @@ def uncached(client: Http, images: list[tuple[str, bytes]], concurrency: int) ->
     cached = sum(1 for v in views if v.get("result", {}).get("cached"))
     return {"phase": "service uncached (upload, long-poll)", "requests": len(images), "errors": len(errors),
             "rate": round(len(images) / wall, 2), "wall_s": round(wall, 2), **percentiles(latencies),
-            "cached_answers": cached, "error_samples": errors[:3]}
+            "cached_answers": cached, **usage.report(), "error_samples": errors[:3]}
 
 
 # --------------------------------------------------------------------------- phase 3/4
-def fixed_rate(send, rate: float, duration: float, threads: int = 48) -> dict:
+def fixed_rate(send, rate: float, duration: float, threads: int = 48, pids: Sequence[int] = ()) -> dict:
     """Open loop: request i is due at t0 + i/rate; latency counts from that time."""
     total = int(rate * duration)
     due: queue.Queue = queue.Queue()
@@ -211,6 +272,7 @@ def fixed_rate(send, rate: float, duration: float, threads: int = 48) -> dict:
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for t in pool:
         t.start()
+    usage = Usage(pids)
     start = time.perf_counter() + 0.05
     for i in range(total):
         scheduled = start + i / rate
@@ -224,7 +286,7 @@ def fixed_rate(send, rate: float, duration: float, threads: int = 48) -> dict:
         t.join()
     wall = time.perf_counter() - start
     return {"requests": total, "errors": len(errors), "offered_rate": rate, "rate": round(total / wall, 1),
-            **percentiles(latencies)}
+            **percentiles(latencies), **usage.report()}
 
 
 class ImageHost:
@@ -295,9 +357,16 @@ def run(args) -> dict:
     settings = Settings.from_env()
     images = web_images(args.images, args.seed)
     sizes = [len(d) for _, d in images]
-    report = {"machine": {"cpus": os.cpu_count(), "platform": sys.platform}, "images": {
+    from gamma_detect.export.bench import cpu_flags, cpu_model
+
+    simd = sorted(f for f in cpu_flags() if f.startswith(("avx", "fma", "sse4")))
+    report = {"command": " ".join(["python3", "bench/loadtest.py", *sys.argv[1:]]), "date_utc": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "simd": simd,
+        "platform": sys.platform, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}, "images": {
         "count": len(images), "formats": "JPEG+WebP", "bytes_median": int(statistics.median(sizes)),
         "long_side_px": "300-2000"}, "batch_size": settings.batch_size, "phases": []}
+    print(f"machine: {report['machine']['cpu']}, {os.cpu_count()} logical CPUs ({', '.join(simd)}); "
+          f"load average at start {report['machine']['load_average_at_start']}", flush=True)
     if not args.skip_baseline:
         report["phases"].append(in_process(images, settings))
         _print_row(report["phases"][-1])
@@ -312,10 +381,12 @@ def run(args) -> dict:
         extra["RQ_KEY_PREFIX"] = extra["GAMMA_REDIS_PREFIX"] + ":rq"
         base, processes, mode = start_service(extra)
     report["service"] = {"url": base, "mode": mode}
+    # The service's CPU is counted over the processes started here and those the caller names (its redis-server).
+    pids = [p.pid for p in processes] + [int(v) for v in os.environ.get("LOADTEST_SERVICE_PIDS", "").split(",") if v]
     client = Http(base, args.key or os.environ.get("GAMMA_API_KEY"))
     try:
         wait_ready(client)
-        phase = uncached(client, images, args.concurrency)
+        phase = uncached(client, images, args.concurrency, pids)
         report["phases"].append(phase)
         _print_row(phase)
         if not args.skip_baseline:
@@ -333,17 +404,18 @@ def run(args) -> dict:
         if urls:   # warm the URL -> sha256 map (the bytes are already cached)
             for url in urls:
                 client.follow(*client.analyze_url(url), time.monotonic() + 120)
-            result = fixed_rate(lambda i: client.analyze_url(urls[i % len(urls)])[0], args.rate, args.duration)
+            result = fixed_rate(lambda i: client.analyze_url(urls[i % len(urls)])[0], args.rate, args.duration,
+                                pids=pids)
             report["phases"].append({"phase": f"cached URL @ {args.rate:g}/s", **result})
             _print_row(report["phases"][-1])
         result = fixed_rate(lambda i: client.upload(images[i % len(images)][1], "again.jpg")[0],
-                            args.rate, args.duration)
+                            args.rate, args.duration, pids=pids)
         report["phases"].append({"phase": f"cached upload @ {args.rate:g}/s", **result})
         _print_row(report["phases"][-1])
         if urls and args.saturation:
             best = None
             for rate in (300, 450, 600, 800, 1000, 1300, 1600):
-                result = fixed_rate(lambda i: client.analyze_url(urls[i % len(urls)])[0], rate, args.step)
+                result = fixed_rate(lambda i: client.analyze_url(urls[i % len(urls)])[0], rate, args.step, pids=pids)
                 ok = result["errors"] == 0 and result["p99"] is not None and result["p99"] <= 50 \
                     and result["rate"] >= 0.95 * rate
                 print(f"  saturation step {rate}/s: p50 {result['p50']} ms, p99 {result['p99']} ms, "
@@ -367,7 +439,7 @@ def run(args) -> dict:
 
             shutil.rmtree(extra["GAMMA_DATA_DIR"], ignore_errors=True)
         if processes and os.environ.get("REDIS_URL"):   # leave nothing of this run in a shared Redis
-            from .redisconn import connect
+            from gamma_detect.server.redisconn import connect
 
             connection = connect(os.environ["REDIS_URL"])
             keys = list(connection.scan_iter(match=extra["GAMMA_REDIS_PREFIX"] + ":*", count=1000))
@@ -377,8 +449,17 @@ def run(args) -> dict:
 
 
 def _print_row(phase: dict) -> None:
+    extra = f"  {phase['views_per_image']} views/image, {phase['views_per_s']} views/s, " \
+            f"{_pct(phase['flop_peak_share'])} of FP32 peak" if "views_per_image" in phase else ""
+    service = f", service CPU {_pct(phase['service_cpu_share'])}" if "service_cpu_share" in phase else ""
     print(f"{phase['phase']:<42} {phase['requests']:>6} req  {phase['errors']:>3} err  {phase['rate']:>8} /s  "
-          f"p50 {phase['p50']} ms  p95 {phase['p95']} ms  p99 {phase['p99']} ms", flush=True)
+          f"p50 {phase['p50']} ms  p95 {phase['p95']} ms  p99 {phase['p99']} ms{extra}\n"
+          f"{'':<42} load average {phase['load_average'][0]}, generator CPU {_pct(phase['generator_cpu_share'])}"
+          f"{service} (of {os.cpu_count()} cores)", flush=True)
+
+
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{100 * share:.0f}%"
 
 
 def main(argv: list[str]) -> int:
