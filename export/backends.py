@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import MAX_BATCH_VIEWS
 from ..runtime import detector as runtime
 from ..runtime.detector import BUILD_SIDE_BACKENDS, Detector, locate
 from ..runtime.manifest import check_engine_compatible
@@ -20,7 +21,7 @@ from ..runtime.tensorrt import gpu_identity, tensorrt_version
 class TorchSession:
     """The research backend: the checkpoint through the same DeployableGamma graph the export traces."""
 
-    max_batch = 32
+    max_batch = MAX_BATCH_VIEWS
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", threads: int | None = None, amp: bool = False):
         import torch  # imported here only: nothing reaches this line unless asked for PyTorch

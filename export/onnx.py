@@ -21,7 +21,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..contract import SOURCE_CLASSES
+from ..contract import MAX_BATCH_VIEWS, SOURCE_CLASSES
 from ..crops import CropPolicy
 from ..files import atomic_path, sha256_file
 from ..runtime.detector import COMBINE_RULE
@@ -36,7 +36,6 @@ from .versions import library_versions
 log = logging.getLogger("gamma.export")
 
 OPSET = 18            # >= 17 (LayerNormalization); 18 is the dynamo exporter's native opset here
-MAX_BATCH_HINT = 32   # the batch the runtimes chunk views into (and the TensorRT profile's max)
 
 
 class ExportError(RuntimeError):
@@ -220,7 +219,7 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
         "data": data_summary(ckpt),
         "evaluation": evaluation_summary(checkpoint, report),
         "training": ckpt.get("training"),
-        "max_batch": MAX_BATCH_HINT,
+        "max_batch": MAX_BATCH_VIEWS,
         "build": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "libraries": library_versions(),
                   "python": platform.python_version(), "platform": platform.platform(),
                   "machine": platform.machine()},

@@ -60,6 +60,10 @@ LIMITS: dict[str, int] = {
     "feedback_result_bytes": 64 * 1024,    # largest result object echoed back in feedback (compact JSON)
 }
 
+# Views per session run: the batch the runtimes chunk an image's views into, the TensorRT profile's largest batch,
+# and a manifest's ``max_batch`` where it names none.
+MAX_BATCH_VIEWS = 32
+
 # The fields of an analysis result, in order: what `gamma predict --json` prints (PREDICT_FIELDS) and what the
 # API adds. Fields may be added, never renamed.
 PREDICT_FIELDS = ("path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason",

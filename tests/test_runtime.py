@@ -9,8 +9,10 @@ import pytest
 from export_support import REPO, TINY_BANDS, manifest, rgb, tiny_export
 from torchless_support import run_without_torch
 
+from gamma_detect.contract import MAX_BATCH_VIEWS
 from gamma_detect.crops import ImageTooSmall
-from gamma_detect.runtime import BackendUnavailable, Detector, ManifestError, Prediction, combine_probabilities, load_detector
+from gamma_detect.runtime import (BackendUnavailable, Detector, Manifest, ManifestError, Prediction, combine_probabilities,
+                                  load_detector)
 from gamma_detect.verdict import verdict
 
 
@@ -72,6 +74,13 @@ def test_all_views_of_all_images_run_together_in_chunks(detector):
     d.predict(images)
     assert sum(counting.batches) == total and max(counting.batches) == 4
     assert len(counting.batches) == -(-total // 4)
+
+
+def test_views_run_in_batches_of_the_contract_size(detector):
+    """The export writes the contract's batch into the manifest; a manifest without one gets it too."""
+    assert detector.manifest.max_batch == detector.max_batch == MAX_BATCH_VIEWS
+    raw = {k: v for k, v in detector.manifest.raw.items() if k != "max_batch"}
+    assert Manifest.from_dict(raw, detector.manifest.directory).max_batch == MAX_BATCH_VIEWS
 
 
 def test_too_small_image_raises_before_anything_runs(detector):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..contract import MAX_BATCH_VIEWS
 from ..crops import CropPolicy
 from ..files import sha256_file
 
@@ -78,7 +79,7 @@ class Manifest:
     def from_dict(cls, raw: dict, directory: str | Path) -> "Manifest":
         model = raw["model"]
         return cls(Path(directory), str(model["name"]), str(model["version"]), CropPolicy.from_dict(raw["crop_policy"]),
-                   tuple(raw["verdict_bands"]), tuple(raw["source_classes"]), int(raw.get("max_batch", 32)),
+                   tuple(raw["verdict_bands"]), tuple(raw["source_classes"]), int(raw.get("max_batch", MAX_BATCH_VIEWS)),
                    tuple(Artifact.from_entry(e) for e in raw["artifacts"]), raw)
 
     def artifact(self, *, variant: str | None = None, file: str | None = None,

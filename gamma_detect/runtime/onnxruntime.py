@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import MAX_BATCH_VIEWS
+
 
 def ort_has_cuda() -> bool:
     import onnxruntime as ort
@@ -16,7 +18,7 @@ def ort_has_cuda() -> bool:
 class OrtSession:
     """An ONNX Runtime session; ``device`` "cpu" or "cuda" (CUDA provider, refused if it does not engage)."""
 
-    max_batch = 32
+    max_batch = MAX_BATCH_VIEWS
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
         import onnxruntime as ort

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-PROFILE = {"min": 1, "opt": 8, "max": 32}
+from ..contract import MAX_BATCH_VIEWS
+
+PROFILE = {"min": 1, "opt": 8, "max": MAX_BATCH_VIEWS}
 UNTESTED = "TensorRT code paths are untested here: no machine available to this project has TensorRT"
 
 
