@@ -26,13 +26,14 @@ def file_field(body: bytes, boundary: str, name: str) -> tuple[bytes, str | None
     position = start + len(delimiter)
     while not body.startswith(b"--", position):   # "--boundary--" closes the body
         head_end = body.find(b"\r\n\r\n", position)
-        following = body.find(b"\r\n" + delimiter, head_end + 4) if head_end >= 0 else -1
+        # From the headers' last CRLF: an empty part written without its own CRLF (Werkzeug's test client) ends there.
+        following = body.find(b"\r\n" + delimiter, head_end + 2) if head_end >= 0 else -1
         if following < 0:
             raise ApiError("bad_request", "the multipart body is truncated (a part has no closing boundary)")
         headers = _headers(body[position:head_end])
         disposition, options = parse_options_header(headers.get("content-disposition", ""))
         if disposition == "form-data" and options.get("name") == name:
-            return body[head_end + 4:following], options.get("filename")
+            return body[head_end + 4:max(following, head_end + 4)], options.get("filename")
         position = following + 2 + len(delimiter)
     return None
 

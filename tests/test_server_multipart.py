@@ -30,6 +30,11 @@ def test_empty_file_and_rfc2231_file_name():
     assert file_field(raw, BOUNDARY, "image") == (b"", "café.png")
 
 
+def test_an_empty_part_without_its_crlf_is_empty():
+    raw = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="e.png"\r\n\r\n--{BOUNDARY}--\r\n'
+    assert file_field(raw.encode(), BOUNDARY, "image") == (b"", "e.png")
+
+
 def test_a_body_without_the_field_gives_none():
     raw = body(('Content-Disposition: form-data; name="other"', b"x"), ("Content-Type: text/plain", b"no disposition"))
     assert file_field(raw, BOUNDARY, "image") is None
