@@ -147,7 +147,9 @@ def in_process(images: list[tuple[str, bytes]], settings: Settings) -> dict:
     latencies = []
 
     def load(data: bytes):
-        return decode(data, max_pixels=settings.max_pixels, min_side=min_side)[0]
+        # As the worker decodes: a JPEG at the DCT scale nearest above the policy's working size.
+        rgb, info = decode(data, max_pixels=settings.max_pixels, min_side=min_side, work=detector.policy.working_size)
+        return rgb, (info.height, info.width)
 
     # As the worker does it: the batch decoded in threads, then one predict call.
     views = 0
@@ -157,7 +159,7 @@ def in_process(images: list[tuple[str, bytes]], settings: Settings) -> dict:
         for i in range(0, len(images), settings.batch_size):
             t0 = time.perf_counter()
             batch = list(pool.map(load, [data for _, data in images[i:i + settings.batch_size]]))
-            views += sum(p.views for p in detector.predict(batch))
+            views += sum(p.views for p in detector.predict([rgb for rgb, _ in batch], native=[n for _, n in batch]))
             latencies += [time.perf_counter() - t0] * len(batch)
         wall = time.perf_counter() - start
     threads = settings.threads or os.cpu_count() or 1

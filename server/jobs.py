@@ -111,6 +111,11 @@ class Prepared:
     cached: dict | None = None   # these bytes were already scored by this model: no decode, no inference
     evidence: list[Evidence] = field(default_factory=list)
 
+    @property
+    def native(self) -> tuple[int, int]:
+        """The image's own (height, width), which ``rgb`` may be a decoder's reduction of."""
+        return self.info.height, self.info.width
+
 
 def load_bytes(payload: dict, ctx: Context) -> tuple[bytes, dict]:
     timings: dict = {}
@@ -135,7 +140,9 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     if hit:   # e.g. the same image at another URL: analysed once
         return Prepared(payload, None, None, sha, timings, cached=json.loads(hit))
     start = time.perf_counter()
-    rgb, info = decode(data, max_pixels=ctx.settings.max_pixels, min_side=min_side)
+    # A JPEG decodes at the DCT scale nearest above the crop policy's working size; `native` says its own size.
+    rgb, info = decode(data, max_pixels=ctx.settings.max_pixels, min_side=min_side,
+                       work=ctx.get_detector().policy.working_size)
     timings["decode_ms"] = round((time.perf_counter() - start) * 1000, 2)
     # From the original bytes, and it decodes them itself: the decode above may have drafted a JPEG smaller.
     start = time.perf_counter()
@@ -206,7 +213,7 @@ def predict_one(ctx: Context, prepared: Prepared):
     from gamma_detect.crops import ImageTooSmall
 
     try:
-        return ctx.get_detector().predict([prepared.rgb])[0]
+        return ctx.get_detector().predict([prepared.rgb], native=[prepared.native])[0]
     except ImageTooSmall as exc:
         raise ApiError("image_too_small", str(exc)) from exc
 

@@ -334,7 +334,7 @@ class BatchWorker(SimpleWorker):
 
         detector = self.context.get_detector()
         try:
-            return list(detector.predict([p.rgb for p in prepared]))
+            return list(detector.predict([p.rgb for p in prepared], native=[p.native for p in prepared]))
         except JobTimeoutException:
             raise
         except Exception:

@@ -37,9 +37,11 @@ class StubDetector:
         self.delay = delay_ms / 1000
         self.min_side = min_side
         self.calls: list[int] = []   # batch sizes seen
+        self.natives: list = []      # per call: the native sizes it was given, and the arrays' sizes
 
-    def predict(self, images):
+    def predict(self, images, native=None):
         self.calls.append(len(images))
+        self.natives.append((native, [image.shape[:2] for image in images]))
         out = []
         for image in images:
             if min(image.shape[:2]) < self.min_side:

@@ -31,3 +31,45 @@ def test_job_error_reads_what_the_failure_callback_recorded():
         "image_too_small"
     assert job_error(FakeJob())["code"] == "internal_error"
     assert job_error(FakeJob({"error": "not a dict"}))["code"] == "internal_error"
+
+
+class BlobStore:
+    """Just enough Redis for ``prepare``: the upload's bytes under its key, no cached result."""
+
+    def __init__(self, blobs: dict):
+        self.blobs = blobs
+
+    def get(self, key):
+        return self.blobs.get(key)
+
+
+def test_serving_decodes_a_large_jpeg_reduced_and_scores_it_as_a_full_decode():
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from gamma_detect.runtime import load_detector
+    from gamma_detect.server.decode import decode
+    from gamma_detect.server.jobs import Context, predict_one, prepare
+
+    detector = load_detector(threads=2)
+    assets = Path(__file__).parent / "assets"
+    for path in (assets / "photos" / "lake.jpg", assets / "ai" / "flux1.webp"):
+        with Image.open(path) as image:   # a camera-sized JPEG: the asset enlarged to 2600 px on its long side
+            scale = 2600 / max(image.size)
+            big = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)),
+                                              Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        big.save(buffer, "JPEG", quality=92)
+        data = buffer.getvalue()
+        ctx = Context(server_support.make_settings(), BlobStore({"blob:1": data}), detector=detector)
+        prepared = prepare({"source": "upload", "blob": "blob:1"}, ctx, detector.policy.min_side)
+        assert prepared.native == (big.height, big.width)
+        assert prepared.rgb.shape[:2] == (big.height // 2, big.width // 2)   # DCT-reduced, as the policy allows
+        served = predict_one(ctx, prepared)
+        full = detector.predict([decode(data, max_pixels=10 ** 9)[0]])[0]
+        assert served.views == full.views and abs(served.probability - full.probability) < 0.02
+        edges = [band["max"] for band in detector.bands[:-1]]
+        if min(abs(full.probability - edge) for edge in edges) > 0.02:   # the same band, unless within the tolerance
+            assert detector.result(served)["verdict"] == detector.result(full)["verdict"]

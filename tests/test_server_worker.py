@@ -66,6 +66,19 @@ def test_one_bad_image_fails_alone(backend):
     assert not list(backend.connection.scan_iter(backend.settings.key("blob", "*")))
 
 
+def test_large_jpegs_reach_the_detector_decoder_reduced_with_their_native_size(backend):
+    backend.publish_model()
+    detector = backend.context.get_detector()
+    big, small = image_bytes(2000, 1500, "JPEG", seed=4), image_bytes(160, 120, "PNG", seed=5)
+    jobs = [backend.upload(data).get_json()["job_id"] for data in (big, small)]
+    backend.run_burst()
+    assert [backend.client.get(f"/jobs/{j}").get_json()["status"] for j in jobs] == ["finished", "finished"]
+    native, arrays = detector.natives[-1]
+    assert native == [(1500, 2000), (120, 160)]
+    # The policy works at half size (short side 1500 > 672, scale at least 0.5): the DCT's 1/2 scale is exactly it.
+    assert detector.policy.working_size(1500, 2000) == (750, 1000) and arrays == [(750, 1000), (120, 160)]
+
+
 def test_retries_for_fetch_failures_only(image_server):
     b = backend_with(fetch_test_allow=image_server.allow, fetch_retries=1)
     try:
