@@ -30,12 +30,13 @@ import numpy as np
 
 from ..allocator import keep_large_allocations_in_heap
 from ..crops import CropPolicy
-from ..images import IMAGE_EXTENSIONS, load_rgb
+from ..images import IMAGE_EXTENSIONS, load_rgb, load_rgb_reduced
 from ..runtime.manifest import Manifest, read_manifest, verify_artifact
 from ..runtime.onnxruntime import OrtSession
 from .versions import library_versions
 
 BATCHES = (1, 8, 32)
+PIPELINE_BATCH = 8   # images per Detector.predict call in the end-to-end rows: the worker's GAMMA_BATCH_SIZE
 BASELINE = "pytorch-eager-fp32"
 # The same eager model after ``keep_large_allocations_in_heap()``: timed last, because the allocator setting
 # cannot be undone in this process. It shows how much of the baseline's time is page faults, not compute.
@@ -58,16 +59,31 @@ class Row:
 
 
 @dataclass
+class PipelineRow:
+    """End to end on real image files: decode (JPEG DCT-reduced, as served), views, graph, combining, stitching."""
+    backend: str
+    batch: int                      # images per Detector.predict call
+    images: int
+    images_per_s: float
+    views_per_image: float
+    views_per_s: float
+    peak_share: float | None        # the graph's achieved FLOP/s in this pipeline over the estimated FP32 peak
+    graph_views_per_s: float | None = None   # the same backend's graph alone at batch PIPELINE_BATCH, for comparison
+
+
+@dataclass
 class BenchResult:
     machine: dict
     libraries: dict
     model: dict
     rows: list[Row] = field(default_factory=list)
     skipped: dict = field(default_factory=dict)   # backend -> why it did not run
+    pipeline: list[PipelineRow] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"machine": self.machine, "libraries": self.libraries, "model": self.model,
-                "rows": [asdict(r) for r in self.rows], "skipped": self.skipped}
+                "rows": [asdict(r) for r in self.rows], "skipped": self.skipped,
+                "pipeline": [asdict(r) for r in self.pipeline]}
 
 
 # --------------------------------------------------------------------------- machine
@@ -171,6 +187,14 @@ def bench_views(policy: CropPolicy, count: int = 32, images: str | Path | None =
     return np.stack(views[:count])
 
 
+def bench_files(count: int, images: str | Path | None = None, seed: int = 0) -> list[bytes]:
+    """The bytes of ``count`` image files of the benchmark folder (shuffled as for the views)."""
+    folder = Path(images) if images else Path("work/starter/images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    np.random.default_rng(seed).shuffle(files)
+    return [p.read_bytes() for p in files[:count]]
+
+
 # --------------------------------------------------------------------------- timing
 def time_backend(run: Callable[[np.ndarray], object], views: np.ndarray, batch: int, repeats: int,
                  warmup: int = 1) -> Row:
@@ -184,6 +208,27 @@ def time_backend(run: Callable[[np.ndarray], object], views: np.ndarray, batch: 
         run(x)
         samples.append(time.perf_counter() - started)
     return _row("", batch, samples)
+
+
+def time_pipeline(detector, files: list[bytes], batch: int, repeats: int, threads: int) -> tuple[float, float]:
+    """Median seconds to score ``files`` end to end in Detector.predict calls of ``batch`` images (each batch
+    decoded in ``threads`` threads first, as the worker does), and the views per image."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def decode(data: bytes):
+        return load_rgb_reduced(data, detector.policy.working_size)
+
+    samples, views = [], 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for run in range(repeats + 1):   # the first run warms up, untimed
+            started, views = time.perf_counter(), 0
+            for i in range(0, len(files), batch):
+                decoded = list(pool.map(decode, files[i:i + batch]))
+                predictions = detector.predict([rgb for rgb, _ in decoded], native=[n for _, n in decoded])
+                views += sum(p.views for p in predictions)
+            if run:
+                samples.append(time.perf_counter() - started)
+    return statistics.median(samples), views / len(files)
 
 
 def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[str] | None) -> tuple[list, dict]:
@@ -251,8 +296,9 @@ def _backends(manifest: dict, directory: Path, threads: int, wanted: Sequence[st
 
 def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES, repeats: int = 5, threads: int = 2,
               images: str | Path | None = None, backends: Sequence[str] | None = None,
-              log: Callable[[str], None] = print) -> BenchResult:
-    """Time every available backend, one after the other (the baseline first).
+              log: Callable[[str], None] = print, pipeline_images: int = 16) -> BenchResult:
+    """Time every available backend, one after the other (the baseline first); then each serving backend end to
+    end on ``pipeline_images`` image files (0: not).
 
     Backends are not interleaved: ONNX Runtime's and OpenMP's worker threads spin for a while after each run,
     and interleaving made each runtime's spinning threads steal the cores of the next one. A pause between
@@ -301,7 +347,29 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
             result.rows.append(row)
         del run
         time.sleep(1.0)
+    if pipeline_images:
+        _pipeline(result, directory, bench_files(pipeline_images, images), repeats, threads, flops, log)
     return result
+
+
+def _pipeline(result: BenchResult, directory: Path, files: list[bytes], repeats: int, threads: int,
+              flops: int | None, log: Callable[[str], None]) -> None:
+    """End-to-end rows for the serving backends that ran (ONNX Runtime, TensorRT), through the runtime's Detector."""
+    from ..runtime.detector import load_detector
+
+    for label in dict.fromkeys(r.backend for r in result.rows if r.backend.startswith(("onnxruntime", "tensorrt"))):
+        backend, variant = label.rsplit("-", 1)
+        log(f"  {label} end to end")
+        try:
+            detector = load_detector(directory, backend, variant, threads=threads, self_check=False)
+            seconds, views = time_pipeline(detector, files, PIPELINE_BATCH, repeats, threads)
+        except Exception as exc:  # noqa: BLE001 - reported beside the others, as a backend that cannot load
+            result.skipped[f"{label} end to end"] = f"failed: {exc}"
+            continue
+        graph = next((r.images_per_s for r in result.rows if r.backend == label and r.batch == PIPELINE_BATCH), None)
+        per_s = len(files) / seconds
+        result.pipeline.append(PipelineRow(label, PIPELINE_BATCH, len(files), per_s, views, per_s * views,
+                                           _peak_share(label, per_s * views, flops, result.machine), graph))
 
 
 def _probabilities(run: Callable[[np.ndarray], tuple], views: np.ndarray, batch: int = 8) -> np.ndarray:
@@ -346,6 +414,19 @@ def format_result(result: BenchResult) -> str:
         dp = (f"{r.mean_abs_dp:>9.4f} {r.max_abs_dp:>8.4f}" if r.mean_abs_dp is not None else f"{'n/a':>9} {'n/a':>8}")
         lines.append(f"{r.backend:<26} {r.batch:>5} {r.images_per_s:>9.1f} {r.p50_ms:>8.1f} {r.p90_ms:>8.1f} "
                      f"{r.p99_ms:>8.1f} {ratio:>8} {share:>7} {dp}")
+    if result.pipeline:
+        p = result.pipeline[0]
+        lines += ["", f"end to end: {p.images} image files decoded (JPEG DCT-reduced, as served) and scored by "
+                      f"Detector.predict in batches of {p.batch} images (views, graph, combining, stitching)",
+                  f"{'backend':<26} {'images/s':>9} {'views/image':>11} {'views/s':>8} {'% peak':>7} "
+                  f"{'graph views/s':>13}"]
+        for p in result.pipeline:
+            share = f"{100 * p.peak_share:.1f}" if p.peak_share is not None else "n/a"
+            graph = f"{p.graph_views_per_s:.1f}" if p.graph_views_per_s is not None else "n/a"
+            lines.append(f"{p.backend:<26} {p.images_per_s:>9.2f} {p.views_per_image:>11.2f} {p.views_per_s:>8.1f} "
+                         f"{share:>7} {graph:>13}")
+        lines.append(f"graph views/s: the same backend's graph alone at batch {PIPELINE_BATCH} (the rows above); "
+                     "the gap to views/s is decoding, cutting views, stitching maps and the batches' smaller tails")
     for name, why in result.skipped.items():
         lines.append(f"skipped {name}: {why}")
     lines.append("mean|dp|, max|dp|: the row's view probabilities against the FP32 ONNX graph's on the same real "

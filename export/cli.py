@@ -77,13 +77,15 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--images", type=Path, default=None, help="folder of real images (default: work/starter/images)")
     parser.add_argument("--backends", default=None,
                         help="comma-separated label prefixes to run besides the baseline, e.g. onnxruntime-cpu,tensorrt")
+    parser.add_argument("--pipeline-images", type=int, default=16,
+                        help="image files scored end to end (decode, views, graph, stitching) per backend; 0: none")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     backends = [b.strip() for b in args.backends.split(",")] if args.backends else None
     try:
         result = run_bench(args.model, batches, args.repeats, args.threads, args.images, backends,
-                           log=lambda text: print(text, file=sys.stderr, flush=True))
+                           log=lambda text: print(text, file=sys.stderr, flush=True), pipeline_images=args.pipeline_images)
     except (FileNotFoundError, ValueError) as exc:
         print(f"gamma bench: {exc}", file=sys.stderr)
         return 1

@@ -57,3 +57,15 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
         image.seek(0)
         image.load()
         return to_rgb(image)
+
+
+def load_rgb_reduced(source: str | Path | bytes,
+                     work: Callable[[int, int], tuple[int, int]]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode for scoring, as the server does: a JPEG at the largest DCT reduction not below ``work`` (see
+    :func:`draft`). The array and the image's own (height, width), for ``Detector.predict(native=...)``."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        image.seek(0)
+        width, height = oriented_size(image)
+        draft(image, work)
+        image.load()
+        return to_rgb(image), (height, width)

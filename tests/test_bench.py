@@ -47,6 +47,58 @@ def test_bench_reports_every_backend_against_the_eager_baseline(tiny_dir, tmp_pa
     text = format_result(result)
     assert "FLOPs per image" in text and "x eager" in text and "mean|dp|" in text and result.machine["cpu"] in text
     assert "onnxruntime" in text and "torch" in result.libraries
+    # End to end beside the graph: every serving backend that ran, on the image files themselves.
+    pipeline = {p.backend: p for p in result.pipeline}
+    assert "onnxruntime-cpu-fp32" in pipeline and not any(b.startswith("pytorch") for b in pipeline)
+    row = pipeline["onnxruntime-cpu-fp32"]
+    assert row.images == 2 and row.views_per_image >= 2 and row.views_per_s == pytest.approx(row.images_per_s
+                                                                                             * row.views_per_image)
+    assert row.graph_views_per_s is None   # batch 8 was not among the graph's batches
+    assert "end to end" in text and "views/image" in text
+
+
+def test_time_pipeline_decodes_reduced_and_passes_native_sizes(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from gamma_detect.crops import CropPolicy
+    from gamma_detect.export.bench import time_pipeline
+
+    class Counting:
+        policy = CropPolicy()
+
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, images, native=None):
+            self.calls.append(([i.shape[:2] for i in images], native))
+            return [type("P", (), {"views": 3})() for _ in images]
+
+    files = []
+    for size in ((2000, 1500), (300, 200), (260, 260)):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(buffer, "JPEG")
+        files.append(buffer.getvalue())
+    detector = Counting()
+    seconds, views = time_pipeline(detector, files, batch=2, repeats=2, threads=2)
+    assert seconds > 0 and views == 3
+    assert len(detector.calls) == 3 * 2   # a warm-up run and 2 timed ones, 2 batches each
+    assert detector.calls[0] == ([(750, 1000), (200, 300)], [(1500, 2000), (200, 300)])
+
+
+def test_a_backend_that_fails_end_to_end_is_reported_skipped(tiny_dir, tmp_path, monkeypatch):
+    import gamma_detect.runtime.detector as runtime
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no session")
+
+    monkeypatch.setattr(runtime, "load_detector", broken)
+    images = write_images(tmp_path / "images", sizes=((200, 300),))
+    result = run_bench(tiny_dir, batches=(1,), repeats=1, threads=2, images=images[0].parent,
+                       backends=["onnxruntime-cpu-fp32"], log=lambda _: None)
+    assert not result.pipeline and "no session" in result.skipped["onnxruntime-cpu-fp32 end to end"]
 
 
 def test_bench_cli(tiny_dir, tmp_path, capsys):
