@@ -27,6 +27,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..abstain import AI_SIDE, AbstentionRule, reencode_jpeg, view_spread
+from ..contract import MAX_BATCH_VIEWS, VERDICTS
 from ..crops import CropPlan, Tiles
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
@@ -52,6 +53,7 @@ COMBINE_RULE = {
             "elsewhere)",
 }
 SHARE_SIDE = 512
+UNCERTAIN = VERDICTS[2]  # the middle band: also the verdict of an abstention
 
 
 class BackendUnavailable(RuntimeError):
@@ -110,7 +112,7 @@ class Detector:
         self.bands = list(manifest.verdict_bands)
         self.abstention = AbstentionRule.from_dict(manifest.raw.get("abstention"))
         self.classes = list(manifest.source_classes)
-        self.max_batch = int(min(getattr(session, "max_batch", 32), manifest.max_batch))
+        self.max_batch = int(min(getattr(session, "max_batch", MAX_BATCH_VIEWS), manifest.max_batch))
         self.model_info = {"name": manifest.name, "version": manifest.version, "digest": artifact.sha256,
                            "backend": backend, "variant": artifact.variant}
         self.self_check: SelfCheckReport | None = None  # set by load_detector for reduced-precision artifacts
@@ -203,7 +205,7 @@ class Detector:
     def result(self, prediction: Prediction) -> dict:
         """The stable JSON fields of a result (the server adds model, image, heatmap_url, timings, cached)."""
         return {"ai_probability": round(prediction.probability, 4),
-                "verdict": "uncertain" if prediction.uncertain_reason else verdict(prediction.probability, self.bands),
+                "verdict": UNCERTAIN if prediction.uncertain_reason else verdict(prediction.probability, self.bands),
                 "uncertain_reason": prediction.uncertain_reason,
                 "mask_fraction": round(prediction.mask_fraction, 4),
                 "sources": {k: round(v, 4) for k, v in prediction.source_shares.items()}}
