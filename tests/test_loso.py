@@ -72,7 +72,7 @@ def test_calibration_abstains_on_at_most_its_share_of_ai_images():
     labels = np.r_[np.zeros(60), np.ones(60)].astype(int)
     scored = Scored(np.r_[rng.normal(-2, 1, 60), rng.normal(2, 1, 60)], rng.gamma(2, 0.3, 120), None)
     scored.q90 = scored.logit - rng.gamma(2, 0.2, 120)
-    cfg = LosoConfig(abstain_ai_share=0.1)
+    cfg = LosoConfig(abstain=True, abstain_ai_share=0.1)
     cal = calibrate(scored, labels, np.array(["a", "b"] * 60), cfg, c=0.1)
     bands, reasons = cal.verdicts(scored)
     fired = np.array([r is not None for r in reasons])
@@ -82,6 +82,21 @@ def test_calibration_abstains_on_at_most_its_share_of_ai_images():
     assert off.rule == AbstentionRule() and not any(off.verdicts(scored)[1])
     names = [b["name"] for b in cal.bands()]
     assert names == ["real", "likely_real", "uncertain", "likely_ai", "ai"]
+
+
+def test_edges_are_fitted_the_margin_under_each_promise():
+    rng = np.random.default_rng(2)
+    labels = np.r_[np.zeros(200), np.ones(100)].astype(int)
+    scored = Scored(np.r_[rng.normal(-1, 1, 200), rng.normal(1.5, 1, 100)], np.zeros(300), np.zeros(300))
+    units = np.array(["a", "b"] * 150)
+    at_promise = calibrate(scored, labels, units, LosoConfig(fit_margin=0.0), c=0.1)
+    margin = calibrate(scored, labels, units, LosoConfig(fit_margin=0.02), c=0.1)
+    assert margin.ai_edge > at_promise.ai_edge and margin.likely_ai_edge > at_promise.likely_ai_edge
+    z = scored.logit / margin.temperature
+    for u in "ab":
+        photos = (units == u) & (labels == 0)
+        assert np.mean(z[photos] >= margin.ai_edge) <= 0.03
+        assert np.mean(z[photos] >= margin.likely_ai_edge) <= 0.13
 
 
 def test_every_record_is_scored_by_a_model_that_never_saw_its_source_or_family():

