@@ -306,6 +306,8 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
     """
     from ..runtime import default_model_path
 
+    wall_start, started = time.perf_counter(), os.times()
+    cpu_start = started.user + started.system
     manifest, directory = read_manifest(model or default_model_path())
     policy = CropPolicy.from_dict(manifest["crop_policy"])
     views = bench_views(policy, max(batches), images)
@@ -349,6 +351,11 @@ def run_bench(model: str | Path | None = None, batches: Sequence[int] = BATCHES,
         time.sleep(1.0)
     if pipeline_images:
         _pipeline(result, directory, bench_files(pipeline_images, images), repeats, threads, flops, log)
+    # On a shared machine every figure needs the competition beside it: the load, and what this process got.
+    used = os.times()
+    machine["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    machine["process_cpu_share"] = round((used.user + used.system - cpu_start) /
+                                         ((time.perf_counter() - wall_start) * (os.cpu_count() or 1)), 3)
     return result
 
 
@@ -399,6 +406,9 @@ def format_result(result: BenchResult) -> str:
     lines = [f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs, {m['threads']} threads used); "
              f"GPU: {gpu['name'] + ' (driver ' + gpu['driver'] + ')' if gpu else 'none'}",
              f"load average at start: {', '.join(f'{v:.2f}' for v in m['load_average'])}" if m.get("load_average") else "",
+             f"load average at end: {', '.join(f'{v:.2f}' for v in m['load_average_end'])}; this process's CPU over "
+             f"the run: {100 * m['process_cpu_share']:.0f}% of {m['logical_cpus']} cores"
+             if m.get("load_average_end") and "process_cpu_share" in m else "",
              "libraries: " + ", ".join(f"{k} {v}" for k, v in result.libraries.items()),
              f"model: {result.model['name']} {result.model['version']}, input {result.model['input_size']}px"]
     flops = result.model.get("flops_per_image")

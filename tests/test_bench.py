@@ -55,6 +55,7 @@ def test_bench_reports_every_backend_against_the_eager_baseline(tiny_dir, tmp_pa
                                                                                              * row.views_per_image)
     assert row.graph_views_per_s is None   # batch 8 was not among the graph's batches
     assert "end to end" in text and "views/image" in text
+    assert 0 < result.machine["process_cpu_share"] and "load average at end" in text
 
 
 def test_time_pipeline_decodes_reduced_and_passes_native_sizes(tmp_path):
