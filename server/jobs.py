@@ -144,9 +144,11 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     rgb, info = decode(data, max_pixels=ctx.settings.max_pixels, min_side=min_side,
                        work=ctx.get_detector().policy.working_size)
     timings["decode_ms"] = round((time.perf_counter() - start) * 1000, 2)
-    # From the original bytes, and it decodes them itself: the decode above may have drafted a JPEG smaller.
+    # From the original bytes. The watermark check needs full-size pixels: the decode's own when it was not
+    # drafted smaller and is within the check's pixel limit; otherwise the reader decodes the file itself.
+    full = rgb.shape[:2] == (info.height, info.width) and info.width * info.height <= ctx.evidence.watermark_max_pixels
     start = time.perf_counter()
-    evidence = read_evidence(data, ctx.evidence)
+    evidence = read_evidence(data, ctx.evidence, rgb=rgb if full else None)
     timings["evidence_ms"] = round((time.perf_counter() - start) * 1000, 2)
     return Prepared(payload, rgb, info, sha, timings, evidence=evidence)
 

@@ -73,3 +73,23 @@ def test_serving_decodes_a_large_jpeg_reduced_and_scores_it_as_a_full_decode():
         edges = [band["max"] for band in detector.bands[:-1]]
         if min(abs(full.probability - edge) for edge in edges) > 0.02:   # the same band, unless within the tolerance
             assert detector.result(served)["verdict"] == detector.result(full)["verdict"]
+
+
+def test_the_watermark_check_reuses_a_full_size_decode_and_decodes_itself_otherwise(monkeypatch):
+    import dataclasses
+
+    import gamma_detect.server.jobs as jobs
+    from stub_detector import StubDetector, image_bytes
+
+    given = []
+    monkeypatch.setattr(jobs, "read_evidence", lambda data, config, rgb=None: given.append(rgb) or [])
+    detector = StubDetector()
+    blobs = {"png": image_bytes(300, 200, "PNG"), "small-jpeg": image_bytes(300, 200, "JPEG"),
+             "big-jpeg": image_bytes(2000, 1500, "JPEG")}
+    ctx = jobs.Context(server_support.make_settings(), BlobStore(blobs), detector=detector)
+    for key in blobs:
+        jobs.prepare({"source": "upload", "blob": key}, ctx, detector.min_side)
+    assert [g.shape[:2] if g is not None else None for g in given] == [(200, 300), (200, 300), None]   # drafted
+    ctx.evidence = dataclasses.replace(ctx.evidence, watermark_max_pixels=300 * 200 - 1)   # over the check's limit
+    jobs.prepare({"source": "upload", "blob": "png"}, ctx, detector.min_side)
+    assert given[-1] is None   # the reader decodes and refuses it itself, as for any file over its limit
