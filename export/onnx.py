@@ -21,6 +21,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from ..abstain import AbstentionRule
 from ..contract import MAX_BATCH_VIEWS, SOURCE_CLASSES
 from ..crops import CropPolicy
 from ..files import atomic_path, sha256_file
@@ -214,7 +215,7 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
                         "note": "recorded for transparency; no runtime applies it again"},
         "verdict_bands": ckpt["bands"],
         # The runtime's abstention rule and the band promise with its measured value (LOSO; older checkpoints: null).
-        "abstention": ckpt.get("abstention"),
+        "abstention": AbstentionRule.from_dict(ckpt["abstention"]).to_dict() if ckpt.get("abstention") else None,
         "band_promise": ckpt.get("promise"),
         "data": data_summary(ckpt),
         "evaluation": evaluation_summary(checkpoint, report),

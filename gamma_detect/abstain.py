@@ -36,14 +36,18 @@ class AbstentionRule:
     quality: int = 90
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As stored in a manifest: a check that is off (an infinite threshold) is null, so the file stays JSON."""
+        return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "AbstentionRule":
-        """The rule stored in a manifest; none stored means never abstain (older models)."""
+        """The rule stored in a manifest; none stored means never abstain (older models), a null check is off."""
         if not data:
             return cls()
-        return cls(float(data["max_view_spread"]), float(data["max_reencode_shift"]), int(data["quality"]))
+        off = float("inf")
+        spread, shift = data["max_view_spread"], data["max_reencode_shift"]
+        return cls(off if spread is None else float(spread), off if shift is None else float(shift),
+                   int(data["quality"]))
 
     def reason(self, verdict: str, view_spread: float, reencode_shift: float | None = None) -> str | None:
         """Why this verdict becomes `uncertain`, or None to keep it.

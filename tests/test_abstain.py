@@ -83,3 +83,14 @@ def test_reencode_keeps_shape_and_type(quality):
     image = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     out = reencode_jpeg(image, quality)
     assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+
+
+def test_a_rule_that_is_off_is_stored_as_json_null_and_read_back_off():
+    import json
+
+    rule = AbstentionRule(max_view_spread=1.5)
+    stored = json.loads(json.dumps(rule.to_dict(), allow_nan=False))  # standard JSON: no Infinity
+    assert stored["max_reencode_shift"] is None
+    back = AbstentionRule.from_dict(stored)
+    assert back == rule and not back.needs_reencode
+    assert back.reason("ai", 2.0) is not None and back.reason("ai", 1.0, reencode_shift=9.0) is None
