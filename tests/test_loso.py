@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gamma_detect.abstain import AbstentionRule
+from gamma_detect.crops import CropPolicy
 from gamma_detect.train.loso import (POOLED_UNIT, FeatureSet, LosoConfig, Probe, Scored, _source_edge, calibrate,
                                      deal_families, photo_units, run_seed, summarise)
 from gamma_detect.train.sources import ImageRecord
@@ -120,3 +121,27 @@ def test_every_record_is_scored_by_a_model_that_never_saw_its_source_or_family()
 def test_unknown_feature_recipe_is_refused():
     with pytest.raises(ValueError, match="features must be"):
         LosoConfig(features="resnet")
+
+
+def test_a_staged_policy_runs_the_grid_only_where_its_bands_say_and_keeps_every_view_when_all_bands_refine():
+    records = _records()
+    cfg = LosoConfig(features="pooled", augment=("aug0",), c_grid=(0.1,))
+    probe = Probe(_features(records), np.array([r.label for r in records]))
+    one = run_seed(probe, records, cfg, seed=0)
+    every_band = CropPolicy(coarse_grid=0, refine_bands=("real", "likely_real", "uncertain", "likely_ai", "ai"))
+    assert run_seed(probe, records, cfg, 0, every_band)["records"] == one["records"]
+    staged = run_seed(probe, records, cfg, 0, CropPolicy(coarse_grid=0, refine_bands=("likely_real", "uncertain",
+                                                                                       "likely_ai", "ai")))
+    full = {row["path"]: row["views"] for row in one["records"]}
+    stopped = [row for row in staged["records"] if row["views"] == 1 and full[row["path"]] > 1]
+    assert stopped and all(row["band"] == "other" for row in stopped)  # only a stage-0 `real` stops early
+    assert summarise([staged], cfg)["views_per_image"] < summarise([one], cfg)["views_per_image"]
+
+
+def test_cached_features_refuse_a_stage_0_grid_they_do_not_hold(tmp_path):
+    from gamma_detect.train.features import FeatureCache
+
+    with pytest.raises(ValueError, match="coarse_grid=0"):
+        FeatureCache(tmp_path, CropPolicy(coarse_grid=2, refine_bands=("uncertain",)))
+    assert FeatureCache(tmp_path, CropPolicy(coarse_grid=0, refine_bands=("uncertain",))).root == \
+        FeatureCache(tmp_path, CropPolicy()).root

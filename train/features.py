@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -108,6 +109,12 @@ class FeatureCache:
     """Per-view features of images under one crop policy and extractor, computed on demand."""
 
     def __init__(self, root: str | Path, policy: CropPolicy, extractor: Lite0Features | ClipFeatures | None = None):
+        # Rows are every view of the one-stage grid (grid crops, then the global view): all a staged policy whose
+        # stage 0 is the global view alone (coarse_grid=0) can run, so it shares the one-stage policy's cache.
+        if policy.staged and policy.coarse_grid:
+            raise ValueError(f"cached features hold the one-stage grid's views; a stage-0 grid ({policy.coarse_grid}"
+                             "x) cuts other crops: use coarse_grid=0 or a one-stage policy")
+        policy = replace(policy, coarse_grid=None, refine_bands=())
         self.policy = policy
         self.extractor = extractor or Lite0Features()
         self.root = Path(root) / cache_key(policy, self.extractor.name)

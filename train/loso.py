@@ -18,6 +18,11 @@ remaining sources only, nested:
 3. the outer model (all training sources, that C) scores the held-out source and
    families, and the fitted bands and abstention give their verdicts.
 
+A staged crop policy whose stage 0 is the global view alone (``coarse_grid=0``) is replayed
+exactly from the same cached views: an image runs the rest of the grid only where the
+bands put its global view's score in the policy's refine bands (``Probe.score``), and
+the calibration is refitted on that replay (``nested_fit``).
+
 The global decision is a linear probe (standardised L2 logistic regression) on frozen
 features cached per view (`features.py`), trained on the clean images plus their
 phone/web-processed copies (``augment``); a probe is linear and the crop policy averages
@@ -157,10 +162,15 @@ def load_features(records: Sequence[ImageRecord], policy: CropPolicy, cfg: LosoC
 
 @dataclass
 class Scored:
-    """Uncalibrated scores of some records: image logit, std of view logits, logit of the q90 copy."""
+    """Uncalibrated scores of some records: image logit, std of view logits, logit of the q90 copy, views run."""
     logit: np.ndarray
     spread: np.ndarray
     q90: np.ndarray
+    views: np.ndarray | None = None
+
+    def take(self, which: np.ndarray) -> "Scored":
+        return Scored(self.logit[which], self.spread[which], self.q90[which],
+                      None if self.views is None else self.views[which])
 
 
 class Probe:
@@ -169,9 +179,16 @@ class Probe:
     def __init__(self, features: FeatureSet, labels: np.ndarray):
         self.features, self.labels = features, labels
         self._clean = features.clean
+        self._fits: dict[tuple[bytes, float], tuple[np.ndarray, float]] = {}  # crop policies replay the same fits
 
     def fit(self, index: np.ndarray, c: float) -> tuple[np.ndarray, float]:
         """(weight, bias) on raw features, the standardisation folded in."""
+        key = (np.asarray(index, np.int64).tobytes(), c)
+        if key not in self._fits:
+            self._fits[key] = self._fit(index, c)
+        return self._fits[key]
+
+    def _fit(self, index: np.ndarray, c: float) -> tuple[np.ndarray, float]:
         x = np.concatenate([self._clean[index], *(a[index] for a in self.features.augmented)])
         y = np.tile(self.labels[index], 1 + len(self.features.augmented))
         scaler = StandardScaler().fit(x)
@@ -179,10 +196,25 @@ class Probe:
         weight = model.coef_[0] / scaler.scale_
         return weight, float(model.intercept_[0] - weight @ scaler.mean_)
 
-    def score(self, weight: np.ndarray, bias: float, index: np.ndarray) -> Scored:
-        views = [self.features.views[i] @ weight + bias for i in index]
-        return Scored(np.array([v.mean() for v in views]), np.array([v.std() for v in views]),
-                      self.features.q90[index] @ weight + bias)
+    def score(self, weight: np.ndarray, bias: float, index: np.ndarray, policy: CropPolicy | None = None,
+              cal: "Calibration | None" = None) -> Scored:
+        """Scores as the runtime gives them. A staged ``policy`` (stage 0 = the global view, the last row) runs
+        the rest of the grid only where ``cal``'s bands put the global view's score in its refine bands; the
+        re-encoded copy is always scored on every view, as the runtime's abstention does."""
+        logit, spread, views = [], [], []
+        for i in index:
+            v = self.features.views[i] @ weight + bias
+            stop = (policy is not None and policy.staged and cal is not None
+                    and not policy.refines(_sigmoid(v[-1] / cal.temperature), cal.bands()))
+            v = v[-1:] if stop else v
+            logit.append(v.mean())
+            spread.append(v.std())
+            views.append(len(v))
+        return Scored(np.array(logit), np.array(spread), self.features.q90[index] @ weight + bias, np.array(views))
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-z)))
 
 
 @dataclass
@@ -194,8 +226,7 @@ class Calibration:
     rule: AbstentionRule
 
     def bands(self) -> list[dict]:
-        sig = lambda z: float(1 / (1 + np.exp(-z)))  # noqa: E731
-        return bands_from_edges(sig(self.likely_ai_edge), sig(self.ai_edge))
+        return bands_from_edges(_sigmoid(self.likely_ai_edge), _sigmoid(self.ai_edge))
 
     def verdicts(self, scored: Scored) -> tuple[list[str], list[str | None]]:
         """Band per record before abstention, and the abstention reason (None: kept)."""
@@ -242,13 +273,17 @@ def calibrate(scored: Scored, labels: np.ndarray, units: np.ndarray, cfg: LosoCo
 
 
 def _recall(cal: Calibration, scored: Scored, which: np.ndarray) -> float:
-    bands, reasons = cal.verdicts(Scored(scored.logit[which], scored.spread[which], scored.q90[which]))
+    bands, reasons = cal.verdicts(scored.take(which))
     return float(np.mean([b != "other" and r is None for b, r in zip(bands, reasons)])) if len(bands) else 0.0
 
 
 def nested_fit(probe: Probe, records: Sequence[ImageRecord], index: np.ndarray, units: list[str | None],
-               cfg: LosoConfig, seed: int) -> tuple[Calibration, np.ndarray, float]:
-    """Steps 1-2 on the records in ``index``, then the probe on all of them: (calibration, weight, bias)."""
+               cfg: LosoConfig, seed: int, policy: CropPolicy | None = None) -> tuple[Calibration, np.ndarray, float]:
+    """Steps 1-2 on the records in ``index``, then the probe on all of them: (calibration, weight, bias).
+
+    Under a staged ``policy`` the stage-0 decision needs bands: the one-stage scores give them, the inner
+    scores are replayed under the policy with those bands, and the calibration is fitted again on the replay
+    (what the runtime then applies, to stage 0 and to the final score alike)."""
     inner_units = sorted({units[i] for i in index if units[i] is not None})
     if len(inner_units) < 2:
         raise ValueError("nested LOSO needs at least 2 photo sources in the training records; add sources "
@@ -259,14 +294,21 @@ def nested_fit(probe: Probe, records: Sequence[ImageRecord], index: np.ndarray, 
     unit_of = np.array([units[i] or "" for i in index])
     best = None
     for c in cfg.c_grid:
-        logit, spread, q90 = (np.empty(len(index)) for _ in range(3))
-        for k in range(len(inner_units)):
-            test = fold == k
-            weight, bias = probe.fit(index[~test], c)
-            s = probe.score(weight, bias, index[test])
-            logit[test], spread[test], q90[test] = s.logit, s.spread, s.q90
-        scored = Scored(logit, spread, q90)
+        fits = [probe.fit(index[fold != k], c) for k in range(len(inner_units))]
+
+        def inner(cal: Calibration | None) -> Scored:
+            logit, spread, q90 = (np.empty(len(index)) for _ in range(3))
+            for k, (weight, bias) in enumerate(fits):
+                test = fold == k
+                s = probe.score(weight, bias, index[test], policy, cal)
+                logit[test], spread[test], q90[test] = s.logit, s.spread, s.q90
+            return Scored(logit, spread, q90)
+
+        scored = inner(None)
         cal = calibrate(scored, labels, unit_of, cfg, c)
+        if policy is not None and policy.staged:
+            scored = inner(cal)
+            cal = calibrate(scored, labels, unit_of, cfg, c)
         recall = _recall(cal, scored, labels == 1)
         if best is None or recall > best[0]:
             best = (recall, cal)
@@ -275,8 +317,10 @@ def nested_fit(probe: Probe, records: Sequence[ImageRecord], index: np.ndarray, 
     return cal, weight, bias
 
 
-def run_seed(probe: Probe, records: Sequence[ImageRecord], cfg: LosoConfig, seed: int) -> dict:
-    """One seed of the outer LOSO: per record its held-out fold, calibrated logit, band and abstention."""
+def run_seed(probe: Probe, records: Sequence[ImageRecord], cfg: LosoConfig, seed: int,
+             policy: CropPolicy | None = None) -> dict:
+    """One seed of the outer LOSO: per record its held-out fold, calibrated logit, band, abstention and the views
+    the crop ``policy`` ran (None: every view, one stage)."""
     units = photo_units(records, cfg.min_source_photos)
     outer_units = sorted({u for u in units if u is not None})
     everything = np.arange(len(records))
@@ -286,12 +330,14 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], cfg: LosoConfig, seed
     folds = []
     for k, unit in enumerate(outer_units):
         test = np.flatnonzero(fold == k)
-        cal, weight, bias = nested_fit(probe, records, np.flatnonzero(fold != k), units, cfg, seed + 1000 * (k + 1))
-        scored = probe.score(weight, bias, test)
+        cal, weight, bias = nested_fit(probe, records, np.flatnonzero(fold != k), units, cfg, seed + 1000 * (k + 1),
+                                       policy)
+        scored = probe.score(weight, bias, test, policy, cal)
         bands, reasons = cal.verdicts(scored)
         for j, i in enumerate(test):
             rows[i] = {"fold": k, "unit": units[i] or records[i].group, "label": int(records[i].label),
-                       "z": float(scored.logit[j] / cal.temperature), "band": bands[j], "abstained": reasons[j]}
+                       "z": float(scored.logit[j] / cal.temperature), "band": bands[j], "abstained": reasons[j],
+                       "views": int(scored.views[j])}
         folds.append({"held_out": unit, **cal.to_dict()})
     return {"seed": seed, "folds": folds, "records": [{"path": r.path.name, **row} for r, row in zip(records, rows)]}
 
@@ -327,7 +373,9 @@ def summarise(seeds: list[dict], cfg: LosoConfig) -> dict:
                 "ai_recall_ai": float(flagged_ai[ai].mean()) if ai.any() else None,
                 "ai_recall_flag": float(flagged_any[ai].mean()) if ai.any() else None}
         ai = labels == 1
+        views = [r["views"] for r in rows if "views" in r]
         per_seed.append({"seed": run["seed"], "sources": sources, "roc_auc": float(roc_auc_score(labels, z)),
+                         "views_per_image": float(np.mean(views)) if views else None,
                          "ai_recall_ai": float(flagged_ai[ai].mean()), "ai_recall_flag": float(flagged_any[ai].mean()),
                          "ai_abstain_rate": float(abstained[ai].mean()),
                          "photo_abstain_rate": float(abstained[~ai].mean()),
@@ -338,6 +386,8 @@ def summarise(seeds: list[dict], cfg: LosoConfig) -> dict:
     return {
         "config": cfg.to_dict(), "seeds": [s["seed"] for s in per_seed], "per_seed": per_seed,
         "mean_roc_auc": float(np.mean([s["roc_auc"] for s in per_seed])),
+        "views_per_image": (float(np.mean([s["views_per_image"] for s in per_seed]))
+                            if all(s["views_per_image"] is not None for s in per_seed) else None),
         "worst": {"photo_ai_rate_by_source": worst_photo,
                   "photo_flag_rate_by_source": {u: max(s["sources"][u]["photo_flag_rate"] for s in per_seed)
                                                 for u in units},
@@ -364,7 +414,8 @@ def run_loso(records: Sequence[ImageRecord], crop_policy: CropPolicy, out_dir: s
         file = out_dir / f"seed{seed}.json"
         saved = json.loads(file.read_text()) if file.exists() else None
         if not saved or saved.get("config") != cfg.to_dict() or saved.get("policy") != crop_policy.to_dict():
-            saved = {"config": cfg.to_dict(), "policy": crop_policy.to_dict(), **run_seed(probe, records, cfg, seed)}
+            saved = {"config": cfg.to_dict(), "policy": crop_policy.to_dict(),
+                     **run_seed(probe, records, cfg, seed, crop_policy)}
             file.write_text(json.dumps(saved))
         runs.append(saved)
     summary = {"policy": crop_policy.to_dict(), **summarise(runs, cfg)}
@@ -379,4 +430,4 @@ def release_calibration(records: Sequence[ImageRecord], crop_policy: CropPolicy,
     features = load_features(records, crop_policy, cfg, cache_root, progress)
     probe = Probe(features, np.array([r.label for r in records]))
     units = photo_units(records, cfg.min_source_photos)
-    return nested_fit(probe, records, np.arange(len(records)), units, cfg, seed)
+    return nested_fit(probe, records, np.arange(len(records)), units, cfg, seed, crop_policy)

@@ -74,6 +74,16 @@ def ablation_lines(run_dir: Path) -> list[str]:
     return lines
 
 
+def _abstention_text(rule: dict) -> str:
+    checks = [f"view spread > {rule['max_view_spread']:.3f}" if rule["max_view_spread"] is not None else None,
+              f"JPEG q{rule['quality']} drop > {rule['max_reencode_shift']:.3f}"
+              if rule["max_reencode_shift"] is not None else None]
+    checks = [c for c in checks if c]
+    if not checks:
+        return "abstention off (the recipe's `abstain` is false)."
+    return f"abstention: {' or '.join(checks)} (calibrated logit), on `ai`/`likely_ai` verdicts only."
+
+
 def write_report(run_dir: Path, model_dir: Path, checkpoint: Path) -> Path:
     """Write report.json, report.md and reliability.png beside the released model (LOSO protocol)."""
     summary = json.loads((run_dir / "loso" / "summary.json").read_text())
@@ -118,9 +128,7 @@ def write_report(run_dir: Path, model_dir: Path, checkpoint: Path) -> Path:
           for b in reliability], "",
         "## Released calibration, bands and abstention", "",
         f"Fitted by the same nested steps on every source: probe C {ckpt['calibration']['probe_C']}, temperature "
-        f"{ckpt['calibration']['temperature']:.3f}; abstention: view spread > "
-        f"{ckpt['abstention']['max_view_spread']:.3f} or JPEG q{ckpt['abstention']['quality']} drop > "
-        f"{ckpt['abstention']['max_reencode_shift']:.3f} (calibrated logit), on `ai`/`likely_ai` verdicts only.", "",
+        f"{ckpt['calibration']['temperature']:.3f}; {_abstention_text(ckpt['abstention'])}", "",
         "| verdict | calibrated probability |", "|---|---|"]
     for band in ckpt["bands"]:
         lines.append(f"| {band['name']} | [{band['min']:.3f}, {min(band['max'], 1.0):.3f}) |")
