@@ -69,9 +69,11 @@ def test_serving_decodes_a_large_jpeg_reduced_and_scores_it_as_a_full_decode():
         assert prepared.rgb.shape[:2] == (big.height // 2, big.width // 2)   # DCT-reduced, as the policy allows
         served = predict_one(ctx, prepared)
         full = detector.predict([decode(data, max_pixels=10 ** 9)[0]])[0]
-        assert served.views == full.views and abs(served.probability - full.probability) < 0.02
+        assert abs(served.probability - full.probability) < 0.02
         edges = [band["max"] for band in detector.bands[:-1]]
-        if min(abs(full.probability - edge) for edge in edges) > 0.02:   # the same band, unless within the tolerance
+        # The same band (and, under a staged policy, the same stages run), unless within the tolerance of an edge.
+        if min(abs(full.probability - edge) for edge in edges) > 0.02:
+            assert served.views == full.views
             assert detector.result(served)["verdict"] == detector.result(full)["verdict"]
 
 
