@@ -31,6 +31,7 @@ import numpy as np
 from ..allocator import keep_large_allocations_in_heap
 from ..crops import CropPolicy
 from ..images import IMAGE_EXTENSIONS, load_rgb, load_rgb_reduced
+from ..runtime.cpu import cpu_model
 from ..runtime.manifest import Manifest, read_manifest, verify_artifact
 from ..runtime.onnxruntime import OrtSession
 from .versions import library_versions
@@ -87,16 +88,6 @@ class BenchResult:
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_ghz() -> float | None:
     for file in ("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"):
         try:

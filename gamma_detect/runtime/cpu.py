@@ -33,7 +33,8 @@ def _features() -> dict[str, bool]:
     return dict(__cpu_features__)
 
 
-def _model_name() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what platform knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -55,5 +56,5 @@ def cpu_identity() -> dict:
         klass = next((name for flag, name in _CLASSES if features.get(flag)), "x86")
     else:
         klass = "arm64-dotprod" if features.get("ASIMDDP") else machine
-    return {"class": klass, "features": sorted(f for f in REPORTED if features.get(f)), "model": _model_name(),
+    return {"class": klass, "features": sorted(f for f in REPORTED if features.get(f)), "model": cpu_model(),
             "machine": machine, "onnxruntime": onnxruntime.__version__}
