@@ -87,6 +87,9 @@ def test_time_pipeline_decodes_reduced_and_passes_native_sizes(tmp_path):
     assert seconds > 0 and views == 3
     assert len(detector.calls) == 3 * 2   # a warm-up run and 2 timed ones, 2 batches each
     assert detector.calls[0] == ([(750, 1000), (200, 300)], [(1500, 2000), (200, 300)])
+    full = Counting()
+    time_pipeline(full, files, batch=2, repeats=1, threads=2, reduced=False)  # the worker before the reduced decode
+    assert full.calls[0] == ([(1500, 2000), (200, 300)], [(1500, 2000), (200, 300)])
 
 
 def test_a_backend_that_fails_end_to_end_is_reported_skipped(tiny_dir, tmp_path, monkeypatch):
