@@ -142,14 +142,15 @@ def predict_main(argv: list[str]) -> int:
                 print(f"    {item['summary']}", flush=True)
 
     def flush() -> None:
-        images = [item[0] for _, item in pending if not isinstance(item, dict)]
-        predictions = iter(detector.predict(images)) if images else iter(())
+        scored = [item for _, item in pending if not isinstance(item, dict)]
+        predictions = (iter(detector.predict([image for image, _, _ in scored], native=[n for _, n, _ in scored]))
+                       if scored else iter(()))
         for path, item in pending:
-            emit(item if isinstance(item, dict) else {"path": path, **annotate(detector.result(next(predictions)), item[1])})
+            emit(item if isinstance(item, dict) else {"path": path, **annotate(detector.result(next(predictions)), item[2])})
         pending.clear()
 
     from ..crops import ImageTooSmall
-    from ..images import load_rgb
+    from ..images import load_rgb_reduced
 
     for path in args.paths:
         if not Path(path).is_file():
@@ -158,8 +159,9 @@ def predict_main(argv: list[str]) -> int:
             continue
         try:
             data = Path(path).read_bytes()   # the original bytes: their metadata is evidence too
-            image = load_rgb(data)
-            detector.policy.plan(*image.shape[:2])  # too small? say so for this file alone
+            # As the server decodes: a JPEG at the DCT scale nearest above the policy's working size.
+            image, native = load_rgb_reduced(data, detector.policy.working_size)
+            detector.policy.plan(*image.shape[:2], native=native)  # too small? say so for this file alone
         except ImageTooSmall as exc:
             pending.append((path, _error(path, "image_too_small", str(exc))))
             failed = True
@@ -168,7 +170,9 @@ def predict_main(argv: list[str]) -> int:
             pending.append((path, _error(path, "image_decode_failed", f"cannot decode {path}: {type(exc).__name__}: {exc}")))
             failed = True
             continue
-        pending.append((path, (image, read_evidence(data, evidence_config, rgb=image))))
+        # The watermark check needs full-size pixels: the decode's own unless it was drafted smaller.
+        full = image.shape[:2] == native
+        pending.append((path, (image, native, read_evidence(data, evidence_config, rgb=image if full else None))))
         if sum(not isinstance(item, dict) for _, item in pending) >= args.batch_images:
             flush()
     flush()

@@ -198,3 +198,26 @@ def test_predict_cli_plain_lines_exit_zero(tiny_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0 and len(captured.out.splitlines()) == 3 and "p_ai" in captured.out
     assert "onnxruntime-cpu" in captured.err
+
+
+def test_predict_cli_decodes_a_large_jpeg_reduced_as_the_server_does(tiny_dir, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from gamma_detect.cli import main
+    from gamma_detect.runtime.detector import Detector
+
+    seen = []
+    original = Detector.predict
+
+    def recording(self, images, *, native=None, detail=False):
+        seen.append(([i.shape[:2] for i in images], native))
+        return original(self, images, native=native, detail=detail)
+
+    monkeypatch.setattr(Detector, "predict", recording)
+    big = tmp_path / "big.jpg"
+    Image.fromarray(rgb(1500, 2000, 5)).save(big, quality=90)
+    assert main(["predict", str(big), "--json", "--model", str(tiny_dir), "--threads", "1"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["verdict"] and 0 <= line["ai_probability"] <= 1
+    (shape,), (native,) = seen[0]
+    assert native == (1500, 2000) and shape[0] < 1500 and shape[0] * 2000 == shape[1] * 1500
