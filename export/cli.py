@@ -117,7 +117,7 @@ def predict_main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - any load failure is one clear line
         print(f"gamma predict: cannot load the model: {exc}", file=sys.stderr)
         return 2
-    from ..runtime.evidence import EvidenceConfig, annotate, read_evidence
+    from ..runtime.evidence import EvidenceConfig, annotate, read_evidence, reusable_pixels
 
     try:
         evidence_config = EvidenceConfig.from_env()
@@ -170,9 +170,8 @@ def predict_main(argv: list[str]) -> int:
             pending.append((path, _error(path, "image_decode_failed", f"cannot decode {path}: {type(exc).__name__}: {exc}")))
             failed = True
             continue
-        # The watermark check needs full-size pixels: the decode's own unless it was drafted smaller.
-        full = image.shape[:2] == native
-        pending.append((path, (image, native, read_evidence(data, evidence_config, rgb=image if full else None))))
+        evidence = read_evidence(data, evidence_config, rgb=reusable_pixels(image, native, evidence_config))
+        pending.append((path, (image, native, evidence)))
         if sum(not isinstance(item, dict) for _, item in pending) >= args.batch_images:
             flush()
     flush()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gamma_detect.files import sha256_bytes
-from gamma_detect.runtime.evidence import Evidence, EvidenceConfig, annotate, read_evidence
+from gamma_detect.runtime.evidence import Evidence, EvidenceConfig, annotate, read_evidence, reusable_pixels
 
 from . import cache
 from .config import Settings
@@ -144,11 +144,9 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     rgb, info = decode(data, max_pixels=ctx.settings.max_pixels, min_side=min_side,
                        work=ctx.get_detector().policy.working_size)
     timings["decode_ms"] = round((time.perf_counter() - start) * 1000, 2)
-    # From the original bytes. The watermark check needs full-size pixels: the decode's own when it was not
-    # drafted smaller and is within the check's pixel limit; otherwise the reader decodes the file itself.
-    full = rgb.shape[:2] == (info.height, info.width) and info.width * info.height <= ctx.evidence.watermark_max_pixels
+    # From the original bytes; the watermark check reuses the decode's pixels where they are full size.
     start = time.perf_counter()
-    evidence = read_evidence(data, ctx.evidence, rgb=rgb if full else None)
+    evidence = read_evidence(data, ctx.evidence, rgb=reusable_pixels(rgb, (info.height, info.width), ctx.evidence))
     timings["evidence_ms"] = round((time.perf_counter() - start) * 1000, 2)
     return Prepared(payload, rgb, info, sha, timings, evidence=evidence)
 

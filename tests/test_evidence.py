@@ -236,3 +236,12 @@ def test_png_exactly_at_the_caps_still_parses_and_one_byte_over_does_not():
     assert [e.source for e in read_evidence(data, at_limit)] == ["generator_parameters"]
     over = EvidenceConfig(max_text_chunks=1, max_text_chunk_bytes=size - 1)
     assert [e.error for e in read_evidence(data, over)] == ["png_chunk_too_large"]
+
+
+def test_decoded_pixels_are_reused_only_at_full_size_and_within_the_watermark_limit():
+    from gamma_detect.runtime.evidence import reusable_pixels
+
+    rgb = textured(200, 300)
+    assert reusable_pixels(rgb, (200, 300), CONFIG) is rgb
+    assert reusable_pixels(rgb, (400, 600), CONFIG) is None           # a DCT-reduced decode of a larger JPEG
+    assert reusable_pixels(rgb, (200, 300), EvidenceConfig(watermark_max_pixels=300 * 200 - 1)) is None

@@ -56,6 +56,14 @@ def _pixels(data: bytes, config: EvidenceConfig) -> np.ndarray:
         return to_rgb(image)
 
 
+def reusable_pixels(rgb: np.ndarray, native: tuple[int, int], config: EvidenceConfig) -> np.ndarray | None:
+    """``rgb`` when the watermark check may use it instead of decoding the file again: decoded at the image's own
+    size (``native``, (height, width); a DCT-reduced JPEG is not) and within the check's pixel limit. None makes
+    the reader decode the file itself, and refuse it there when it is over the limit."""
+    full = rgb.shape[:2] == tuple(native)
+    return rgb if full and native[0] * native[1] <= config.watermark_max_pixels else None
+
+
 def read_evidence(data: bytes, config: EvidenceConfig | None = None,
                   rgb: np.ndarray | None = None) -> list[Evidence]:
     """The evidence in a file's original bytes (before any decode or re-encode: metadata is part of it).
