@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from .contract import UNCERTAIN_REASONS, VERDICTS
+from .contract import UNCERTAIN, UNCERTAIN_REASONS, VERDICTS
 
-AI_SIDE = VERDICTS[VERDICTS.index("uncertain") + 1:]  # the bands above `uncertain` (likely_ai, ai): the rule acts there
+AI_SIDE = VERDICTS[VERDICTS.index(UNCERTAIN) + 1:]  # the bands above `uncertain` (likely_ai, ai): the rule acts there
 VIEW_SPREAD, REENCODE_SHIFT = UNCERTAIN_REASONS
 
 

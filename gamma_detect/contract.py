@@ -18,6 +18,7 @@ from pathlib import Path
 
 # Verdict bands, in band order (lowest probability first); their edges are fitted per model and live in its manifest.
 VERDICTS = ("real", "likely_real", "uncertain", "likely_ai", "ai")
+UNCERTAIN = VERDICTS[2]  # the middle band, and the verdict of an abstention
 
 # Head-2 classes, in output channel order (the result's ``sources`` keys, the manifest's ``source_classes``).
 SOURCE_CLASSES = ("authentic", "generated", "inpainted", "copy_moved", "spliced")

@@ -201,11 +201,11 @@ class Probe:
         """Scores as the runtime gives them. A staged ``policy`` (stage 0 = the global view, the last row) runs
         the rest of the grid only where ``cal``'s bands put the global view's score in its refine bands; the
         re-encoded copy is always scored on every view, as the runtime's abstention does."""
+        bands = cal.bands() if policy is not None and policy.staged and cal is not None else None
         logit, spread, views = [], [], []
         for i in index:
             v = self.features.views[i] @ weight + bias
-            stop = (policy is not None and policy.staged and cal is not None
-                    and not policy.refines(_sigmoid(v[-1] / cal.temperature), cal.bands()))
+            stop = bands is not None and not policy.refines(_sigmoid(v[-1] / cal.temperature), bands)
             v = v[-1:] if stop else v
             logit.append(v.mean())
             spread.append(v.std())

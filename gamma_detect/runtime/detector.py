@@ -27,7 +27,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..abstain import AI_SIDE, AbstentionRule, reencode_jpeg, view_spread
-from ..contract import MAX_BATCH_VIEWS, VERDICTS
+from ..contract import MAX_BATCH_VIEWS, UNCERTAIN
 from ..crops import CropPlan, Tiles
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
@@ -53,7 +53,6 @@ COMBINE_RULE = {
             "elsewhere)",
 }
 SHARE_SIDE = 128
-UNCERTAIN = VERDICTS[2]  # the middle band: also the verdict of an abstention
 
 
 class BackendUnavailable(RuntimeError):
