@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from gamma_detect.crops import CropPolicy
-from gamma_detect.export.bench import cpu_flags, cpu_model
+from gamma_detect.export.bench import cpu_model, simd_flags
 from gamma_detect.runtime import default_model_path
 from gamma_detect.runtime.manifest import Manifest
 from gamma_detect.server.decode import decode
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
 
     cv2.setNumThreads(1)   # one decode thread's cost, as each of the worker's decode threads pays it
     policy = Manifest.read(default_model_path()).policy
-    simd = sorted(f for f in cpu_flags() if f.startswith(("avx", "fma", "sse4")))
+    simd = simd_flags()
     load_start, cpu_start, wall_start = os.getloadavg(), os.times(), time.perf_counter()
     print(f"command: python3 bench/decode.py {' '.join(argv)}".rstrip())
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs; flags: {' '.join(simd)}")

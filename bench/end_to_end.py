@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from gamma_detect.export.bench import PIPELINE_BATCH, bench_files, cpu_flags, cpu_model, time_pipeline
+from gamma_detect.export.bench import PIPELINE_BATCH, bench_files, cpu_model, simd_flags, time_pipeline
 from gamma_detect.runtime.detector import default_model_path, load_detector
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"config": label, "model": str(path), "variant": variant, "reduced_decode": reduced,
                      "images_per_s": per_s, "images_per_s_per_core": per_s / args.threads,
                      "views_per_image": views[label], "speedup": per_s / base, "seconds": seconds[label]})
-    report = {"command": " ".join([sys.executable, *sys.argv]), "cpu": cpu_model(), "simd": sorted(cpu_flags()),
+    report = {"command": " ".join([sys.executable, *sys.argv]), "cpu": cpu_model(), "simd": simd_flags(),
               "logical_cpus": os.cpu_count(), "threads": args.threads, "images": len(files), "rounds": args.rounds,
               "load_average_end": os.getloadavg(), "this_process_cpu_share": cpu_share, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -359,9 +359,9 @@ def run(args) -> dict:
     settings = Settings.from_env()
     images = web_images(args.images, args.seed)
     sizes = [len(d) for _, d in images]
-    from gamma_detect.export.bench import cpu_flags, cpu_model
+    from gamma_detect.export.bench import cpu_model, simd_flags
 
-    simd = sorted(f for f in cpu_flags() if f.startswith(("avx", "fma", "sse4")))
+    simd = simd_flags()
     report = {"command": " ".join(["python3", "bench/loadtest.py", *sys.argv[1:]]), "date_utc": time.strftime(
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "simd": simd,
         "platform": sys.platform, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}, "images": {

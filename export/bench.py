@@ -114,6 +114,11 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def simd_flags() -> list[str]:
+    """This CPU's vector-instruction flags (what the kernels can use), as benchmark reports print them."""
+    return sorted(f for f in cpu_flags() if f.startswith(("avx", "fma", "sse4")))
+
+
 def cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
     """Estimated FP32 peak for ``threads`` cores: cores x GHz x FLOPs/cycle (2 FMA units x SIMD lanes x 2)."""
     ghz = cpu_ghz()
