@@ -17,7 +17,7 @@ the rest of the fine grid (stage 1) runs only when the stage-0 decision falls in
 one of ``refine_bands`` (band edges from the manifest) or when detail (a heatmap)
 is asked for. A manifest without these fields is scored in one stage, as before.
 
-Maps are stitched back with feathered weights: each grid crop's weight falls
+Maps are stitched back at the working resolution with feathered weights: each grid crop's weight falls
 smoothly to 0 towards its edges inside the image, where the global view's map
 (carried outward past its square) takes over, so views that disagree blend
 without a step at crop borders.
@@ -155,9 +155,11 @@ class CropPolicy:
 
     def stitch(self, view_maps: np.ndarray, plan: CropPlan, max_side: int | None = None) -> np.ndarray:
         """Per-view maps (N, M, M[, C]) in view order (stage-0 crops, global view, stage-1 crops; N is either
-        stage 0's count or every view) back at image resolution (H, W[, C]), float32. Maps coarser than the
-        views (a network's stride-8 output) are upsampled bilinearly. ``max_side`` stops at the working
-        resolution shrunk to that long side instead (for statistics that need no full-resolution map)."""
+        stage 0's count or every view) back at the working resolution (``plan.working``: the scale the views
+        were cut at, so no detail is lost), float32; ``max_side`` shrinks it to that long side (for statistics
+        that need no fine map). Maps coarser than the views (a network's stride-8 output) are upsampled
+        bilinearly. Not at the image's own size: a 24 MP map would cost more than the views' inference, and a
+        heatmap is stored at 512 px anyway (it is resized to the image when rendered)."""
         h, w = plan.working
         f = min(1.0, max_side / max(h, w)) if max_side else 1.0
         H, W = max(1, round(h * f)), max(1, round(w * f))
@@ -181,13 +183,10 @@ class CropPolicy:
         top, left, side = plan.global_box
         gt, gl = round(top * plan.scale * f), round(left * plan.scale * f)
         gs = max(1, min(round(side * plan.scale * f), H - gt, W - gl))
-        base = cv2.copyMakeBorder(resize(maps[first], gs, gs), gt, H - gt - gs, gl, W - gl - gs,
+        base = cv2.copyMakeBorder(_resized(maps[first], gs, gs, extra), gt, H - gt - gs, gl, W - gl - gs,
                                   cv2.BORDER_REPLICATE).reshape(H, W, *extra)
         share = _at(np.minimum(weight, 1.0), extra)
-        stitched = share * total / _at(np.maximum(weight, 1e-12), extra) + (1 - share) * base
-        if max_side:
-            return stitched
-        return resize(stitched, plan.width, plan.height).reshape(plan.height, plan.width, *extra)
+        return share * total / _at(np.maximum(weight, 1e-12), extra) + (1 - share) * base
 
     @staticmethod
     def _scaled(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -232,6 +231,10 @@ def _at(weight: np.ndarray, extra: tuple) -> np.ndarray:
 
 
 def _resized(m: np.ndarray, width: int, height: int, extra: tuple) -> np.ndarray:
+    """``resize`` for maps of any channel count (OpenCV's resizes take at most 4: more go 4 at a time)."""
+    if len(extra) == 1 and extra[0] > 4:
+        return np.concatenate([resize(np.ascontiguousarray(m[..., c:c + 4]), width, height).reshape(height, width, -1)
+                               for c in range(0, extra[0], 4)], axis=-1)
     return resize(m, width, height).reshape(height, width, *extra)
 
 

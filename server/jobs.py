@@ -52,8 +52,10 @@ def load_model(settings: Settings):
 
     # A variant that fails its load-time self-check on this CPU is not served: FP32 is, and the model block of
     # every result, /readyz and the log say so (model_info["fallback"]).
-    return load_detector(settings.model or None, backend=settings.backend, variant=settings.variant,
-                         threads=settings.threads or None, fallback_to_fp32=True)
+    detector = load_detector(settings.model or None, backend=settings.backend, variant=settings.variant,
+                             threads=settings.threads or None, fallback_to_fp32=True)
+    detector.mask_side = settings.heatmap_side   # maps no larger than the heatmaps stored from them
+    return detector
 
 
 def model_record(detector) -> dict:

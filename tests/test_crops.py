@@ -21,7 +21,7 @@ def test_views_are_input_sized_and_cover_the_image(policy, h, w):
     assert len(views) == plan.views <= policy.max_grid ** 2 + 1
     for n in {plan.first_views, plan.views}:   # stage 0 alone, or every stage
         stitched = policy.stitch(np.ones((n, 224, 224), np.float32), plan)
-        assert stitched.shape == (h, w)
+        assert stitched.shape == plan.working == policy.working_size(h, w)
         np.testing.assert_allclose(stitched, 1.0, atol=1e-5)
 
 
@@ -150,6 +150,16 @@ def test_stitched_map_has_no_step_at_crop_borders(shape):
     np.testing.assert_allclose(consistent[seen], field[seen], atol=0.03)
 
 
+def test_stitch_of_a_large_image_stays_at_working_resolution():
+    """A 24 MP image's map is stitched at its working size (halved: what the views saw), not at 4000x6000:
+    the share of suspect pixels is the same at either size."""
+    plan, field, maps = _views_of_a_field(POLICY, (4000, 6000), np.zeros(10))
+    stitched = POLICY.stitch(maps, plan)
+    assert stitched.shape == plan.working == (2000, 3000)
+    full = resize(stitched, 6000, 4000)
+    assert abs(float((stitched > 0.5).mean()) - float((full > 0.5).mean())) < 0.002
+
+
 def test_stitch_capped_at_max_side_stops_at_working_resolution():
     views, plan = POLICY.views(np.zeros((900, 1600, 3), np.uint8))
     small = POLICY.stitch(np.ones((len(views), 28, 28, 5), np.float32), plan, max_side=512)
@@ -169,3 +179,15 @@ def test_too_small():
         POLICY.plan(63, 500)
     with pytest.raises(ImageTooSmall, match="at least 64"):
         POLICY.plan(63, 500, native=(630, 5000))   # a decoder must not reduce an image below the limit
+
+
+@pytest.mark.parametrize("classes", [3, 5, 9])
+def test_stitch_of_many_channels_is_each_channel_stitched(classes):
+    """OpenCV resizes at most 4 channels at a time: maps of any class count stitch as each class alone would."""
+    rng = np.random.default_rng(5)
+    views, plan = STAGED.views(np.zeros((600, 900, 3), np.uint8))
+    maps = rng.random((len(views), 28, 28, classes), dtype=np.float32)
+    together = STAGED.stitch(maps, plan, max_side=128)
+    alone = np.stack([STAGED.stitch(np.ascontiguousarray(maps[..., c]), plan, max_side=128) for c in range(classes)], -1)
+    assert together.shape == (*alone.shape[:2], classes)
+    np.testing.assert_allclose(together, alone, atol=1e-6)
