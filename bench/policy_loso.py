@@ -1,5 +1,5 @@
 """Crop policies compared on the protocol of record (leave one photo source out, nested bands), with a paired
-bootstrap against the released one-stage policy: per-source false-positive rates, AI recall, views per image.
+bootstrap against the one-stage policy of 0.2.1 (every view): per-source false-positive rates, AI recall, views per image.
 
 Each candidate is replayed exactly from the same cached views and the same probe fits (`train/loso.py`): a
 staged policy runs the rest of the grid only where the bands, refitted under that policy, put its global view's
@@ -31,13 +31,19 @@ STOPS = {"only a stage-0 `real` stops": ("real",), "`real` or `ai` stops": ("rea
          "`real` or `likely_real` stops": ("real", "likely_real")}
 
 
-def candidates(base: CropPolicy) -> dict[str, CropPolicy]:
-    """The one-stage baseline and staged policies whose stage 0 is the global view alone."""
-    out = {"one stage (released)": base}
+BASELINE = "one stage, 3x3 grid (0.2.1)"
+
+
+def candidates(released: CropPolicy) -> dict[str, CropPolicy]:
+    """The one-stage baseline (every view), staged policies whose stage 0 is the global view alone, and both with
+    a 2x2 grid (the 3x3 grid's corners: the cached views hold them)."""
+    one = replace(released, coarse_grid=None, refine_bands=())
+    out = {BASELINE: one, "one stage, 2x2 grid": replace(one, max_grid=2)}
     for name, stop in STOPS.items():
-        out[f"global first, {name}"] = replace(base, coarse_grid=0,
-                                               refine_bands=tuple(v for v in VERDICTS if v not in stop))
-    return out
+        refine = tuple(v for v in VERDICTS if v not in stop)
+        out[f"global first, {name}"] = replace(one, coarse_grid=0, refine_bands=refine)
+        out[f"global first, 2x2 grid, {name}"] = replace(one, max_grid=2, coarse_grid=0, refine_bands=refine)
+    return {f"{name} (released)" if policy == released else name: policy for name, policy in out.items()}
 
 
 def _rates(rows: list[dict], pick: np.ndarray) -> tuple[float, float]:
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     policies = candidates(train_cfg.crop)
     runs = {name: [run_seed(probe, records, cfg, s, policy) for s in tqdm(seeds, desc=name, unit="seed")]
             for name, policy in policies.items()}
-    base = runs["one stage (released)"]
+    base = runs[BASELINE]
     rows = []
     for name, seed_runs in runs.items():
         summary = summarise(seed_runs, cfg)
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": " ".join([sys.executable, *sys.argv]), "machine": platform.processor() or platform.machine(),
               "recipe": cfg.to_dict(), "seeds": seeds, "bootstrap": args.boot, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print("| policy | views / image | worst source in `ai` | AI in `ai`+`likely_ai` | paired 95% CI vs released "
+    print("| policy | views / image | worst source in `ai` | AI in `ai`+`likely_ai` | paired 95% CI vs 0.2.1 "
           "(worst-source `ai` rate; recall), per seed |\n|---|---|---|---|---|")
     for r in rows:
         cis = "; ".join(f"[{b['worst_ai_rate_diff_ci95'][0]:+.3f}, {b['worst_ai_rate_diff_ci95'][1]:+.3f}] / "

@@ -145,3 +145,20 @@ def test_cached_features_refuse_a_stage_0_grid_they_do_not_hold(tmp_path):
         FeatureCache(tmp_path, CropPolicy(coarse_grid=2, refine_bands=("uncertain",)))
     assert FeatureCache(tmp_path, CropPolicy(coarse_grid=0, refine_bands=("uncertain",))).root == \
         FeatureCache(tmp_path, CropPolicy()).root
+
+
+def test_a_2x2_policy_scores_the_cached_3x3_grid_s_corners_and_the_global_view():
+    """The 2x2 grid's crops are the 3x3 grid's corners, so its replay reads them from the same cached rows."""
+    geometry = CropPolicy()
+    sizes = [(900, 1600), (672, 672), (300, 500), (224, 224)]
+    views = [np.arange(len(geometry.plan(*s).boxes) + 1, dtype=np.float64)[:, None] * np.ones((1, 3)) for s in sizes]
+    features = FeatureSet(views, np.zeros((4, 3)), [], geometry, sizes)
+    corners = CropPolicy(max_grid=2)
+    for i, size in enumerate(sizes):
+        rows = features.rows(i, corners)
+        cached = geometry.plan(*size).boxes
+        assert [cached[r] for r in rows[:-1]] == corners.plan(*size).boxes and rows[-1] == len(cached)
+    assert list(features.rows(0, corners)) == [0, 2, 6, 8, 9]            # 3x3: its four corners, then global
+    assert list(features.rows(0, geometry)) == list(range(10))           # the cached policy itself: every row
+    with pytest.raises(ValueError, match="nests in it"):
+        features.rows(0, CropPolicy(max_grid=2, work_side=448))          # other crops: not in the cache

