@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from .config import Settings, configure_rq
+from .config import Settings, configure_logging, configure_rq
 
 
 def _settings() -> Settings:
@@ -18,12 +18,6 @@ def _settings() -> Settings:
     settings = Settings.from_env()
     configure_rq(settings)
     return settings
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # no per-request lines (URLs stay out of logs)
 
 
 def _connection(settings: Settings):
@@ -43,7 +37,7 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GAMMA_PORT", "8000")))
     args = parser.parse_args(argv)
     settings = _settings()
-    _logging(settings)
+    configure_logging(settings)
     if settings.embedded:
         return serve_embedded(settings, args.host, args.port)
     from .redisconn import check_persistence, connect
@@ -52,27 +46,40 @@ def serve_main(argv: list[str]) -> int:
     return serve_gunicorn(settings, args.host, args.port)
 
 
+def _model_loads(settings: Settings, prog: str) -> bool:
+    """Load the model once before any worker starts: one clear error here, not a crash loop in every worker."""
+    from gamma_detect.runtime.manifest import ManifestError
+
+    from . import jobs
+
+    try:
+        jobs.load_model(settings)
+    except (ManifestError, OSError, ValueError) as exc:
+        print(f"{prog}: the model cannot be loaded: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def serve_embedded(settings: Settings, host: str, port: int, ready: threading.Event | None = None) -> int:
     from werkzeug.serving import make_server
 
-    from . import jobs
     from .app import create_app
-    from .redisconn import connect, ensure_url
-    from .worker import run_worker
+    from .processes import WorkerProcesses, for_workers, worker_count
+    from .redisconn import ensure_url
 
-    settings = ensure_url(settings)
-    context = jobs.Context(settings, connect(settings.redis_url))
-    jobs.set_context(context)
-    context.get_detector()
+    settings = for_workers(ensure_url(settings))
+    if not _model_loads(settings, "gamma serve"):
+        return 2
     app = create_app(settings)
     server = make_server(host, port, app, threaded=True)
     http = threading.Thread(target=server.serve_forever, name="gamma-http", daemon=True)
     http.start()
-    logging.getLogger("gamma.server").info("serving on http://%s:%d (embedded Redis, in-process worker)", host, server.port)
+    logging.getLogger("gamma.server").info("serving on http://%s:%d (embedded Redis, %d worker processes)", host,
+                                           server.port, worker_count(settings))
     if ready is not None:
         ready.set()
     try:
-        run_worker(context)
+        WorkerProcesses(settings, worker_count(settings)).run()
     finally:
         server.shutdown()
     return 0
@@ -102,22 +109,22 @@ def serve_gunicorn(settings: Settings, host: str, port: int) -> int:
 # --------------------------------------------------------------------------- worker
 def worker_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gamma worker", description=(
-        "Run a batching inference worker (loads the model once, no fork per job). Needs REDIS_URL."))
+        "Run batching inference workers (GAMMA_WORKERS processes, default one per core; each loads the model "
+        "once, no fork per job). Needs REDIS_URL."))
     parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     parser.add_argument("--name", default=None, help="worker name (default: random)")
     args = parser.parse_args(argv)
     settings = _settings()
-    _logging(settings)
+    configure_logging(settings)
     if settings.embedded:
         print("gamma worker: set REDIS_URL (`gamma serve` without REDIS_URL runs its own worker)", file=sys.stderr)
         return 2
-    from . import jobs
-    from .redisconn import connect
-    from .worker import run_worker
+    from .processes import WorkerProcesses, for_workers, worker_count
 
-    context = jobs.Context(settings, connect(settings.redis_url))
-    jobs.set_context(context)
-    run_worker(context, burst=args.burst, name=args.name)
+    settings = for_workers(settings)
+    if not _model_loads(settings, "gamma worker"):
+        return 2
+    WorkerProcesses(settings, worker_count(settings), burst=args.burst, name=args.name).run()
     return 0
 
 

@@ -7,6 +7,7 @@ so the names, defaults and meanings are written once, here.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -22,13 +23,21 @@ def _default_data_dir() -> str:
     return os.path.join(base, "gamma-detect")
 
 
+def configure_logging(settings: "Settings") -> None:
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # no per-request lines (URLs stay out of logs)
+
+
 @dataclass(frozen=True)
 class Settings:
     # --- model and workers
     model: str = dataclasses.field(default="", metadata={"help": "model artifact or folder; empty: the bundled default model"})
     backend: str = field(default="auto", metadata={"help": "runtime backend: auto, onnxruntime, onnxruntime-cpu, onnxruntime-cuda, tensorrt"})
     variant: str = field(default="fp32", metadata={"help": "ONNX artifact variant from the manifest: fp32, int8, fp16"})
-    threads: int = field(default=0, metadata={"help": "inference threads per worker; 0: the runtime's default (all cores)"})
+    workers: int = field(default=0, metadata={"help": "batching worker processes of `gamma serve` (embedded Redis) or `gamma worker`; 0: one per core"})
+    threads: int = field(default=0, metadata={"help": "inference threads per worker; 0: one when there are several workers, else all cores"})
+    worker_nice: int = field(default=10, metadata={"help": "how many steps below the API's CPU priority the worker processes run (0: the same): cached answers stay fast while inference holds every core"})
     detector: str = field(default="", metadata={"help": "advanced/tests: `module:function` returning a Detector instead of load_detector"})
     batch_size: int = field(default=8, metadata={"help": "most images a worker runs as one batch"})
     batch_wait_ms: int = field(default=10, metadata={"help": "how long a worker waits for more jobs to fill a batch"})
@@ -71,6 +80,9 @@ class Settings:
                      "max_upload_bytes", "max_pixels", "heartbeat"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{env_name(next(f for f in dataclasses.fields(self) if f.name == name))} must be positive")
+        for name in ("workers", "threads", "worker_nice"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"GAMMA_{name.upper()} must be 0 (automatic) or a positive count")
 
     # ---------------------------------------------------------------- derived
     def key(self, *parts: str) -> str:

@@ -1,0 +1,93 @@
+"""`gamma worker` with GAMMA_WORKERS: one batching worker per process at a lower CPU priority, restarted when one
+dies, all stopped together; the thread setting each worker gets."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import server_support
+from server_support import backend, eventually  # noqa: F401 - the fixture
+
+from gamma_detect.server.config import Settings
+from gamma_detect.server.processes import for_workers, worker_count
+from gamma_detect.server.worker import alive_workers
+from stub_detector import image_bytes
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def workers(pid: int) -> set[int]:
+    """The spawned worker processes (multiprocessing also starts a resource tracker, which is no worker)."""
+    return {c for c in children(pid) if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()}
+
+
+def test_worker_count_and_threads():
+    assert worker_count(Settings(workers=3)) == 3
+    assert worker_count(Settings()) == len(os.sched_getaffinity(0))
+    assert for_workers(Settings(workers=2)).threads == 1          # several workers: one inference thread each
+    assert for_workers(Settings(workers=2, threads=4)).threads == 4   # unless set
+    assert for_workers(Settings(workers=1)).threads == 0          # one worker: the runtime's default (all cores)
+    for name in ("workers", "threads", "worker_nice"):
+        with pytest.raises(ValueError, match=f"GAMMA_{name.upper()}"):
+            Settings(**{name: -1})
+
+
+def test_worker_processes_share_the_queue_restart_and_stop_together(backend):
+    env = {**os.environ, "REDIS_URL": backend.settings.redis_url, "GAMMA_DETECTOR": server_support.STUB,
+           "GAMMA_WORKERS": "3", "GAMMA_WORKER_NICE": "5", "GAMMA_HEARTBEAT": "1", "GAMMA_HEARTBEAT_GRACE": "2", "GAMMA_LOG_LEVEL": "WARNING"}
+    parent = subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        eventually(lambda: len(workers(parent.pid)) == 3, 60, what="three worker processes")
+        eventually(lambda: alive_workers(backend.connection, backend.settings) >= 3, 60, what="three live workers")
+        # below the supervisor's (and the API's) CPU priority
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers(parent.pid)} == {os.getpriority(os.PRIO_PROCESS, 0) + 5}
+        ids = [backend.upload(image_bytes(seed=900 + i)).get_json()["job_id"] for i in range(12)]
+        assert all(backend.wait(i).get_json()["status"] == "finished" for i in ids)
+
+        victim = min(workers(parent.pid))
+        os.kill(victim, signal.SIGKILL)   # killed outright: the parent starts another
+        eventually(lambda: len(workers(parent.pid)) == 3 and victim not in workers(parent.pid), 30,
+                   what="a replacement worker process")
+        job = backend.upload(image_bytes(seed=950)).get_json()["job_id"]
+        assert backend.wait(job).get_json()["status"] == "finished"
+
+        spawned = workers(parent.pid)
+        parent.send_signal(signal.SIGTERM)   # warm shutdown of all of them
+        assert parent.wait(60) == 0, parent.stderr.read().decode()[-2000:]
+        eventually(lambda: not any(alive(pid) for pid in spawned), 30, what="the worker processes to end")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+
+
+def test_a_model_that_cannot_load_stops_the_worker_command_at_once(backend, tmp_path):
+    env = {**os.environ, "REDIS_URL": backend.settings.redis_url, "GAMMA_MODEL": str(tmp_path / "no-model"),
+           "GAMMA_WORKERS": "2"}
+    env.pop("GAMMA_DETECTOR", None)
+    done = subprocess.run([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env, capture_output=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "the model cannot be loaded: no model manifest" in done.stderr.decode() and b"Traceback" not in done.stderr
+    assert alive_workers(backend.connection, backend.settings) == 0   # no worker started to crash in a loop
