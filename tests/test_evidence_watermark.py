@@ -72,3 +72,23 @@ def starter_photos() -> list[Path]:
 def test_no_starter_photo_is_flagged():
     flagged = [path.name for path in starter_photos() if path.exists() and watermark.read(load_rgb(path))]
     assert flagged == []
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (301, 517), (1080, 1920)])
+def test_block_votes_equal_the_full_dwt2_the_reference_decoder_runs(shape):
+    """block_bits computes only the approximation band; the votes must be those of pywt.dwt2 (and BGR->YUV) bit
+    for bit, as the reference decoder computes them."""
+    import cv2
+    import pywt
+
+    from gamma_detect.runtime.evidence.watermark import BLOCK, SCALE, block_bits
+
+    rgb = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    rows, cols = shape[0] // 4 * 4, shape[1] // 4 * 4
+    yuv = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, ::-1]), cv2.COLOR_BGR2YUV)
+    approximation, _ = pywt.dwt2(yuv[:rows, :cols, 1], "haar")
+    h, w = approximation.shape[0] // BLOCK, approximation.shape[1] // BLOCK
+    blocks = approximation[:h * BLOCK, :w * BLOCK].reshape(h, BLOCK, w, BLOCK).transpose(0, 2, 1, 3)
+    coefficients = np.abs(blocks.reshape(h * w, BLOCK * BLOCK)[:, 1:])
+    expected = (coefficients[np.arange(h * w), coefficients.argmax(axis=1)] % SCALE > 0.5 * SCALE).astype(np.float64)
+    np.testing.assert_array_equal(block_bits(rgb), expected)

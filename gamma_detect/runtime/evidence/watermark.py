@@ -63,12 +63,13 @@ MESSAGES = (
 def block_bits(rgb: np.ndarray) -> np.ndarray:
     """One 0/1 vote per 4x4 block of the U channel's DWT approximation, in the decoder's row-major block order."""
     rows, cols = rgb.shape[0] // 4 * 4, rgb.shape[1] // 4 * 4
-    yuv = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, ::-1]), cv2.COLOR_BGR2YUV)
-    approximation, _ = pywt.dwt2(yuv[:rows, :cols, 1], "haar")
+    u = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV)[:rows, :cols, 1]
+    # The approximation alone, one axis at a time as pywt.dwt2 runs them (the same arithmetic, so the same
+    # values bit for bit), without the three detail bands it would also compute: the check's time fell by a third.
+    approximation = pywt.dwt(pywt.dwt(u, "haar", axis=0)[0], "haar", axis=1)[0]
     h, w = approximation.shape[0] // BLOCK, approximation.shape[1] // BLOCK
     blocks = approximation[:h * BLOCK, :w * BLOCK].reshape(h, BLOCK, w, BLOCK).transpose(0, 2, 1, 3)
-    coefficients = np.abs(blocks.reshape(h * w, BLOCK * BLOCK)[:, 1:])
-    strongest = coefficients[np.arange(h * w), coefficients.argmax(axis=1)]
+    strongest = np.abs(blocks.reshape(h * w, BLOCK * BLOCK)[:, 1:]).max(axis=1)
     return (strongest % SCALE > 0.5 * SCALE).astype(np.float64)
 
 
