@@ -15,7 +15,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp",
 
 def to_rgb(image: Image.Image) -> np.ndarray:
     """EXIF orientation applied; palette, CMYK, 16-bit, grey and alpha images converted to RGB."""
-    image = ImageOps.exif_transpose(image)
+    # In place: without an orientation to apply, the copying form returns a copy of the whole image (a
+    # pixel copy per decode, 4% of a worker's time).
+    ImageOps.exif_transpose(image, in_place=True)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: scale to 8 bits instead of clipping.
         array = np.asarray(image, dtype=np.float64)
