@@ -6,7 +6,7 @@ staged policy runs the rest of the grid only where the bands, refitted under tha
 score in a refine band. The bootstrap resamples images (the same draw for both policies) within each seed.
 
     python3 bench/policy_loso.py                      # needs work/starter and the LOSO feature cache
-    python3 bench/policy_loso.py --boot 2000 --out bench/policy-loso.json
+    python3 bench/policy_loso.py --boot 2000 --out bench/policy-loso.json --report models/default
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gamma_detect.crops import CropPolicy
 from gamma_detect.train.config import load_preset
 from gamma_detect.train.experiment import training_records
 from gamma_detect.train.loso import LosoConfig, Probe, load_features, run_seed, summarise
+from gamma_detect.train.report import CROP_POLICIES, CROP_POLICY_HEADING, crop_policy_lines, with_crop_policies
 
 STOPS = {"only a stage-0 `real` stops": ("real",), "`real` or `ai` stops": ("real", "ai"),
          "`real` or `likely_real` stops": ("real", "likely_real")}
@@ -80,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features-cache", type=Path, default=Path("work/features"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--boot", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=Path("bench/policy-loso.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/policy-loso.json"),
+                        help=f"the comparison; copy it to RUN/loso/{CROP_POLICIES} and the release's report holds it")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="a released model folder whose report.md / report.json get the comparison now")
     args = parser.parse_args(argv)
     train_cfg = load_preset("starter")
     records = training_records(train_cfg)
@@ -104,13 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": " ".join([sys.executable, *sys.argv]), "machine": platform.processor() or platform.machine(),
               "recipe": cfg.to_dict(), "seeds": seeds, "bootstrap": args.boot, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print("| policy | views / image | worst source in `ai` | AI in `ai`+`likely_ai` | paired 95% CI vs 0.2.1 "
-          "(worst-source `ai` rate; recall), per seed |\n|---|---|---|---|---|")
-    for r in rows:
-        cis = "; ".join(f"[{b['worst_ai_rate_diff_ci95'][0]:+.3f}, {b['worst_ai_rate_diff_ci95'][1]:+.3f}] / "
-                        f"[{b['recall_diff_ci95'][0]:+.3f}, {b['recall_diff_ci95'][1]:+.3f}]" for b in r["paired_bootstrap"])
-        print(f"| {r['policy']} | {r['views_per_image']:.2f} | {100 * r['worst_photo_ai_rate']:.1f}% | "
-              f"{100 * r['ai_recall_flag']:.1f}% | {cis} |")
+    print("\n".join(crop_policy_lines(report)))
+    if args.report:
+        with_crop_policies(args.report, report)
+        print(f"updated: {args.report / 'report.md'} (section {CROP_POLICY_HEADING!r}) and report.json")
     print(f"written: {args.out}")
     return 0
 

@@ -74,6 +74,46 @@ def ablation_lines(run_dir: Path) -> list[str]:
     return lines
 
 
+CROP_POLICIES = "crop-policies.json"   # in run_dir/loso: bench/policy_loso.py's comparison, when it was run
+CROP_POLICY_HEADING = "## Crop policies compared on this protocol"
+
+
+def crop_policy_lines(comparison: dict) -> list[str]:
+    """The crop policies replayed on the protocol (bench/policy_loso.py): rates, views, paired bootstrap."""
+    lines = [f"`{comparison['command'].split(' ', 1)[-1]}`: every policy replayed exactly from the same cached views "
+             "and probe fits, its bands refitted under it by the same nested steps; seeds "
+             f"{', '.join(map(str, comparison['seeds']))}, worst seed; paired bootstrap ({comparison['bootstrap']} "
+             "draws of the images, per seed) of the difference to the one-stage policy. The rule (issue 14): the "
+             "fewest views that raise no source's rate in `ai` and lose at most 2 points of recall.", "",
+             "| policy | views / image | worst source in `ai` | AI in `ai`+`likely_ai` | paired 95% CI vs one stage "
+             "(worst-source `ai` rate; recall), per seed |", "|---|---|---|---|---|"]
+    for r in comparison["rows"]:
+        cis = "; ".join(f"[{b['worst_ai_rate_diff_ci95'][0]:+.3f}, {b['worst_ai_rate_diff_ci95'][1]:+.3f}] / "
+                        f"[{b['recall_diff_ci95'][0]:+.3f}, {b['recall_diff_ci95'][1]:+.3f}]" for b in r["paired_bootstrap"])
+        lines.append(f"| {r['policy']} | {r['views_per_image']:.2f} | {_pct(r['worst_photo_ai_rate'])} | "
+                     f"{_pct(r['ai_recall_flag'])} | {cis} |")
+    return lines
+
+
+def with_crop_policies(model_dir: Path, comparison: dict) -> None:
+    """Put the crop-policy comparison into a released model's report (replacing an older one)."""
+    report_md = model_dir / "report.md"
+    text = report_md.read_text()
+    section = "\n".join([CROP_POLICY_HEADING, "", *crop_policy_lines(comparison), ""]) + "\n"
+    if CROP_POLICY_HEADING in text:
+        start = text.index(CROP_POLICY_HEADING)
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        anchor = text.index("## Reliability of the calibrated probability")
+        text = text[:anchor] + section + "\n" + text[anchor:]
+    report_md.write_text(text)
+    report_json = model_dir / "report.json"
+    report = json.loads(report_json.read_text())
+    report["crop_policies"] = comparison
+    report_json.write_text(json.dumps(report, indent=1) + "\n")
+
+
 def _abstention_text(rule: dict) -> str:
     checks = [f"view spread > {rule['max_view_spread']:.3f}" if rule["max_view_spread"] is not None else None,
               f"JPEG q{rule['quality']} drop > {rule['max_reencode_shift']:.3f}"
@@ -122,6 +162,8 @@ def write_report(run_dir: Path, model_dir: Path, checkpoint: Path) -> Path:
             f"{_pct(s['photo_abstain_rate'])}, AI recall {_pct(s['ai_recall_flag'])}, abstained AI "
             f"{_pct(s['ai_abstain_rate'])}" for s in per_seed) + ".", "",
         "## Recipes compared on this protocol (ablation)", "", *ablation_lines(run_dir), "",
+        *([CROP_POLICY_HEADING, "", *crop_policy_lines(json.loads(policies.read_text())), ""]
+          if (policies := run_dir / "loso" / CROP_POLICIES).exists() else []),
         "## Reliability of the calibrated probability", "", "![reliability](reliability.png)", "",
         "| probability bin | images | mean probability | share AI |", "|---|---|---|---|",
         *[f"| [{b['low']:.1f}, {b['high']:.1f}) | {b['n']} | {b['mean_p']:.3f} | {b['ai_share']:.3f} |"
