@@ -207,10 +207,11 @@ def time_backend(run: Callable[[np.ndarray], object], views: np.ndarray, batch: 
 
 
 def time_pipeline(detector, files: list[bytes], batch: int, repeats: int, threads: int,
-                  reduced: bool = True) -> tuple[float, float]:
+                  reduced: bool = True, warmup: bool = True) -> tuple[float, float]:
     """Median seconds to score ``files`` end to end in Detector.predict calls of ``batch`` images (each batch
     decoded in ``threads`` threads first, as the worker does), and the views per image. ``reduced=False``
-    decodes every file at full size (the worker before the DCT-reduced decode)."""
+    decodes every file at full size (the worker before the DCT-reduced decode); ``warmup`` runs them once
+    untimed first."""
     from concurrent.futures import ThreadPoolExecutor
 
     def decode(data: bytes):
@@ -221,7 +222,7 @@ def time_pipeline(detector, files: list[bytes], batch: int, repeats: int, thread
 
     samples, views = [], 0
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for run in range(repeats + 1):   # the first run warms up, untimed
+        for run in range(int(not warmup), repeats + 1):   # run 0 warms up, untimed
             started, views = time.perf_counter(), 0
             for i in range(0, len(files), batch):
                 decoded = list(pool.map(decode, files[i:i + batch]))

@@ -13,7 +13,7 @@ and an exported graph cannot drift from the research path.
          sources     (N, C, S/8, S/8) softmax(head-2 logits) over SOURCE_CLASSES
 
 The maps leave the graph at the decoder's stride: the runtime upsamples them while
-it stitches the views back at image resolution (``CropPolicy.stitch``). Upsampling
+it stitches the views back at the working resolution (``CropPolicy.stitch``). Upsampling
 inside the graph as well cost every backend a full-resolution resize and softmax
 (64x the elements), and 1.2 MB of output per view, for no extra detail.
 

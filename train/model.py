@@ -16,7 +16,7 @@ Tensor flow for a 224x224 input (B = batch, D = decoder width, T = token grid):
 
 The maps stay at the decoder's stride (8): that is all the detail they hold. The
 loss upsamples them to the label masks (``upsample``); a runtime upsamples them
-while it stitches the crops back at image resolution.
+while it stitches the crops back at the working resolution.
 
 The classification branch queries the segmentation evidence, so what the
 localisation finds corrects the global decision: the global head is a linear
