@@ -41,8 +41,9 @@ CMD ["gamma", "serve", "--host", "0.0.0.0", "--port", "8000"]
 # ---------------------------------------------------------------- GPU
 FROM ${TENSORRT_IMAGE} AS gpu
 ARG ONNXRUNTIME_GPU_VERSION
+# One worker process feeds the GPU (the CPU image's default is one per core).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    GAMMA_DATA_DIR=/data GAMMA_BACKEND=auto
+    GAMMA_DATA_DIR=/data GAMMA_BACKEND=auto GAMMA_WORKERS=1
 COPY --from=source /src /src
 # The base image brings CUDA, cuDNN and TensorRT (with its Python bindings); swap the CPU ONNX Runtime for the CUDA one.
 RUN python3 -m pip install /src && python3 -m pip uninstall -y onnxruntime \

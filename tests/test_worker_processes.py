@@ -91,3 +91,30 @@ def test_a_model_that_cannot_load_stops_the_worker_command_at_once(backend, tmp_
     assert done.returncode == 2
     assert "the model cannot be loaded: no model manifest" in done.stderr.decode() and b"Traceback" not in done.stderr
     assert alive_workers(backend.connection, backend.settings) == 0   # no worker started to crash in a loop
+
+
+def _worker_env(backend, **extra) -> dict:
+    return {**os.environ, "REDIS_URL": backend.settings.redis_url, "GAMMA_DETECTOR": server_support.STUB,
+            "GAMMA_HEARTBEAT": "1", "GAMMA_HEARTBEAT_GRACE": "2", "GAMMA_LOG_LEVEL": "WARNING", **extra}
+
+
+def test_burst_workers_empty_the_queue_and_the_command_ends(backend):
+    ids = [backend.upload(image_bytes(seed=960 + i)).get_json()["job_id"] for i in range(6)]
+    done = subprocess.run([sys.executable, "-m", "gamma_detect.cli", "worker", "--burst"], timeout=120,
+                          env=_worker_env(backend, GAMMA_WORKERS="2"), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert all(backend.wait(i, 1).get_json()["status"] == "finished" for i in ids)
+
+
+def test_workers_stop_when_their_supervisor_is_killed_outright(backend):
+    parent = subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=_worker_env(backend, GAMMA_WORKERS="2"))
+    try:
+        spawned = eventually(lambda: workers(parent.pid) if len(workers(parent.pid)) == 2 else None, 60,
+                             what="two worker processes")
+        parent.kill()   # no chance to stop them: they notice the parent is gone and stop warm
+        parent.wait(10)
+        eventually(lambda: not any(alive(pid) for pid in spawned), 30, what="the orphaned workers to stop")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
