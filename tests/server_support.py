@@ -48,6 +48,39 @@ def eventually(check, timeout: float = 10.0, interval: float = 0.05, what: str =
         time.sleep(interval)
 
 
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def worker_processes(pid: int) -> set[int]:
+    """The worker processes a `gamma worker` / `gamma serve` process spawned (multiprocessing also starts a
+    resource tracker, which is no worker)."""
+    found = set()
+    for child in children(pid):
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
+        except OSError:   # ended meanwhile
+            pass
+    return found
+
+
 def redis_url() -> str:
     """127.0.0.1:6379 when it answers, else an embedded Redis; GAMMA_TEST_REDIS=embedded|<url> forces one."""
     global _URL

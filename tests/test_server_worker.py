@@ -118,7 +118,7 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
            "RQ_KEY_PREFIX": server_support.PREFIX + ":rq", "GAMMA_DETECTOR": server_support.STUB,
            "GAMMA_STUB_DELAY_MS": "20000", "GAMMA_HEARTBEAT": "1", "GAMMA_HEARTBEAT_GRACE": "2",
            "GAMMA_BATCH_SIZE": "8", "GAMMA_BATCH_WAIT_MS": "300", "GAMMA_FETCH_TEST_ALLOW": image_server.allow,
-           "GAMMA_LOG_LEVEL": "WARNING"}
+           "GAMMA_LOG_LEVEL": "WARNING", "GAMMA_WORKERS": "1"}
     worker = None
     try:
         b.publish_model()
@@ -135,8 +135,12 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
             time.sleep(0.2)
         else:
             raise AssertionError("the worker did not start the batch")
+        # The worker process itself dies, and its supervisor with it (else it would start another at once).
+        spawned = server_support.worker_processes(worker.pid)
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
+        for pid in spawned:
+            os.kill(pid, signal.SIGKILL)
         # Once heartbeat (1 s) + grace (2 s) have passed, looking at a job reaps it.
         server_support.eventually(lambda: all(b.client.get(f"/jobs/{j}").get_json()["status"] != "started"
                                               for j in everything), timeout=15, what="reaping the lost batch")
