@@ -30,9 +30,9 @@ def _connection(settings: Settings):
 # --------------------------------------------------------------------------- serve
 def serve_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gamma serve", description=(
-        "Run the HTTP API. Without REDIS_URL: an embedded Redis (append-only, in GAMMA_DATA_DIR) and an "
-        "in-process worker, i.e. the whole backend in one command. With REDIS_URL: gunicorn serving the API "
-        "only; run `gamma worker` processes beside it."))
+        "Run the HTTP API. Without REDIS_URL: an embedded Redis (append-only, in GAMMA_DATA_DIR) and its worker "
+        "processes (GAMMA_WORKERS), i.e. the whole backend in one command. With REDIS_URL: gunicorn serving the "
+        "API only; run `gamma worker` beside it."))
     parser.add_argument("--host", default=os.environ.get("GAMMA_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GAMMA_PORT", "8000")))
     args = parser.parse_args(argv)

@@ -49,7 +49,7 @@ class Settings:
     heartbeat: int = field(default=5, metadata={"help": "worker heartbeat interval, seconds"})
     heartbeat_grace: int = field(default=15, metadata={"help": "seconds past a missed heartbeat before a job counts as abandoned"})
     # --- Redis and storage
-    redis_url: str = field(default="", metadata={"env": "REDIS_URL", "help": "Redis to use; empty: `gamma serve` starts an embedded Redis with an in-process worker"})
+    redis_url: str = field(default="", metadata={"env": "REDIS_URL", "help": "Redis to use; empty: `gamma serve` starts an embedded Redis and its worker processes"})
     redis_prefix: str = field(default="gamma", metadata={"help": "prefix of every Redis key (RQ's too)"})
     data_dir: str = field(default_factory=_default_data_dir, metadata={"help": "embedded Redis data (append-only file); default `$XDG_DATA_HOME/gamma-detect`"})
     cache_ttl: int = field(default=86400, metadata={"help": "seconds a result and its heatmap are cached (by image sha256 and model digest)"})
