@@ -64,10 +64,10 @@ def serve_embedded(settings: Settings, host: str, port: int, ready: threading.Ev
     from werkzeug.serving import make_server
 
     from .app import create_app
-    from .processes import WorkerProcesses, for_workers, worker_count
+    from .processes import WorkerProcesses, worker_count
     from .redisconn import ensure_url
 
-    settings = for_workers(ensure_url(settings))
+    settings = ensure_url(settings)
     if not _model_loads(settings, "gamma serve"):
         return 2
     app = create_app(settings)
@@ -79,7 +79,7 @@ def serve_embedded(settings: Settings, host: str, port: int, ready: threading.Ev
     if ready is not None:
         ready.set()
     try:
-        WorkerProcesses(settings, worker_count(settings)).run()
+        WorkerProcesses(settings).run()
     finally:
         server.shutdown()
     return 0
@@ -119,12 +119,11 @@ def worker_main(argv: list[str]) -> int:
     if settings.embedded:
         print("gamma worker: set REDIS_URL (`gamma serve` without REDIS_URL runs its own worker)", file=sys.stderr)
         return 2
-    from .processes import WorkerProcesses, for_workers, worker_count
+    from .processes import WorkerProcesses
 
-    settings = for_workers(settings)
     if not _model_loads(settings, "gamma worker"):
         return 2
-    WorkerProcesses(settings, worker_count(settings), burst=args.burst, name=args.name).run()
+    WorkerProcesses(settings, burst=args.burst, name=args.name).run()
     return 0
 
 

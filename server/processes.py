@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 
 from .config import Settings, configure_logging
 
@@ -65,27 +66,20 @@ def _child(settings: Settings, burst: bool, name: str | None, parent: int) -> No
 def _exit_with_parent(parent: int) -> None:
     """A parent killed outright cannot stop us (and took an embedded Redis with it): stop warm on our own."""
     while os.getppid() == parent:
-        threading.Event().wait(2.0)
+        time.sleep(2.0)
     log.warning("the parent process %d is gone; stopping", parent)
     os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkerProcesses:
-    """``count`` spawned worker processes, restarted when one dies, stopped (warm: the batch in hand finishes)
-    by :meth:`stop`."""
+    """The ``Settings.workers`` worker processes (each with :func:`for_workers`' settings), restarted when one
+    dies, stopped warm (the batch in hand finishes) by :meth:`stop`."""
 
-    def __init__(self, settings: Settings, count: int, *, burst: bool = False, name: str | None = None):
-        self.settings, self.count, self.burst, self.name = settings, count, burst, name
+    def __init__(self, settings: Settings, *, burst: bool = False, name: str | None = None):
+        self.settings, self.count, self.burst, self.name = for_workers(settings), worker_count(settings), burst, name
         self._spawn = multiprocessing.get_context("spawn")   # no fork: the parent holds threads and sockets
-        self._processes: list = [None] * count
+        self._processes: list = [None] * self.count
         self._stopping = threading.Event()
-        self._supervisor = threading.Thread(target=self._supervise, name="gamma-worker-processes", daemon=True)
-
-    def start(self) -> "WorkerProcesses":
-        for i in range(self.count):
-            self._start(i)
-        self._supervisor.start()
-        return self
 
     def _start(self, i: int) -> None:
         name = f"{self.name}-p{i + 1}" if self.name else None
@@ -104,17 +98,15 @@ class WorkerProcesses:
                 log.warning("worker process %s exited with %s; starting it again", process.name, process.exitcode)
                 self._start(i)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._processes if p is not None and p.exitcode is None]
-
     def run(self) -> None:
         """Start them and supervise until SIGINT or SIGTERM (or, burst workers, until the queue is empty); then stop
         them warm."""
         stop = threading.Event()
         saved = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.start()
+            for i in range(self.count):
+                self._start(i)
+            threading.Thread(target=self._supervise, name="gamma-worker-processes", daemon=True).start()
             while not stop.wait(0.5):
                 if self.burst and all(p.exitcode == 0 for p in self._processes):
                     break
