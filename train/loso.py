@@ -132,6 +132,8 @@ class FeatureSet:
     augmented: list[np.ndarray] = field(default_factory=list)  # one (records, D) matrix per augment variant
     geometry: CropPolicy | None = None  # the one-stage policy the rows were cut with (grid crops, then global)
     sizes: list[tuple[int, int]] = field(default_factory=list)  # each clean image's (height, width)
+    # rows() per (policy, record): the nested protocol scores every record under a policy hundreds of times
+    _rows: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def clean(self) -> np.ndarray:
@@ -142,6 +144,11 @@ class FeatureSet:
         last. Raises when the policy cuts a crop the cache does not hold (another working size or a finer grid)."""
         if policy is None or self.geometry is None or policy.max_grid == self.geometry.max_grid:
             return np.arange(len(self.views[i]))
+        if (policy, i) not in self._rows:
+            self._rows[policy, i] = self._subset(i, policy)
+        return self._rows[policy, i]
+
+    def _subset(self, i: int, policy: CropPolicy) -> np.ndarray:
         cached = self.geometry.plan(*self.sizes[i]).boxes
         wanted = policy.plan(*self.sizes[i]).boxes
         if len(cached) + 1 != len(self.views[i]) or any(b not in cached for b in wanted):
