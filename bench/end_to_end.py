@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gamma_detect.export.bench import PIPELINE_BATCH, bench_files, cpu_model, simd_flags, time_pipeline
 from gamma_detect.runtime.detector import default_model_path, load_detector
+from gamma_detect.server.processes import usable_cores
 
 
 def _lane(conn, model: str, variant: str, threads: int, reduced: bool, files: list[bytes]) -> None:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=48, help="starter image files scored by every configuration")
     parser.add_argument("--folder", type=Path, default=None, help="image folder (default: work/starter/images)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--cores", type=int, default=usable_cores())
     parser.add_argument("--out", type=Path, default=Path("bench/end-to-end.json"))
     args = parser.parse_args(argv)
     new, cores = args.model or default_model_path(), args.cores
