@@ -26,8 +26,11 @@ SOURCE_CLASSES = ("authentic", "generated", "inpainted", "copy_moved", "spliced"
 
 @dataclass(frozen=True)
 class ErrorCode:
-    status: int    # the HTTP status the API answers with
+    status: int    # the HTTP status the API answers with (a job-only code: the status it stands for)
     message: str   # the default message (a request-specific one may replace it)
+    # Only ever a failed job's `error` (GET /jobs/<id> answers 200 with it), never an HTTP answer: the OpenAPI
+    # document lists no response for it, so a 5xx of that status from the API is a bug.
+    job_only: bool = False
 
 
 # Every error the API reports, as the flat JSON object {"code": ..., "message": ...}. Codes are never renamed.
@@ -45,8 +48,8 @@ ERRORS: dict[str, ErrorCode] = {
     "url_not_allowed": ErrorCode(422, "the URL is not allowed"),
     "fetch_failed": ErrorCode(502, "the image could not be fetched"),
     "rate_limited": ErrorCode(429, "too many requests"),
-    "worker_lost": ErrorCode(500, "the worker running the job stopped before finishing it"),
-    "job_timeout": ErrorCode(504, "the job ran past its time limit"),
+    "worker_lost": ErrorCode(500, "the worker running the job stopped before finishing it", job_only=True),
+    "job_timeout": ErrorCode(504, "the job ran past its time limit", job_only=True),
     "internal_error": ErrorCode(500, "internal error"),
     "service_unavailable": ErrorCode(503, "the service is temporarily unavailable"),
 }
@@ -56,9 +59,10 @@ ERRORS: dict[str, ErrorCode] = {
 LIMITS: dict[str, int] = {
     "upload_bytes": 20 * 1024 * 1024,      # largest uploaded or fetched image
     "image_pixels": 50_000_000,            # largest decoded image (decompression-bomb limit)
-    "scan_images": 200,                    # most image URLs in one /v1/scan page
+    "scan_images": 200,                    # most images in one /v1/scan page or /v1/scan/bytes request
     "feedback_note_chars": 2000,           # longest feedback note
     "feedback_result_bytes": 64 * 1024,    # largest result object echoed back in feedback (compact JSON)
+    "longpoll_seconds": 30,                # most seconds `GET /jobs/<id>?wait=N` waits
 }
 
 # Views per session run: the batch the runtimes chunk an image's views into, the TensorRT profile's largest batch,
@@ -93,8 +97,32 @@ VERDICT_REASONS = ("pixels", "capture_claim") + tuple(f"{source}:{reason}" for s
 # A job's status as the API reports it; JOB_ENDED: the final ones (a long poll returns, a client stops polling).
 # And the labels feedback accepts.
 JOB_STATUSES = ("queued", "started", "finished", "failed", "canceled")
+JOB_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"   # what a job id may be (RQ's own rule, bounded); anything else: 404
 JOB_ENDED = ("finished", "failed", "canceled")
 FEEDBACK_LABELS = ("ai", "real")
+
+# Crawl scans (`gamma scan` on WARC files): an image entry's `status`. scored: its archived bytes were scored;
+# fetched: not archived, fetched at scan time (--fetch-missing) and scored; not_archived: the page references it, the
+# archive lacks it; archived_error: archived with a non-2xx HTTP status (`http_status`); failed: archived (or
+# fetched) but not scored (`error`).
+CRAWL_STATUSES = ("scored", "fetched", "not_archived", "archived_error", "failed")
+# Errors that come from the archive rather than the image (an entry's or a page's `error.code`, beside ERRORS' codes).
+CRAWL_ERRORS: dict[str, str] = {
+    "warc_unreadable": "the WARC record could not be read (truncated, corrupt, or its declared length is wrong)",
+    "html_too_large": "the HTML page is larger than the scan's HTML byte limit",
+    "revisit_unresolved": "a revisit record whose original payload is not in the crawl",
+    "too_many_redirects": "the archived redirect chain is too long or loops",
+    "bad_data_url": "the data: URL could not be decoded",
+}
+# One image of a crawled page, the JSONL entry's fields in order; the Parquet file has one row per (page, image):
+# the page fields, these, then `result_<field>` per RESULT_FIELDS (nested values as JSON text).
+CRAWL_PAGE_FIELDS = ("page_url", "crawl_date", "page_warc_file", "page_offset", "page_record_id")
+CRAWL_IMAGE_FIELDS = ("url", "sha256", "status", "http_status", "warc_file", "offset", "record_id", "warc_date",
+                      "error_code", "error_message")
+# The batch endpoint for archived bytes: multipart/form-data, one `image` part per image (its file name is the
+# caller's label, returned as the entry's `url`), at most LIMITS["scan_images"] parts and the upload byte limit
+# in all; answered like /v1/scan with one scan job.
+SCAN_BYTES_ENDPOINT = "/v1/scan/bytes"
 
 
 def exported() -> dict:
@@ -147,7 +175,10 @@ def markdown() -> str:
         return ", ".join(f"`{v}`" for v in values)
 
     rows = ["| error code | HTTP status | default message |", "| --- | --- | --- |"]
-    rows += [f"| `{code}` | {e.status} | {e.message.replace('<', '&lt;')} |" for code, e in ERRORS.items()]
+    def status(e: ErrorCode) -> str:
+        return f"none: a failed job's `error` ({e.status})" if e.job_only else str(e.status)
+
+    rows += [f"| `{code}` | {status(e)} | {e.message.replace('<', '&lt;')} |" for code, e in ERRORS.items()]
     rows += ["", "| contract name | values |", "| --- | --- |",
              f"| verdicts (`verdict`, band order) | {names(VERDICTS)} |",
              f"| result fields, `gamma predict --json` | {names(PREDICT_FIELDS)} |",

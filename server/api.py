@@ -195,11 +195,13 @@ def openapi():
 @jobs_bp.get("/<job_id>")
 def get_job(job_id: str):
     svc = service()
-    raw = request.args.get("wait", "0")
+    limit = svc.settings.longpoll_max
     try:
-        wait = min(max(float(raw), 0.0), float(svc.settings.longpoll_max))
-    except ValueError as exc:
-        raise ApiError("bad_request", "`wait` must be a number of seconds") from exc
+        wait = float(request.args.get("wait", "0"))
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= limit:   # also NaN: a wait out of range is the client's mistake, not silently clamped
+        raise ApiError("bad_request", f"`wait` must be a number of seconds from 0 to {limit}")
     job = svc.fetch_job(job_id)
     deadline = time.monotonic() + wait
     while True:

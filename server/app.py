@@ -90,7 +90,11 @@ def create_app(settings: Settings | None = None, *, connection=None) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         code = _STATUS_CODES.get(error.code or 500, "bad_request" if (error.code or 500) < 500 else "internal_error")
-        return _api_error(ApiError(code, error.description if code == "bad_request" else None, status=error.code))
+        response = _api_error(ApiError(code, error.description if code == "bad_request" else None, status=error.code))
+        for name, value in error.get_headers():   # e.g. a 405's Allow (RFC 9110), which the JSON body must keep
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)

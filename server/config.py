@@ -60,7 +60,7 @@ class Settings:
     max_scan_images: int = field(default=LIMITS["scan_images"], metadata={"help": "most image URLs in one /v1/scan page"})
     fetch_timeout: float = field(default=10.0, metadata={"help": "seconds for fetching one image URL (connect, read, whole body)"})
     fetch_test_allow: str = field(default="", metadata={"help": "TESTS ONLY: comma-separated `ip:port` a fetch may reach although not global; keep empty"})
-    longpoll_max: int = field(default=30, metadata={"help": "most seconds `GET /jobs/<id>?wait=N` waits"})
+    longpoll_max: int = field(default=LIMITS["longpoll_seconds"], metadata={"help": "most seconds `GET /jobs/<id>?wait=N` waits"})
     rate_limit: float = field(default=20.0, metadata={"help": "requests per second per API key (or per client address without keys); 0: no limit"})
     rate_burst: int = field(default=200, metadata={"help": "burst allowance of the rate limit, requests"})
     # --- access

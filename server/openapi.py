@@ -6,8 +6,8 @@ Names and limits come from the contract (``gamma_detect.contract``), so the docu
 from __future__ import annotations
 
 from gamma_detect.contract import (ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
-                                   EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_STATUSES, LIMITS, PREDICT_FIELDS,
-                                   RESULT_FIELDS, UNCERTAIN_REASONS, VERDICT_REASONS, VERDICTS)
+                                   EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_ID_PATTERN, JOB_STATUSES, LIMITS,
+                                   PREDICT_FIELDS, RESULT_FIELDS, UNCERTAIN_REASONS, VERDICT_REASONS, VERDICTS)
 
 
 def _ref(name: str) -> dict:
@@ -157,7 +157,7 @@ SCHEMAS = {
 
 
 def document() -> dict:
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": JOB_ID_PATTERN}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "gamma-detect", "version": "1",
@@ -198,8 +198,10 @@ def document() -> dict:
             "/jobs/{job_id}": {
                 "get": {"summary": "a job's status and result",
                         "parameters": [job_id, {"name": "wait", "in": "query", "required": False,
-                                                "schema": {"type": "number", "minimum": 0, "maximum": 30},
-                                                "description": "long-poll: wait up to this many seconds for the job to end"}],
+                                                "schema": {"type": "number", "minimum": 0,
+                                                           "maximum": LIMITS["longpoll_seconds"]},
+                                                "description": "long-poll: wait up to this many seconds for the job "
+                                                               "to end (the server's default limit; outside it: 400)"}],
                         "responses": {"200": _json(_ref("Job"), "the job"),
                                       **_errors("bad_request", "unauthorized", "not_found")}},
                 "delete": {"summary": "cancel a job that has not ended", "parameters": [job_id],

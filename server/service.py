@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from rq.job import Dependency, Job, JobStatus, Retry
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from gamma_detect.contract import JOB_ENDED
+from gamma_detect.contract import JOB_ENDED, JOB_ID_PATTERN
 
 from . import jobs
 from .cache import Cache, Lookup, url_hash, with_request
@@ -26,6 +27,7 @@ from .redisconn import connect
 # earlier attempt's Result is already stored (RQ blocks only until a job's first Result, in whole seconds).
 POLL_INTERVAL_S = 0.25
 ACTIVE_RQ = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+_JOB_ID = re.compile(JOB_ID_PATTERN)   # fullmatch: "$" alone would let a trailing newline through
 
 
 @dataclass
@@ -49,8 +51,8 @@ class Service:
 
     # ------------------------------------------------------------------ jobs
     def fetch_job(self, job_id: str) -> Job:
-        if not job_id or len(job_id) > 64 or not all(c.isalnum() or c in "-_" for c in job_id):
-            raise ApiError("not_found", "no such job")
+        if not _JOB_ID.fullmatch(job_id):   # ASCII only: RQ raises on anything else (str.isalnum takes "é")
+            raise ApiError("not_found", "no such job (a job id is 1 to 64 of A-Z, a-z, 0-9, - and _)")
         try:
             return Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
         except NoSuchJobError as exc:

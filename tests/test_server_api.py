@@ -163,11 +163,53 @@ def test_long_poll_capped():
         b.publish_model()
         job = b.upload(image_bytes(seed=6)).get_json()["job_id"]
         start = time.monotonic()
-        assert b.client.get(f"/jobs/{job}?wait=100").get_json()["status"] == "queued"
+        assert b.client.get(f"/jobs/{job}?wait=1").get_json()["status"] == "queued"
         assert time.monotonic() - start < 3
+        over = b.client.get(f"/jobs/{job}?wait=100")   # beyond this server's limit: said, not silently cut
+        assert over.status_code == 400 and "from 0 to 1" in check(over, "/jobs/{job_id}")["message"]
     finally:
         b.stop()
         server_support.delete_keys()
+
+
+def test_wait_outside_its_documented_range_is_a_400(backend):
+    backend.publish_model()
+    job = backend.upload(image_bytes(seed=16)).get_json()["job_id"]
+    schema = DOC["paths"]["/jobs/{job_id}"]["get"]["parameters"][1]["schema"]
+    assert (schema["minimum"], schema["maximum"]) == (0, backend.settings.longpoll_max) == (0, 30)
+    for wait in ("-1", "-0.01", "30.5", "31", "1e9", "nan", "inf", "-inf", "", "soon"):
+        response = backend.client.get(f"/jobs/{job}", query_string={"wait": wait})
+        assert response.status_code == 400, wait
+        assert check(response, "/jobs/{job_id}")["code"] == "bad_request" and "from 0 to 30" in response.get_json()["message"]
+    for wait in ("0", "0.0", "0.05"):   # the edges and inside it: answered
+        assert backend.client.get(f"/jobs/{job}", query_string={"wait": wait}).get_json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("job_id", ["é", "jöb", "日本", "a" * 65, "a b", "a.b", "a:b", "a\nb", "a\n", "%00", "\u00a0"])
+def test_a_malformed_job_id_is_a_404_never_a_500(backend, job_id):
+    import urllib.parse
+
+    path = "/jobs/" + urllib.parse.quote(job_id, safe="")
+    for method in ("get", "delete"):
+        response = getattr(backend.client, method)(path)
+        assert response.status_code == 404, (method, job_id, response.get_data(as_text=True))
+        assert check(response, "/jobs/{job_id}", method)["code"] == "not_found"
+    import re
+
+    # The document says so too (fullmatch: ECMA's "$", unlike Python's, never matches before a final newline).
+    assert not re.fullmatch(DOC["paths"]["/jobs/{job_id}"]["get"]["parameters"][0]["schema"]["pattern"], job_id)
+    assert backend.client.get("/jobs/" + "a" * 64).status_code == 404   # the longest valid id: only unknown
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("get", "/v1/analyze", {"POST", "OPTIONS"}), ("put", "/v1/scan", {"POST", "OPTIONS"}),
+    ("patch", "/jobs/abc", {"GET", "HEAD", "DELETE", "OPTIONS"}), ("post", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+    ("delete", "/v1/openapi.json", {"GET", "HEAD", "OPTIONS"}), ("post", "/metrics", {"GET", "HEAD", "OPTIONS"})])
+def test_every_405_says_allow_and_is_a_json_error(backend, method, path, allowed):
+    response = getattr(backend.client, method)(path)
+    assert response.status_code == 405 and response.is_json
+    assert response.get_json()["code"] == "method_not_allowed"
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
 
 
 def test_cancel(backend):

@@ -42,6 +42,7 @@
     "scan_images": 200,
     "feedback_note_chars": 2000,
     "feedback_result_bytes": 65536,
+    "longpoll_seconds": 30,
   });
   const RESULT_FIELDS = deepFreeze(["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence", "model", "image", "heatmap_url", "timings", "cached"]);
   const JOB_STATUSES = deepFreeze(["queued", "started", "finished", "failed", "canceled"]);
