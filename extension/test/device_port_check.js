@@ -1,0 +1,62 @@
+/*
+ * The on-device port against what Python computed (tests/device_fixtures.py): run by
+ * tests/test_extension_device_port.py as `node extension/test/device_port_check.js FIXTURES.json`;
+ * prints one JSON report (per case: how many values differ and by how much).
+ */
+"use strict";
+const fs = require("fs");
+const { resize, image } = require("../lib/device/resize.js");
+const policyLib = require("../lib/device/policy.js");
+
+function decode(b64, dtype) {
+  const buf = Buffer.from(b64, "base64");
+  const copy = new Uint8Array(buf.length);
+  copy.set(buf);
+  return dtype === "uint8" ? copy : new Float32Array(copy.buffer);
+}
+
+function compare(got, want) {
+  let differ = 0;
+  let max = 0;
+  if (got.length !== want.length) return { differ: -1, max: Infinity, length: [got.length, want.length] };
+  for (let i = 0; i < want.length; i += 1) {
+    const d = Math.abs(got[i] - want[i]);
+    if (d > 0) differ += 1;
+    if (d > max) max = d;
+  }
+  return { differ, max, values: want.length };
+}
+
+const fixtures = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const report = { resize: [], plans: [], stitch: [] };
+for (const c of fixtures.resize) {
+  const src = image(decode(c.src, c.dtype), c.width, c.height, c.channels);
+  const out = resize(src, c.to[0], c.to[1]);
+  report.resize.push(Object.assign({ mode: c.mode, dtype: c.dtype, case: `${c.dtype} ${c.width}x${c.height}x${c.channels} -> ${c.to[0]}x${c.to[1]}` }, compare(out.data, decode(c.out, c.dtype))));
+}
+const policy = policyLib.fromManifest(fixtures.policy);
+for (const c of fixtures.plans) {
+  const p = policyLib.plan(policy, c.height, c.width);
+  const same = JSON.stringify([p.boxes, p.globalBox, p.first, p.working]) === JSON.stringify([c.boxes, c.global_box, c.first, c.working]);
+  report.plans.push({ case: `${c.width}x${c.height}`, same, got: same ? undefined : [p.boxes, p.globalBox, p.first, p.working] });
+}
+for (const c of fixtures.stitch) {
+  const p = policyLib.plan(policy, c.height, c.width);
+  const masks = decode(c.masks, "float32");
+  const sources = decode(c.sources, "float32");
+  const cell = 28 * 28;
+  const maskViews = [];
+  const sourceViews = [];
+  for (let v = 0; v < c.views; v += 1) {
+    maskViews.push(masks.slice(v * cell, (v + 1) * cell));
+    sourceViews.push(sources.slice(v * cell * 5, (v + 1) * cell * 5));
+  }
+  const mask = policyLib.stitch(policy, maskViews, 28, 1, p, fixtures.mask_side);
+  const shares = policyLib.stitch(policy, sourceViews, 28, 5, p, fixtures.share_side);
+  report.stitch.push({
+    case: `${c.width}x${c.height} ${c.views} views`,
+    mask: Object.assign({ shape: [mask.height, mask.width], want: c.mask_shape }, compare(mask.data, decode(c.mask, "float32"))),
+    shares: Object.assign({ shape: [shares.height, shares.width], want: c.shares_shape.slice(0, 2) }, compare(shares.data, decode(c.shares, "float32"))),
+  });
+}
+process.stdout.write(JSON.stringify(report, null, 1) + "\n");

@@ -1,0 +1,68 @@
+"""What the Python side computes, for the checks of the extension's on-device port (test_extension_device_port.py
+writes them to a temporary file and runs extension/test/device_port_check.js over it):
+
+resize: gamma_detect.crops.resize (OpenCV) on random uint8 images and float32 maps, shrinking and
+enlarging, integer and non-integer factors; plans: CropPolicy.plan of the shipped manifest for many
+sizes; stitch: CropPolicy.stitch of random view maps for a few plans at the mask and share sides.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gamma_detect.crops import CropPolicy, resize
+from gamma_detect.runtime.detector import MASK_SIDE, SHARE_SIDE
+from gamma_detect.runtime.manifest import Manifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode()
+
+
+def write_fixtures(path: Path) -> None:
+    rng = np.random.default_rng(23)
+    resizes = []
+    cases = [((61, 47), (224, 224)), ((97, 131), (64, 88)), ((448, 336), (224, 168)),
+             ((450, 300), (150, 100)), ((350, 250), (224, 160)), ((500, 376), (336, 252)), ((240, 230), (224, 224)), ((300, 300), (224, 224)), ((2000, 1500), (1000, 750)),
+             ((150, 90), (224, 134))]
+    for (w, h), (dw, dh) in cases:
+        for channels in (3,):
+            src = rng.integers(0, 256, (h, w, channels), np.uint8)
+            # smooth content too: real photos are not noise, and rounding ties show up on flat areas
+            src[: h // 2] = (np.linspace(0, 255, w)[None, :, None] * np.ones((h // 2, 1, channels))).astype(np.uint8)
+            resizes.append({"width": w, "height": h, "channels": channels, "dtype": "uint8", "to": [dw, dh],
+                            "mode": "area" if dw * dh < w * h else "linear",
+                            "src": b64(src), "out": b64(resize(src, dw, dh))})
+    for (m, side, channels) in ((28, 114, 1), (28, 224, 1), (28, 14, 4), (28, 20, 1), (28, 28, 4), (28, 57, 4)):
+        src = rng.random((m, m, channels), np.float32)
+        out = resize(src, side, side).reshape(side, side, channels)
+        resizes.append({"width": m, "height": m, "channels": channels, "dtype": "float32", "to": [side, side],
+                        "mode": "area" if side < m else "linear",
+                        "src": b64(src), "out": b64(out)})
+    manifest = Manifest.read(REPO / "models" / "default")
+    policy = manifest.policy
+    plans = []
+    for w, h in ((64, 64), (100, 80), (224, 224), (300, 200), (256, 256), (640, 480), (672, 1008), (1024, 768),
+                 (1500, 1000), (2000, 1500), (4000, 3000), (4032, 3024), (1080, 1920), (5000, 400), (100, 3000)):
+        plan = policy.plan(h, w)
+        plans.append({"width": w, "height": h, "boxes": plan.boxes, "global_box": list(plan.global_box),
+                      "first": plan.first, "working": list(plan.working), "scale": plan.scale})
+    stitches = []
+    for w, h in ((300, 200), (640, 480), (2000, 1500), (100, 80)):
+        plan = policy.plan(h, w)
+        masks = rng.random((plan.views, 28, 28), np.float32)
+        sources = rng.random((plan.views, 28, 28, 5), np.float32)
+        for views in sorted({plan.first_views, plan.views}):
+            mask = policy.stitch(masks[:views], plan, max_side=MASK_SIDE)
+            shares = policy.stitch(sources[:views], plan, max_side=SHARE_SIDE)
+            stitches.append({"width": w, "height": h, "views": views, "masks": b64(masks[:views]),
+                             "sources": b64(sources[:views]), "mask": b64(mask), "mask_shape": list(mask.shape),
+                             "shares": b64(shares), "shares_shape": list(shares.shape)})
+    path.write_text(json.dumps({"policy": manifest.raw["crop_policy"], "mask_side": MASK_SIDE, "share_side": SHARE_SIDE,
+                               "resize": resizes, "plans": plans, "stitch": stitches}))

@@ -1,0 +1,65 @@
+"""The extension's on-device port of the crop policy (extension/lib/device/): OpenCV's resize as
+crops.resize calls it, the crop plans and the map stitching, against the Python side on the same
+inputs (tests/device_fixtures.py writes them; Node runs the port over them)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from device_fixtures import write_fixtures  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (apt-get install -y nodejs): the extension's port runs in Node here")
+    path = tmp_path_factory.mktemp("device-port") / "fixtures.json"
+    write_fixtures(path)
+    done = subprocess.run([node, str(REPO / "extension" / "test" / "device_port_check.js"), str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_device_area_resize_is_bit_exact(report):
+    area = [c for c in report["resize"] if c["mode"] == "area" and c["dtype"] == "uint8"]
+    assert len(area) >= 7
+    for case in area:
+        assert case["differ"] == 0, case
+
+
+def test_device_linear_resize_within_one_level(report):
+    # Enlarging (images with a short side under the input size): OpenCV's SIMD lanes round a few pixels
+    # differently from its own scalar formula; the port is within one level there.
+    for case in report["resize"]:
+        if case["mode"] == "linear" and case["dtype"] == "uint8":
+            assert case["max"] <= 1 and case["differ"] / case["values"] < 0.005, case
+
+
+def test_device_map_resize_matches_float32(report):
+    for case in report["resize"]:
+        if case["dtype"] == "float32":
+            assert case["max"] < 1e-5, case
+
+
+def test_device_crop_plans_match(report):
+    assert len(report["plans"]) >= 10
+    assert all(case["same"] for case in report["plans"]), [c for c in report["plans"] if not c["same"]]
+
+
+def test_device_stitched_maps_match(report):
+    assert len(report["stitch"]) >= 6
+    for case in report["stitch"]:
+        for part in ("mask", "shares"):
+            assert case[part]["shape"] == case[part]["want"], case
+            assert case[part]["max"] < 1e-5, case
