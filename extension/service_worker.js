@@ -29,7 +29,7 @@ const TYPES = G.messages.TYPES;
 
 export const MENU_ID = "gamma-check-image";
 // Settings a result depends on: changing one empties the result cache.
-const RESULT_SETTINGS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl"];
+const RESULT_SETTINGS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl", "mode"];
 
 // ------------------------------------------------------------------ settings
 
@@ -90,6 +90,92 @@ export const client = G.api.createClient({
   onEvent: forwardProgress,
 });
 
+// ------------------------------------------------------------------ on device
+
+// The runtime lives in an offscreen document (offscreen/runtime.js): a service worker can't start the
+// worker threads ONNX Runtime Web uses, and is stopped when idle, which would drop the loaded model.
+const OFFSCREEN_URL = "offscreen/offscreen.html";
+// On-device errors after which "auto" asks the server instead.
+const DEVICE_FALLBACK = new Set(["device_unavailable", "device_unsupported"]);
+let offscreenCreating = null;
+
+async function ensureOffscreen() {
+  const open = await chrome.runtime.getContexts({ contextTypes: ["OFFSCREEN_DOCUMENT"] });
+  if (open.length) return;
+  if (!offscreenCreating) {
+    offscreenCreating = chrome.offscreen
+      .createDocument({ url: OFFSCREEN_URL, reasons: ["WORKERS"], justification: "Runs the detector with ONNX Runtime Web's worker threads and keeps the model loaded" })
+      .finally(() => (offscreenCreating = null));
+  }
+  await offscreenCreating;
+}
+
+let bundlePromise = null;
+/** The bundled model (vendor/model/bundle.json, written by `npm run build`), or a device_unavailable error. */
+function deviceBundle() {
+  if (!bundlePromise) {
+    bundlePromise = fetch(chrome.runtime.getURL("vendor/model/bundle.json"))
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status))))
+      .catch(() => {
+        bundlePromise = null;
+        throw new G.errors.GammaError("device_unavailable", "This copy of the extension has no on-device runtime: run `npm run build` in extension/");
+      });
+  }
+  return bundlePromise;
+}
+
+/** One request to the on-device runtime; its errors come back as GammaErrors with the server's codes. */
+export async function toDevice(type, extra) {
+  await deviceBundle();
+  await ensureOffscreen();
+  const answer = await chrome.runtime.sendMessage(Object.assign({ target: "offscreen", type }, extra || {}));
+  if (!answer) throw new G.errors.GammaError("device_unavailable", "The on-device runtime did not answer");
+  if (!answer.ok) throw new G.errors.GammaError(answer.error.code, answer.error.message);
+  return answer.value;
+}
+
+/** Close the runtime (tests and benchmarks: the next check loads the model again). */
+export async function closeDevice() {
+  const open = await chrome.runtime.getContexts({ contextTypes: ["OFFSCREEN_DOCUMENT"] });
+  if (open.length) await chrome.offscreen.closeDocument();
+}
+
+// Checks on device: two at a time (one decodes while the other runs the model), one per image, results cached
+// per image URL and model digest like the server's.
+const deviceLimiter = G.queue.createLimiter(2);
+const deviceDedup = G.queue.createDedup();
+
+async function analyzeOnDevice(key, force) {
+  const bundle = await deviceBundle();
+  const cacheKey = "device|" + bundle.sha256 + "\n" + key;
+  if (!force) {
+    const hit = await cache.get(cacheKey);
+    if (hit && hit.result) return { key, result: hit.result, fromCache: true };
+  }
+  return deviceDedup.run(cacheKey, () =>
+    deviceLimiter.run(async () => {
+      const result = await toDevice("gamma:device:analyze", { src: key });
+      await cache.set(cacheKey, { result });
+      return { key, result, fromCache: false };
+    }),
+  );
+}
+
+/** Check one image where the settings say: the server, this device, or this device with the server as fallback. */
+async function analyzeWhere(message) {
+  const settings = await getSettings();
+  const viaServer = () => client.analyze({ src: message.src, pageUrl: message.pageUrl, force: message.force });
+  if (settings.mode === "server") return viaServer();
+  const key = G.urls.imageKey(message.src, message.pageUrl);
+  if (!key) throw new G.errors.GammaError("image_fetch_failed", "This kind of image address can't be fetched");
+  try {
+    return await analyzeOnDevice(key, message.force);
+  } catch (err) {
+    if (settings.mode === "auto" && DEVICE_FALLBACK.has(err && err.code)) return viaServer();
+    throw err;
+  }
+}
+
 async function analyzeFor(sender, message) {
   const key = G.urls.imageKey(message.src, message.pageUrl);
   const target = sender && sender.tab ? sender.tab.id + ":" + (sender.frameId || 0) : null;
@@ -98,7 +184,7 @@ async function analyzeFor(sender, message) {
     requesters.get(key).add(target);
   }
   try {
-    const answer = await client.analyze({ src: message.src, pageUrl: message.pageUrl, force: message.force });
+    const answer = await analyzeWhere(message);
     return { ok: true, key: answer.key, result: answer.result, fromCache: answer.fromCache };
   } catch (err) {
     return { ok: false, key, error: G.errors.toPlain(err) };
@@ -187,6 +273,8 @@ const handlers = {
 
   [TYPES.heatmap]: async (message) => {
     try {
+      const onDevice = typeof message.path === "string" && message.path.startsWith("device:");
+      if (onDevice) return Object.assign({ ok: true }, await toDevice("gamma:device:heatmap", { id: message.path.slice(7) }));
       return Object.assign({ ok: true }, await client.heatmap(message.path));
     } catch (err) {
       return { ok: false, error: G.errors.toPlain(err) };
@@ -263,7 +351,7 @@ function keepAliveWhileBusy() {
   if (keepAliveTimer) return;
   keepAliveTimer = setInterval(() => {
     const { active, pending, inflight } = client.stats;
-    if (active || pending || inflight) chrome.runtime.getPlatformInfo(() => void chrome.runtime.lastError);
+    if (active || pending || inflight || deviceLimiter.active || deviceLimiter.pending) chrome.runtime.getPlatformInfo(() => void chrome.runtime.lastError);
     else {
       clearInterval(keepAliveTimer);
       keepAliveTimer = null;
@@ -272,4 +360,4 @@ function keepAliveWhileBusy() {
 }
 
 // A handle for debugging and for the end-to-end tests (worker.evaluate).
-globalThis.gammaDetect = { handleContextMenuClick, sendToTab, tabState, getSettings, client, cache, MENU_ID, handlers };
+globalThis.gammaDetect = { handleContextMenuClick, sendToTab, tabState, getSettings, client, cache, MENU_ID, handlers, toDevice, closeDevice };

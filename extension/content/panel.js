@@ -55,6 +55,7 @@
       el("div", { class: "meter", role: "img", "aria-label": "AI probability " + s.probability }, el("div", { class: "fill", style: { width: pct + "%" } })),
       el("div", { class: "model" }, "Model: " + s.model),
     );
+    if (s.device) body.append(el("div", { class: "device" }, s.device));
     const reason = G.evidence.describeReason(entry.result.verdict_reason);
     if (reason) body.append(el("div", { class: "reason" }, "Verdict from " + reason.text));
     const lines = G.evidence.lines(entry.result);
@@ -63,6 +64,7 @@
       body.append(el("ul", { class: "evidence", "aria-label": "Provenance evidence in the file" }, lines.map(item)));
     }
     if (entry.result.cached) body.append(el("div", { class: "note" }, "Result from the server's cache"));
+    if (s.device) body.append(el("div", { class: "note" }, "Not checked here: Content Credentials, watermark, metadata (ask the server for a second opinion)"));
     const hm = entry.heatmap;
     const hasHeatmap = Boolean(entry.result.heatmap_url);
     const whereText = !hasHeatmap ? "No heatmap" : hm && hm.loading ? "Loading…" : hm && hm.shown ? "Hide where" : "Show where";

@@ -45,6 +45,10 @@
     bad_response: { title: "Unexpected server answer", hint: "Is the address in Options a gamma server?", retry: true, cache: false },
     server_error: { title: "Server error", hint: "The server failed; try again later.", retry: true, cache: false },
     extension_error: { title: "Extension error", hint: "Reload the page and try again.", retry: true, cache: false },
+    // On device (offscreen/runtime.js)
+    device_unavailable: { title: "On-device check unavailable", hint: "This copy has no on-device runtime (run `npm run build`), or it failed to start: use the server in Options.", retry: false, cache: false, options: true },
+    device_unsupported: { title: "Not checkable on this device", hint: "The model's decision needs the server: choose Auto or Server in Options.", retry: false, cache: false, options: true },
+    model_digest_mismatch: { title: "Model file damaged", hint: "The model's download does not match its digest; reload the extension.", retry: true, cache: false },
   };
 
   const CODES = Object.freeze(Object.assign({}, SERVER, OWN));

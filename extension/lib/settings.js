@@ -21,9 +21,13 @@
     sendMode: "url",
     // With sendMode "url": also send the address of the page the image is on.
     sendPageUrl: false,
+    // Where images are checked: "server"; "device" (the bundled model in this browser, images go to no
+    // server); "auto" (on device, the server where the device cannot run the model).
+    mode: "server",
   });
 
   const SEND_MODES = Object.freeze(["url", "bytes"]);
+  const MODES = Object.freeze(["server", "device", "auto"]);
 
   /**
    * Merge stored values over the defaults, validating each field.
@@ -57,6 +61,10 @@
       else errors.sendMode = "Choose what to send: the image's URL or its bytes.";
     }
     if (input.sendPageUrl !== undefined) settings.sendPageUrl = Boolean(input.sendPageUrl);
+    if (input.mode !== undefined) {
+      if (MODES.includes(input.mode)) settings.mode = input.mode;
+      else errors.mode = "Choose where images are checked: on the server, on this device, or automatically.";
+    }
     return { settings, errors };
   }
 
@@ -91,5 +99,5 @@
     return current;
   }
 
-  return { DEFAULTS, SEND_MODES, normalizeSettings, cacheScope, autoScanEnabled, toggleSite };
+  return { DEFAULTS, SEND_MODES, MODES, normalizeSettings, cacheScope, autoScanEnabled, toggleSite };
 });

@@ -53,6 +53,16 @@
     return name + version + backend;
   }
 
+  /** Where the check ran: "Checked on this device (fp32, 2 threads, 412 ms)", or "" for the server's results. */
+  function formatDevice(result) {
+    const model = (result && result.model) || {};
+    const here = model.on_device;
+    if (!here) return "";
+    const ms = result.timings && typeof result.timings.total_ms === "number" ? ", " + Math.round(result.timings.total_ms) + " ms" : "";
+    const threads = here.threads ? ", " + here.threads + (here.threads === 1 ? " thread" : " threads") : "";
+    return "Checked on this device (" + (model.variant || "model") + threads + ms + ")";
+  }
+
   /** The words the overlay shows for a finished result. */
   function summarise(result) {
     const v = describeVerdict(result && result.verdict);
@@ -64,6 +74,7 @@
       colour: v.colour,
       probability: formatProbability(result && result.ai_probability),
       model: formatModel(result && result.model),
+      device: formatDevice(result),
     };
   }
 
@@ -73,5 +84,5 @@
     return s.short + " " + s.probability;
   }
 
-  return { VERDICTS, UNKNOWN, LABELS, describeVerdict, formatProbability, formatModel, summarise, badgeText };
+  return { VERDICTS, UNKNOWN, LABELS, describeVerdict, formatProbability, formatModel, formatDevice, summarise, badgeText };
 });

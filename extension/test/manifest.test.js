@@ -51,7 +51,8 @@ test("every file the manifest names exists", () => {
 });
 
 test("permissions stay minimal", () => {
-  assert.deepEqual([...manifest.permissions].sort(), ["contextMenus", "scripting", "storage"]);
+  // offscreen: the on-device runtime's document (ONNX Runtime Web's threads, the model kept loaded)
+  assert.deepEqual([...manifest.permissions].sort(), ["contextMenus", "offscreen", "scripting", "storage"]);
   assert.deepEqual(manifest.host_permissions, ["<all_urls>"]); // image downloads (bytes mode) and any server address
   assert.equal(manifest.web_accessible_resources, undefined, "nothing a page could probe");
   assert.equal(manifest.externally_connectable, undefined);

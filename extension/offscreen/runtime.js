@@ -1,0 +1,219 @@
+/*
+ * The on-device runtime, in the offscreen document: downloads the image (from its own origin only),
+ * checks its header against the limits, decodes it as the server does, runs the manifest's crop
+ * policy through ONNX Runtime Web (WASM, bundled; threads when the page is cross-origin isolated),
+ * and decides with the manifest's rule (lib/device/*). The session stays loaded between checks.
+ *
+ * Messages (from the service worker): {target: "offscreen", type: "gamma:device:analyze", src},
+ * {..., type: "gamma:device:status"}, {..., type: "gamma:device:heatmap", id}.
+ */
+import * as ort from "../vendor/ort/ort.wasm.min.mjs";
+
+const G = globalThis.GammaDetect;
+const D = G.device;
+const VENDOR = chrome.runtime.getURL("vendor/");
+// The Python runtime's map sides (gamma_detect/runtime/detector.py MASK_SIDE = the server's heatmap_side,
+// SHARE_SIDE); test_extension_device_port.py checks they agree.
+export const MASK_SIDE = 512;
+export const SHARE_SIDE = 128;
+const HEATMAPS_KEPT = 64;
+
+let runtime = null; // { session, manifest, policy, decision, entry, info }
+let loading = null;
+const heatmaps = new Map(); // id -> { type, base64 } (an LRU)
+const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, modelEvents: [], loadMs: null, error: null };
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.arrayBuffer();
+}
+
+async function load(threads) {
+  const started = performance.now();
+  const bundle = JSON.parse(new TextDecoder().decode(await fetchBytes(VENDOR + "model/bundle.json")));
+  const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(VENDOR + "model/manifest.json")));
+  const entry = manifest.artifacts.find((a) => a.file === bundle.file && a.sha256 === bundle.sha256);
+  if (!entry) throw new Error("the bundled model is not listed in its manifest");
+  const decision = D.decide.fromManifest(manifest); // refuses a rule this runtime lacks, before any download
+  const policy = D.policy.fromManifest(manifest.crop_policy);
+  const { bytes, events } = await D.model.load(entry, () => fetchBytes(VENDOR + "model/" + entry.file));
+  ort.env.wasm.wasmPaths = VENDOR + "ort/";
+  // Threads need SharedArrayBuffer, hence cross-origin isolation; `threads` (a benchmark's) caps them.
+  const most = status.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
+  status.threads = threads ? Math.min(threads, most) : most;
+  ort.env.wasm.numThreads = status.threads;
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  status.modelEvents.push(...events);
+  status.loadMs = Math.round(performance.now() - started);
+  const info = { name: manifest.model.name, version: manifest.model.version, digest: entry.sha256, backend: "onnxruntime-web-wasm", variant: entry.variant };
+  return { session, manifest, policy, decision, entry, info, maxBatch: Number(manifest.max_batch) || 32 };
+}
+
+function ready(threads) {
+  if (runtime) return Promise.resolve(runtime);
+  if (!loading) {
+    loading = load(threads).then(
+      (r) => (runtime = r),
+      (err) => {
+        loading = null;
+        status.error = String(err && err.message);
+        throw err;
+      },
+    );
+  }
+  return loading;
+}
+
+/** The graph's outputs for uint8 views: per view its probability, mask (M*M) and sources (M*M*C, channels last). */
+async function infer(rt, views) {
+  const s = rt.policy.input_size;
+  const out = { probabilities: [], masks: [], sources: [] };
+  for (let start = 0; start < views.length; start += rt.maxBatch) {
+    const chunk = views.slice(start, start + rt.maxBatch);
+    const data = new Uint8Array(chunk.length * s * s * 3);
+    chunk.forEach((v, i) => data.set(v.data, i * s * s * 3));
+    const feeds = { [rt.session.inputNames[0]]: new ort.Tensor("uint8", data, [chunk.length, s, s, 3]) };
+    const result = await rt.session.run(feeds);
+    const prob = result.probability.data;
+    const mask = result.mask.data;
+    const sources = result.sources.data;
+    const [, C, M] = result.sources.dims;
+    for (let i = 0; i < chunk.length; i += 1) {
+      out.probabilities.push(prob[i]);
+      out.masks.push(mask.slice(i * M * M, (i + 1) * M * M));
+      const last = new Float32Array(M * M * C);
+      for (let c = 0; c < C; c += 1) for (let k = 0; k < M * M; k += 1) last[k * C + c] = sources[(i * C + c) * M * M + k];
+      out.sources.push(last);
+    }
+    out.side = M;
+    out.classes = C;
+  }
+  return out;
+}
+
+/** Decoded as server/decode.py does: EXIF orientation applied, no colour conversion, alpha composited on white. */
+async function decodeRgb(blob) {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none", imageOrientation: "from-image" });
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { alpha: false, willReadFrequently: true });
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const rgba = ctx.getImageData(0, 0, width, height).data;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    rgb[j] = rgba[i];
+    rgb[j + 1] = rgba[i + 1];
+    rgb[j + 2] = rgba[i + 2];
+  }
+  return D.resize.image(rgb, width, height, 3);
+}
+
+/** The server's overlay colours (server/cache.py render_overlay): yellow to red, at most ~70 % opaque. */
+async function overlayPng(mask) {
+  const canvas = new OffscreenCanvas(mask.width, mask.height);
+  const ctx = canvas.getContext("2d");
+  const pixels = ctx.createImageData(mask.width, mask.height);
+  for (let i = 0; i < mask.data.length; i += 1) {
+    const m = Math.max(0, Math.min(255, Math.floor(mask.data[i] * 255 + 0.5)));
+    pixels.data.set([255, 255 - m, 0, Math.floor((m * 180) / 255)], i * 4);
+  }
+  ctx.putImageData(pixels, 0, 0);
+  const bytes = new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return { type: "image/png", base64: btoa(binary) };
+}
+
+function remember(id, heatmap) {
+  heatmaps.delete(id);
+  heatmaps.set(id, heatmap);
+  while (heatmaps.size > HEATMAPS_KEPT) heatmaps.delete(heatmaps.keys().next().value);
+}
+
+async function analyze(src) {
+  const t0 = performance.now();
+  const rt = await ready();
+  const t1 = performance.now();
+  const transport = { fetchWithTimeout: (url, init, ms) => fetch(url, Object.assign({}, init, { signal: AbortSignal.timeout(ms) })) };
+  const image = await G.apiParts.download.downloadImage(transport, src, { maxBytes: G.contract.LIMITS.upload_bytes, timeoutMs: 30000 });
+  const bytes = new Uint8Array(await image.blob.arrayBuffer());
+  const info = D.header.probe(bytes, { maxPixels: G.contract.LIMITS.image_pixels, minSide: rt.policy.min_side });
+  const sha256 = await D.model.sha256Hex(bytes);
+  const t2 = performance.now();
+  let rgb;
+  try {
+    rgb = await decodeRgb(image.blob);
+  } catch (err) {
+    throw new G.errors.GammaError("image_decode_failed", `the ${info.format} file could not be decoded`);
+  }
+  const t3 = performance.now();
+  const tiles = D.policy.tile(rt.policy, rgb);
+  const plan = tiles.plan;
+  const staged = rt.policy.staged;
+  const first = await infer(rt, tiles.views(staged ? 0 : null));
+  let out = first;
+  if (staged && plan.firstViews < plan.views && rt.policy.refine_bands.includes(rt.decision.verdict(rt.decision.combine(first.probabilities).probability))) {
+    const more = await infer(rt, tiles.views(1));
+    out = { probabilities: first.probabilities.concat(more.probabilities), masks: first.masks.concat(more.masks), sources: first.sources.concat(more.sources), side: first.side, classes: first.classes };
+  }
+  const t4 = performance.now();
+  const mask = D.policy.stitch(rt.policy, out.masks, out.side, 1, plan, MASK_SIDE);
+  const shares = D.policy.stitch(rt.policy, out.sources, out.side, out.classes, plan, SHARE_SIDE);
+  const decided = D.decide.result(rt.decision, out.probabilities, mask.data, shares.data);
+  const id = sha256 + ":" + rt.info.digest;
+  remember(id, await overlayPng(mask));
+  const t5 = performance.now();
+  delete decided.probability;
+  return Object.assign(decided, {
+    verdict_reason: "pixels",
+    evidence: [],
+    // Where it ran, under `model` (the contract's fields stay as they are): threads, isolation, what was not checked.
+    model: Object.assign({}, rt.info, { on_device: { threads: status.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark", "metadata"] } }),
+    image: { sha256, format: info.format, width: rgb.width, height: rgb.height },
+    heatmap_url: "device:" + id,
+    timings: { model_ms: round(t1 - t0), fetch_ms: round(t2 - t1), decode_ms: round(t3 - t2), inference_ms: round(t4 - t3), assemble_ms: round(t5 - t4), total_ms: round(t5 - t0) },
+    cached: false,
+  });
+}
+
+const round = (ms) => Math.round(ms * 10) / 10;
+
+const handlers = {
+  "gamma:device:analyze": (m) => analyze(m.src),
+  "gamma:device:status": async (m) => {
+    if (m.load) await ready(m.threads).catch(() => {});
+    return Object.assign({ loaded: Boolean(runtime), model: runtime ? runtime.info : null }, status);
+  },
+  "gamma:device:heatmap": async (m) => {
+    const found = heatmaps.get(m.id);
+    if (!found) throw new G.errors.GammaError("not_found", "This heatmap is no longer kept on this device: check the image again");
+    return found;
+  },
+  // Benchmarks (bench/extension_device.py): ms per view batch on this runtime, for batch sizes and thread counts.
+  "gamma:device:bench": async (m) => {
+    const rt = await ready();
+    const s = rt.policy.input_size;
+    const view = D.resize.image(new Uint8Array(s * s * 3).map((_, i) => (i * 2654435761) >>> 24), s, s, 3);
+    const times = [];
+    for (let r = 0; r < (m.rounds || 5); r += 1) {
+      const t = performance.now();
+      await infer(rt, new Array(m.batch || 1).fill(view));
+      times.push(performance.now() - t);
+    }
+    return { batch: m.batch || 1, threads: status.threads, ms: times };
+  },
+};
+
+chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  if (!message || message.target !== "offscreen" || !Object.hasOwn(handlers, message.type)) return false;
+  if (sender.id !== chrome.runtime.id) return false;
+  handlers[message.type](message).then(
+    (value) => sendResponse({ ok: true, value }),
+    (err) => sendResponse({ ok: false, error: { code: err.code || "extension_error", message: String(err.message || err) } }),
+  );
+  return true;
+});
