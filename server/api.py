@@ -13,8 +13,8 @@ from .cache import Lookup, render_overlay
 from .decode import probe
 from .errors import ApiError
 from .fetch import resolve
-from .multipart import file_field
-from gamma_detect.contract import JOB_ENDED
+from .multipart import file_field, file_fields
+from gamma_detect.contract import JOB_ENDED, SCAN_BYTES_ENDPOINT
 from gamma_detect.files import sha256_bytes
 
 from .service import Service
@@ -81,17 +81,22 @@ def analyze():
 
 
 def _analyze_bytes(data: bytes, filename: str | None):
+    result, job = _submit_bytes(data, filename)
+    return jsonify(result) if result is not None else accepted(job.job_id, job.reused)
+
+
+def _submit_bytes(data: bytes, filename: str | None):
+    """The cached result for these bytes, or the job now analysing them (ApiError for bytes refused at once)."""
     svc = service()
     if len(data) > svc.settings.max_upload_bytes:
         raise ApiError("payload_too_large", f"the image is larger than {svc.settings.max_upload_bytes} bytes")
     sha = sha256_bytes(data)
     lookup = _lookup(sha256=sha)
     if lookup.result is not None:
-        return jsonify(svc.cached_response(lookup, filename))
+        return svc.cached_response(lookup, filename), None
     min_side = int((lookup.model or {}).get("min_side", 1))
     probe(data, max_pixels=svc.settings.max_pixels, min_side=min_side)
-    job = svc.submit_upload(data, sha, filename, lookup)
-    return accepted(job.job_id, job.reused)
+    return None, svc.submit_upload(data, sha, filename, lookup)
 
 
 def _check_url(url: str) -> None:
@@ -148,6 +153,30 @@ def scan():
         items.append(item)
     job_id = svc.submit_scan(page_url, items)
     return accepted(job_id, images=len(items))
+
+
+@v1.post(SCAN_BYTES_ENDPOINT.removeprefix("/v1"))
+def scan_bytes():
+    """A crawl's archived images as one scan job: one multipart `image` part each, its file name the entry's url."""
+    svc = service()
+    if request.mimetype != "multipart/form-data":
+        raise ApiError("unsupported_media_type", "send multipart/form-data with one `image` part per image")
+    parts = list(file_fields(request.get_data(cache=False), request.mimetype_params.get("boundary", ""), "image"))
+    if not parts:
+        raise ApiError("bad_request", "send at least one `image` part")
+    if len(parts) > svc.settings.max_scan_images:
+        raise ApiError("bad_request", f"at most {svc.settings.max_scan_images} images per request")
+    svc.keys.charge(g.principal, cost=len(parts))
+    items = []
+    for data, label in parts:
+        item = {"url": (label or "")[:4096]}
+        try:
+            result, job = _submit_bytes(data, item["url"])
+            item.update({"result": result} if result is not None else {"job_id": job.job_id})
+        except ApiError as exc:
+            item["error"] = exc.to_dict()
+        items.append(item)
+    return accepted(svc.submit_scan(None, items), images=len(items))
 
 
 # --------------------------------------------------------------------------- /v1/feedback

@@ -141,6 +141,11 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     hit = ctx.connection.get(ctx.settings.key("result", digest, sha))
     if hit:   # e.g. the same image at another URL: analysed once
         return Prepared(payload, None, None, sha, timings, cached=json.loads(hit))
+    return prepare_bytes(payload, data, sha, ctx, min_side, timings)
+
+
+def prepare_bytes(payload: dict, data: bytes, sha: str, ctx: Context, min_side: int, timings: dict) -> Prepared:
+    """Decode and read the evidence of bytes in hand (prepare's step after the cache; a crawl scan's in process)."""
     start = time.perf_counter()
     # A JPEG decodes at the DCT scale nearest above the crop policy's working size; `native` says its own size.
     rgb, info = decode(data, max_pixels=ctx.settings.max_pixels, min_side=min_side,
@@ -155,16 +160,20 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
 
 def finish(prepared: Prepared, prediction, detector, ctx: Context, extra_timings: dict) -> dict:
     """Build the API result for one image and store it (result, heatmap, URL map) in the cache."""
-    model = dict(detector.model_info)
-    core = annotate(detector.result(prediction), prepared.evidence)
-    result = cache.make_result(
-        core, model=model, image={"sha256": prepared.sha256, **prepared.info.to_dict()},
-        timings={**prepared.timings, **extra_timings})
+    result = make_result(prepared, prediction, detector, extra_timings)
     heatmap = cache.encode_mask(prediction.mask, ctx.settings.heatmap_side)
     payload = prepared.payload
     cache.store(ctx.connection, ctx.settings, result, heatmap,
                 url=payload.get("url") if payload.get("source") == "url" else None)
     return cache.with_request(result, path=source_path(payload), cached=False)
+
+
+def make_result(prepared: Prepared, prediction, detector, extra_timings: dict) -> dict:
+    """The cached form of one image's result (cache.make_result) from its prediction and evidence."""
+    core = annotate(detector.result(prediction), prepared.evidence)
+    return cache.make_result(core, model=dict(detector.model_info),
+                             image={"sha256": prepared.sha256, **prepared.info.to_dict()},
+                             timings={**prepared.timings, **extra_timings})
 
 
 def finish_cached(prepared: Prepared, ctx: Context) -> dict:

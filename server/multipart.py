@@ -9,6 +9,8 @@ and copied once; the part headers are read with Werkzeug's header parser.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from werkzeug.http import parse_options_header
 
 from .errors import ApiError
@@ -17,6 +19,11 @@ from .errors import ApiError
 def file_field(body: bytes, boundary: str, name: str) -> tuple[bytes, str | None] | None:
     """The bytes and file name of the first part named ``name``, or None when the body has no such part.
     Raises ``bad_request`` for a body that is not multipart with this boundary (no closing delimiter...)."""
+    return next(file_fields(body, boundary, name), None)
+
+
+def file_fields(body: bytes, boundary: str, name: str) -> Iterator[tuple[bytes, str | None]]:
+    """The bytes and file name of every part named ``name``, in order (parsed as they are taken)."""
     if not boundary or len(boundary) > 200:
         raise ApiError("bad_request", "the multipart body needs a boundary parameter of 1 to 200 characters")
     delimiter = b"--" + boundary.encode("latin-1")
@@ -33,9 +40,8 @@ def file_field(body: bytes, boundary: str, name: str) -> tuple[bytes, str | None
         headers = _headers(body[position:head_end])
         disposition, options = parse_options_header(headers.get("content-disposition", ""))
         if disposition == "form-data" and options.get("name") == name:
-            return body[head_end + 4:max(following, head_end + 4)], options.get("filename")
+            yield body[head_end + 4:max(following, head_end + 4)], options.get("filename")
         position = following + 2 + len(delimiter)
-    return None
 
 
 def _headers(block: bytes) -> dict[str, str]:

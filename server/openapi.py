@@ -5,9 +5,10 @@ Names and limits come from the contract (``gamma_detect.contract``), so the docu
 
 from __future__ import annotations
 
-from gamma_detect.contract import (ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
+from gamma_detect.contract import (AI_CONTENT_EXTENTS, ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
                                    EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_ID_PATTERN, JOB_STATUSES, LIMITS,
-                                   PREDICT_FIELDS, RESULT_FIELDS, UNCERTAIN_REASONS, VERDICT_REASONS, VERDICTS)
+                                   PREDICT_FIELDS, RESULT_FIELDS, SCAN_BYTES_ENDPOINT, UNCERTAIN_REASONS, VERDICT_REASONS,
+                                   VERDICTS)
 
 
 def _ref(name: str) -> dict:
@@ -85,10 +86,24 @@ SCHEMAS = {
             "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "sources": {"type": "object", "additionalProperties": {"type": "number"}},
             "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),
-                               "description": "pixels: the bands decided; capture_claim: a signed capture kept "
+                               "description": "pixels: the bands decided; region: the region evidence raised "
+                                              "the verdict into an AI band; capture_claim: a signed capture kept "
                                               "pixels alone from saying ai; <source>:<reason>: that evidence "
                                               "made the verdict ai (ai_probability stays the pixel score)"},
             "evidence": {"type": "array", "items": _ref("Evidence")},
+            "ai_content": {
+                "type": "object", "required": ["extent", "region"],
+                "description": "what kind of AI content: whole_image (the mean view score alone is AI-side: "
+                               "generated as a whole), region (the region evidence decided: a photo with an AI-edited "
+                               "region), none (not AI-side); region: the calibrated head-1 map's strongest region "
+                               "(box [left, top, right, bottom] as fractions of the image, share of its pixels), "
+                               "null when none stands out",
+                "properties": {
+                    "extent": {"type": "string", "enum": list(AI_CONTENT_EXTENTS)},
+                    "region": {"type": ["object", "null"], "required": ["box", "share"], "properties": {
+                        "box": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+                                "minItems": 4, "maxItems": 4},
+                        "share": {"type": "number", "minimum": 0, "maximum": 1}}}}},
             "model": _ref("Model"),
             "image": _ref("Image"),
             "heatmap_url": {"type": "string", "pattern": "^/v1/heatmaps/"},
@@ -185,6 +200,15 @@ def document() -> dict:
                 "summary": "analyse every image of a crawled page as one batch job",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Scan")}}},
                 "responses": {"202": _json(_ref("Accepted"), "queued"), **_errors(*_POSTED)}}},
+            SCAN_BYTES_ENDPOINT: {"post": {
+                "summary": "analyse archived image bytes (a crawl's) as one batch job, answered like /v1/scan",
+                "description": f"one `image` part per image, at most {LIMITS['scan_images']} and the upload byte "
+                               "limit in all; each part's file name is returned as its entry's `url`",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["image"],
+                    "properties": {"image": {"type": "array", "maxItems": LIMITS["scan_images"],
+                                             "items": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}}},
+                "responses": {"202": _json(_ref("Accepted"), "queued"), **_errors(*_POSTED, "payload_too_large")}}},
             "/v1/feedback": {"post": {
                 "summary": "report a wrong verdict",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Feedback")}}},

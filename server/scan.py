@@ -1,5 +1,8 @@
 """`gamma scan crawl.jsonl --out results.jsonl --server URL`: scan crawled pages through the HTTP API.
 
+WARC input (`gamma scan crawl.warc.gz --out results.jsonl [--local | --server URL]`) is crawl_scan.py's: the
+archived bytes are scored, never refetched. What follows is the JSONL input's.
+
 Each input line is a page ``{"page_url": ..., "image_urls": [...]}``; each output line is
 ``{"page_url", "job_id", "images": [...], "counts": {...}}`` or ``{"page_url", "error": {...}}``.
 Talking to the API (not to Redis) means it works against a remote deployment and obeys its keys
@@ -24,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from gamma_detect.contract import JOB_ENDED
+from gamma_detect.contract import JOB_ENDED, SCAN_BYTES_ENDPOINT
 
 
 class HostLimiter:
@@ -84,22 +87,30 @@ class Client:
 
     def scan_page(self, page: dict, wait: float = 30.0, deadline_s: float = 3600.0) -> dict:
         body = {"page_url": page.get("page_url"), "image_urls": page.get("image_urls") or []}
-        response = self.request("POST", "/v1/scan", json=body)
+        return self._scan(self.request("POST", "/v1/scan", json=body), page.get("page_url"), wait, deadline_s)
+
+    def scan_bytes(self, images: list[tuple[str, bytes]], wait: float = 30.0, deadline_s: float = 3600.0) -> dict:
+        """Archived bytes through SCAN_BYTES_ENDPOINT, one `image` part each named by its label (the entry's url)."""
+        files = [("image", (label, data, "application/octet-stream")) for label, data in images]
+        return self._scan(self.request("POST", SCAN_BYTES_ENDPOINT, files=files), None, wait, deadline_s)
+
+    def _scan(self, response: requests.Response, page_url: str | None, wait: float, deadline_s: float) -> dict:
+        """The scan job's result once it ended, or the error: of the request, of the job, or of waiting for it."""
         if response.status_code != 202:
-            return {"page_url": page.get("page_url"), "error": _error(response)}
+            return {"page_url": page_url, "error": _error(response)}
         job_id = response.json()["job_id"]
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
             response = self.request("GET", f"/jobs/{job_id}", params={"wait": wait})
             if response.status_code != 200:
-                return {"page_url": page.get("page_url"), "job_id": job_id, "error": _error(response)}
+                return {"page_url": page_url, "job_id": job_id, "error": _error(response)}
             view = response.json()
             if view["status"] in JOB_ENDED:
                 if view["status"] == "finished":
                     return {"job_id": job_id, **view["result"]}
-                return {"page_url": page.get("page_url"), "job_id": job_id,
+                return {"page_url": page_url, "job_id": job_id,
                         "error": view.get("error") or {"code": view["status"], "message": view["status"]}}
-        return {"page_url": page.get("page_url"), "job_id": job_id,
+        return {"page_url": page_url, "job_id": job_id,
                 "error": {"code": "timeout", "message": "the scan job did not end in time"}}
 
 
@@ -199,16 +210,38 @@ def _write(finished, handle, lock, stats, bar) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gamma scan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("crawl", help="JSONL, one {\"page_url\", \"image_urls\": [...]} per line")
-    parser.add_argument("--out", required=True, help="JSONL results (appended to; a rerun resumes)")
+    parser.add_argument("inputs", nargs="*", help="WARC files (plain or .gz), folders of them, or one JSONL of "
+                                                  "{\"page_url\", \"image_urls\": [...]} pages (told apart by content)")
+    parser.add_argument("--from-list", default=None, help="a file naming one input per line")
+    parser.add_argument("--out", required=True, help="JSONL results (JSONL input: appended to, a rerun resumes)")
     parser.add_argument("--server", default=os.environ.get("GAMMA_SERVER", "http://127.0.0.1:8000"))
+    parser.add_argument("--local", action="store_true", help="WARC input: score in this process with the local model "
+                                                           "(GAMMA_MODEL, GAMMA_VARIANT, GAMMA_THREADS) instead of a server")
     parser.add_argument("--key", default=None, help="API key (default: GAMMA_API_KEY)")
     parser.add_argument("--concurrency", type=int, default=4, help="pages in flight")
     parser.add_argument("--per-host-rate", type=float, default=2.0, help="page submissions per second per image host")
     parser.add_argument("--per-host-concurrency", type=int, default=2, help="pages in flight per image host")
+    parser.add_argument("--parquet", default=None, help="WARC input: also one row per (page, image) here (pyarrow)")
+    parser.add_argument("--index", default=None, help="WARC input: keep the capture index in this SQLite file "
+                                                      "(reused for unchanged files)")
+    parser.add_argument("--batch-images", type=int, default=16, help="WARC input: unique images per scoring batch")
+    parser.add_argument("--max-html-bytes", type=int, default=16 * 1024 * 1024, help="WARC input: largest HTML page")
+    parser.add_argument("--fetch-missing", action="store_true",
+                        help="WARC input: fetch images the archive lacks (SSRF-safe fetcher), marked `fetched`")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    stats = run(args.crawl, args.out, args.server, key=args.key, concurrency=args.concurrency,
+    from .crawl_scan import crawl_main, gather_inputs
+
+    try:
+        warc_files, jsonl_files, input_errors = gather_inputs(args.inputs, args.from_list)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    if jsonl_files and (warc_files or len(jsonl_files) > 1 or input_errors):
+        parser.error("give one JSONL file of pages alone, or WARC files (and folders of them)")
+    if not jsonl_files:
+        return crawl_main(args, warc_files, input_errors)
+    stats = run(jsonl_files[0], args.out, args.server, key=args.key, concurrency=args.concurrency,
                 per_host_rate=args.per_host_rate, per_host_concurrency=args.per_host_concurrency,
                 progress=not args.no_progress)
     print(json.dumps(stats), file=sys.stderr)
