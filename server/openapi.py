@@ -5,7 +5,7 @@ Names and limits come from the contract (``gamma_detect.contract``), so the docu
 
 from __future__ import annotations
 
-from gamma_detect.contract import (AI_CONTENT_EXTENTS, ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
+from gamma_detect.contract import (ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
                                    EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_ID_PATTERN, JOB_STATUSES, LIMITS,
                                    PREDICT_FIELDS, RESULT_FIELDS, SCAN_BYTES_ENDPOINT, UNCERTAIN_REASONS, VERDICT_REASONS,
                                    VERDICTS)
@@ -86,24 +86,10 @@ SCHEMAS = {
             "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "sources": {"type": "object", "additionalProperties": {"type": "number"}},
             "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),
-                               "description": "pixels: the bands decided; region: the region evidence raised "
-                                              "the verdict into an AI band; capture_claim: a signed capture kept "
+                               "description": "pixels: the bands decided; capture_claim: a signed capture kept "
                                               "pixels alone from saying ai; <source>:<reason>: that evidence "
                                               "made the verdict ai (ai_probability stays the pixel score)"},
             "evidence": {"type": "array", "items": _ref("Evidence")},
-            "ai_content": {
-                "type": "object", "required": ["extent", "region"],
-                "description": "what kind of AI content: whole_image (the mean view score alone is AI-side: "
-                               "generated as a whole), region (the region evidence decided: a photo with an AI-edited "
-                               "region), none (not AI-side); region: the calibrated head-1 map's strongest region "
-                               "(box [left, top, right, bottom] as fractions of the image, share of its pixels), "
-                               "null when none stands out",
-                "properties": {
-                    "extent": {"type": "string", "enum": list(AI_CONTENT_EXTENTS)},
-                    "region": {"type": ["object", "null"], "required": ["box", "share"], "properties": {
-                        "box": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-                                "minItems": 4, "maxItems": 4},
-                        "share": {"type": "number", "minimum": 0, "maximum": 1}}}}},
             "model": _ref("Model"),
             "image": _ref("Image"),
             "heatmap_url": {"type": "string", "pattern": "^/v1/heatmaps/"},
