@@ -111,7 +111,12 @@ def predict_main(argv: list[str]) -> int:
     parser.add_argument("--variant", default="fp32", help="ONNX variant: fp32, int8 or fp16")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-images", type=int, default=8, help="images scored per predict call")
+    parser.add_argument("--heatmap", type=Path, default=None, metavar="DIR",
+                        help="write each image's heatmap overlay (the calibrated head-1 map over the image, every view "
+                             "run) to DIR/<file name>.heatmap.png")
     args = parser.parse_args(argv)
+    if args.heatmap is not None:
+        args.heatmap.mkdir(parents=True, exist_ok=True)
     try:
         detector = load_detector(args.model, args.backend, args.variant, threads=args.threads)
     except Exception as exc:  # noqa: BLE001 - any load failure is one clear line
@@ -143,14 +148,21 @@ def predict_main(argv: list[str]) -> int:
 
     def flush() -> None:
         scored = [item for _, item in pending if not isinstance(item, dict)]
-        predictions = (iter(detector.predict([image for image, _, _ in scored], native=[n for _, n, _ in scored]))
-                       if scored else iter(()))
+        predictions = (iter(detector.predict([image for image, _, _ in scored], native=[n for _, n, _ in scored],
+                                             detail=args.heatmap is not None)) if scored else iter(()))
         for path, item in pending:
-            emit(item if isinstance(item, dict) else {"path": path, **annotate(detector.result(next(predictions)), item[2])})
+            if isinstance(item, dict):
+                emit(item)
+                continue
+            prediction = next(predictions)
+            if args.heatmap is not None:
+                write_overlay(args.heatmap / f"{Path(path).name}.heatmap.png", item[0], prediction.mask)
+            emit({"path": path, **annotate(detector.result(prediction), item[2])})
         pending.clear()
 
     from ..crops import ImageTooSmall
     from ..images import load_rgb_reduced
+    from ..overlay import write_overlay
 
     for path in args.paths:
         if not Path(path).is_file():

@@ -63,6 +63,7 @@ LIMITS: dict[str, int] = {
     "feedback_note_chars": 2000,           # longest feedback note
     "feedback_result_bytes": 64 * 1024,    # largest result object echoed back in feedback (compact JSON)
     "longpoll_seconds": 30,                # most seconds `GET /jobs/<id>?wait=N` waits
+    "url_chars": 4096,                     # longest image or page URL
 }
 
 # Views per session run: the batch the runtimes chunk an image's views into, the TensorRT profile's largest batch,
@@ -72,8 +73,14 @@ MAX_BATCH_VIEWS = 32
 # The fields of an analysis result, in order: what `gamma predict --json` prints (PREDICT_FIELDS) and what the
 # API adds. Fields may be added, never renamed.
 PREDICT_FIELDS = ("path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason",
-                  "evidence")
+                  "evidence", "ai_content")
 RESULT_FIELDS = PREDICT_FIELDS + ("model", "image", "heatmap_url", "timings", "cached")
+
+# `ai_content.extent`: what kind of AI content an AI-side verdict found. whole_image: the mean view score alone says
+# so (generated as a whole); region: the region evidence (head-1 map, worst view) raised it (a photo with an
+# AI-edited region); none: the verdict is not AI-side. `ai_content.region`: the calibrated head-1 map's strongest
+# region (box, share), null when none stands out; `sources` are head-2's per-pixel shares of the whole image.
+AI_CONTENT_EXTENTS = ("whole_image", "region", "none")
 
 # Why the pixels' verdict is `uncertain` although the score sits in an AI band (gamma_detect/abstain.py); null when
 # the bands decided alone. view_spread: the views of the image disagree; reencode_shift: a JPEG q90 copy scores lower.
@@ -88,10 +95,11 @@ EVIDENCE_REASONS = ("ai_generated", "ai_edited", "capture", "camera_exif", "soft
 EVIDENCE_ERRORS = ("file_too_large", "png_malformed", "png_too_many_chunks", "png_chunk_too_large", "xmp_too_large",
                    "xmp_malformed", "metadata_unreadable", "c2pa_timeout", "c2pa_failed", "c2pa_unavailable",
                    "watermark_failed")
-# `pixels` (the bands decided), `capture_claim` (a signed capture kept pixels from saying ai), or
+# `pixels` (the bands decided), `region` (the region evidence raised the pixels' verdict into an AI band), `capture_claim` (a
+# signed capture kept pixels from saying ai), or
 # `<source>:<reason>` for the evidence that made the verdict ai.
 EVIDENCE_AI_SOURCES = ("c2pa", "xmp", "generator_parameters", "watermark")
-VERDICT_REASONS = ("pixels", "capture_claim") + tuple(f"{source}:{reason}" for source in EVIDENCE_AI_SOURCES
+VERDICT_REASONS = ("pixels", "region", "capture_claim") + tuple(f"{source}:{reason}" for source in EVIDENCE_AI_SOURCES
                                                        for reason in ("ai_generated", "ai_edited"))
 
 # A job's status as the API reports it; JOB_ENDED: the final ones (a long poll returns, a client stops polling).
@@ -132,6 +140,7 @@ def exported() -> dict:
             "LIMITS": dict(LIMITS), "RESULT_FIELDS": list(RESULT_FIELDS), "JOB_STATUSES": list(JOB_STATUSES),
             "EVIDENCE_STATUSES": list(EVIDENCE_STATUSES), "EVIDENCE_STRENGTHS": list(EVIDENCE_STRENGTHS),
             "VERDICT_REASONS": list(VERDICT_REASONS), "UNCERTAIN_REASONS": list(UNCERTAIN_REASONS),
+            "AI_CONTENT_EXTENTS": list(AI_CONTENT_EXTENTS),
             "FEEDBACK_LABELS": list(FEEDBACK_LABELS)}
 
 

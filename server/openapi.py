@@ -5,7 +5,7 @@ Names and limits come from the contract (``gamma_detect.contract``), so the docu
 
 from __future__ import annotations
 
-from gamma_detect.contract import (ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
+from gamma_detect.contract import (AI_CONTENT_EXTENTS, ERRORS, EVIDENCE_ERRORS, EVIDENCE_REASONS, EVIDENCE_SOURCES, EVIDENCE_STATUSES,
                                    EVIDENCE_STRENGTHS, FEEDBACK_LABELS, JOB_ID_PATTERN, JOB_STATUSES, LIMITS,
                                    PREDICT_FIELDS, RESULT_FIELDS, SCAN_BYTES_ENDPOINT, UNCERTAIN_REASONS, VERDICT_REASONS,
                                    VERDICTS)
@@ -24,6 +24,9 @@ def _errors(*codes: str) -> dict:
     statuses = sorted({ERRORS[code].status for code in codes})
     return {str(status): {"$ref": "#/components/responses/Error"} for status in statuses}
 
+
+_PAGE_URL = {"type": ["string", "null"], "maxLength": LIMITS["url_chars"],
+             "description": "the page the image is on, kept with the job (never fetched)"}
 
 # What every POST may answer: a malformed or wrong-type body, a refused key, the rate limit, Redis away.
 _POSTED = ("bad_request", "unsupported_media_type", "unauthorized", "rate_limited", "service_unavailable")
@@ -86,10 +89,24 @@ SCHEMAS = {
             "mask_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "sources": {"type": "object", "additionalProperties": {"type": "number"}},
             "verdict_reason": {"type": "string", "enum": list(VERDICT_REASONS),
-                               "description": "pixels: the bands decided; capture_claim: a signed capture kept "
+                               "description": "pixels: the bands decided; region: the region evidence raised "
+                                              "the verdict into an AI band; capture_claim: a signed capture kept "
                                               "pixels alone from saying ai; <source>:<reason>: that evidence "
                                               "made the verdict ai (ai_probability stays the pixel score)"},
             "evidence": {"type": "array", "items": _ref("Evidence")},
+            "ai_content": {
+                "type": "object", "required": ["extent", "region"],
+                "description": "what kind of AI content: whole_image (the mean view score alone is AI-side: "
+                               "generated as a whole), region (the region evidence decided: a photo with an AI-edited "
+                               "region), none (not AI-side); region: the calibrated head-1 map's strongest region "
+                               "(box [left, top, right, bottom] as fractions of the image, share of its pixels), "
+                               "null when none stands out",
+                "properties": {
+                    "extent": {"type": "string", "enum": list(AI_CONTENT_EXTENTS)},
+                    "region": {"type": ["object", "null"], "required": ["box", "share"], "properties": {
+                        "box": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+                                "minItems": 4, "maxItems": 4},
+                        "share": {"type": "number", "minimum": 0, "maximum": 1}}}}},
             "model": _ref("Model"),
             "image": _ref("Image"),
             "heatmap_url": {"type": "string", "pattern": "^/v1/heatmaps/"},
@@ -130,18 +147,24 @@ SCHEMAS = {
     },
     "AnalyzeUrl": {
         "type": "object", "required": ["url"],
-        "properties": {"url": {"type": "string", "format": "uri"}, "page_url": {"type": "string"}},
+        "properties": {"url": {"type": "string", "format": "uri", "maxLength": LIMITS["url_chars"],
+                               "description": "an absolute URL as RFC 3986 writes it; a URL the fetcher may not "
+                                              "reach (not http(s), credentials, a non-public address): 422"},
+                       "page_url": _PAGE_URL},
     },
     "Scan": {
         "type": "object", "required": ["image_urls"],
-        "properties": {"page_url": {"type": "string"},
-                       "image_urls": {"type": "array", "minItems": 1, "items": {"type": "string"}}},
+        "properties": {"page_url": _PAGE_URL,
+                       "image_urls": {"type": "array", "minItems": 1, "maxItems": LIMITS["scan_images"],
+                                      "items": {"type": "string", "minLength": 1},
+                                      "description": "each URL is checked on its own: one that is not an absolute "
+                                                     "URL, or not allowed, gets its own `error` in the scan"}},
     },
     "Feedback": {
         "type": "object", "required": ["sha256", "result", "label"],
         "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "result": {"type": "object"},
                        "label": {"type": "string", "enum": list(FEEDBACK_LABELS)},
-                       "note": {"type": "string", "maxLength": LIMITS["feedback_note_chars"]}},
+                       "note": {"type": ["string", "null"], "maxLength": LIMITS["feedback_note_chars"]}},
     },
     "FeedbackStored": {
         "type": "object", "required": ["id", "status"],
@@ -214,7 +237,10 @@ def document() -> dict:
                                                                "to end (the server's default limit; outside it: 400)"}],
                         "responses": {"200": _json(_ref("Job"), "the job"),
                                       **_errors("bad_request", "unauthorized", "not_found")}},
-                "delete": {"summary": "cancel a job that has not ended", "parameters": [job_id],
+                "delete": {"summary": "cancel a job that has not ended",
+                           "description": "a cancel, not a deletion: the job stays readable (GET answers it with "
+                                          "status `canceled`) until it expires like any ended job",
+                           "parameters": [job_id],
                            "responses": {"200": _json(_ref("Job"), "canceled"),
                                          **_errors("unauthorized", "not_found", "conflict")}}},
             "/healthz": {"get": {"security": [], "responses": {"200": _json(_ref("Health"), "alive")}}},

@@ -58,7 +58,9 @@ class StubDetector:
         return {"ai_probability": round(prediction.probability, 6),
                 "verdict": verdict(prediction.probability, BANDS), "uncertain_reason": None,
                 "mask_fraction": round(prediction.mask_fraction, 6),
-                "sources": prediction.source_shares}
+                "sources": prediction.source_shares,
+                "ai_content": {"extent": "whole_image" if verdict(prediction.probability, BANDS) in VERDICTS[3:]
+                               else "none", "region": None}}
 
 
 def make_detector(settings=None) -> StubDetector:

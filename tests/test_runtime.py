@@ -100,7 +100,9 @@ def test_too_small_image_raises_before_anything_runs(detector):
 def test_result_fields_and_verdict_from_the_manifest(detector):
     p = detector.predict([rgb(150, 150, 5)])[0]
     r = detector.result(p)
-    assert list(r) == ["ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources"]
+    assert list(r) == ["ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason",
+                       "ai_content"]
+    assert r["verdict_reason"] == "pixels"   # the tiny manifest has no decision: the mean view logit alone decides
     assert r["verdict"] == verdict(p.probability, TINY_BANDS) and r["ai_probability"] == round(p.probability, 4)
     json.dumps(r)
     info = detector.model_info
@@ -181,11 +183,29 @@ def test_predict_cli_json_lines_and_errors(tiny_dir, tmp_path, capsys):
     code = main(["predict", *paths, "--json", "--model", str(tiny_dir), "--threads", "1"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1 and [line["path"] for line in lines] == paths
-    assert list(lines[0]) == ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence"]
+    assert list(lines[0]) == ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence",
+                              "ai_content"]
     assert lines[0] == lines[4]
     assert [line.get("error", {}).get("code") for line in lines] == [
         None, "file_not_found", "image_decode_failed", "image_too_small", None]
     assert all(line["error"]["message"] for line in lines[1:4])
+
+
+def test_predict_cli_writes_heatmap_overlays(tiny_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from gamma_detect.cli import main
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(rgb(120, 200, 7)).save(image)
+    code = main(["predict", str(image), "--json", "--model", str(tiny_dir), "--heatmap", str(tmp_path / "maps")])
+    line = json.loads(capsys.readouterr().out)
+    overlay = np.array(Image.open(tmp_path / "maps" / "photo.png.heatmap.png"))
+    assert code == 0 and overlay.shape == (120, 200, 3)
+    assert line["ai_content"]["extent"] in ("whole_image", "region", "none")
+    # The overlay only tints where the map stands out: with no region above 0.5 it is the image itself.
+    if line["ai_content"]["region"] is None:
+        assert np.abs(overlay.astype(int) - rgb(120, 200, 7).astype(int)).max() <= 1
 
 
 def test_predict_cli_plain_lines_exit_zero(tiny_dir, tmp_path, capsys):

@@ -16,7 +16,8 @@ from gamma_detect.server.openapi import document
 from stub_detector import image_bytes
 
 DOC = document()
-PREDICT_FIELDS = ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence"]
+PREDICT_FIELDS = ["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence",
+                  "ai_content"]
 
 
 def check(response, path: str, method: str = "get"):
@@ -294,9 +295,10 @@ def test_url_analyze_and_url_cache(image_server):
     try:
         data = image_bytes(120, 100, "WEBP", seed=21)
         url = image_server.add("/cat.webp", data, headers={"Content-Type": "image/webp"})
-        b.start_worker()
+        b.publish_model()
         accepted = b.client.post("/v1/analyze", json={"url": url, "page_url": "https://example.com/page"})
         assert accepted.status_code == 202
+        b.run_burst()   # in this process, so that b.detector counts the images scored
         result = b.wait(accepted.get_json()["job_id"]).get_json()["result"]
         assert result["path"] == url and result["image"]["format"] == "WEBP" and "fetch_ms" in result["timings"]
         fetches = len(image_server.seen)
@@ -305,6 +307,7 @@ def test_url_analyze_and_url_cache(image_server):
         assert len(image_server.seen) == fetches           # the popular URL is not fetched again
         mirror = image_server.add("/mirror.webp", data)   # same bytes elsewhere: fetched, not re-scored
         job = b.client.post("/v1/analyze", json={"url": mirror}).get_json()["job_id"]
+        b.run_burst()
         assert b.wait(job).get_json()["status"] == "finished"
         mirrored = b.client.get(f"/jobs/{job}").get_json()["result"]
         assert sum(b.detector.calls) == 1 and mirrored["cached"] is True and mirrored["path"] == mirror

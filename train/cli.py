@@ -57,7 +57,11 @@ def evaluate_main(argv: list[str]) -> int:
         description="The protocols: leave-one-photo-source-out (of record; nested bands and abstention) or the "
                     "grouped k-fold ablation; optionally train, calibrate and release the final model (LOSO).")
     _preset_args(parser)
-    parser.add_argument("--protocol", choices=("loso", "kfold"), default="loso")
+    parser.add_argument("--protocol", choices=("loso", "kfold", "local-edit"), default="loso",
+                        help="local-edit: LOSO with AI-region edits of the held-out photos and the decision variants "
+                             "that fuse region evidence (train/fusion_loso.py), written to OUT/local-edit/")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/default/gamma-starter.pt"),
+                        help="local-edit: the checkpoint whose heads give the region evidence")
     parser.add_argument("--out", type=Path, default=Path("runs/starter"), help="run folder (resumes if present)")
     parser.add_argument("--loso", dest="loso_overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="LOSO recipe setting (train/loso.py LosoConfig), e.g. --loso features=pooled "
@@ -86,6 +90,13 @@ def evaluate_main(argv: list[str]) -> int:
     from .experiment import training_records
     from .loso import loso_config, run_loso
     loso_cfg = loso_config(args.loso_overrides)
+    if args.protocol == "local-edit":
+        from .fusion_loso import run as run_local_edit
+        from .report import local_edit_table
+        summary = run_local_edit(training_records(cfg), cfg.crop, args.checkpoint, args.out / "local-edit", loso_cfg,
+                                 seeds=seeds, cache_root=args.features_cache, progress=progress)
+        print(local_edit_table(summary))
+        return 0
     out = args.out / ("loso" if args.release else f"loso-runs/{args.name}")
     summary = run_loso(training_records(cfg), cfg.crop, out, loso_cfg, seeds, args.features_cache, progress)
     print(f"LOSO: worst photo `ai` rate {summary['worst']['max_photo_ai_rate']:.3f}, worst AI recall "

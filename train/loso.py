@@ -310,6 +310,25 @@ def _recall(cal: Calibration, scored: Scored, which: np.ndarray) -> float:
     return float(np.mean([b != "other" and r is None for b, r in zip(bands, reasons)])) if len(bands) else 0.0
 
 
+def inner_folds(records: Sequence[ImageRecord], index: np.ndarray, units: list[str | None], seed: int) -> np.ndarray:
+    """Inner fold of each record in ``index``: its photo unit's rank among the units there, or its family's dealt
+    fold (AI images)."""
+    inner_units = sorted({units[i] for i in index if units[i] is not None})
+    if len(inner_units) < 2:
+        raise ValueError("nested LOSO needs at least 2 photo sources in the training records; add sources "
+                         "or lower min_source_photos")
+    families = deal_families(records, index, len(inner_units), seed)
+    return np.array([inner_units.index(units[i]) if units[i] is not None else families[i] for i in index])
+
+
+def outer_folds(records: Sequence[ImageRecord], units: list[str | None], seed: int) -> tuple[list[str], np.ndarray]:
+    """The outer protocol's held-out units and each record's fold (families dealt with ``seed``)."""
+    outer_units = sorted({u for u in units if u is not None})
+    families = deal_families(records, np.arange(len(records)), len(outer_units), seed)
+    return outer_units, np.array([outer_units.index(u) if u is not None else families[i]
+                                  for i, u in enumerate(units)])
+
+
 def nested_fit(probe: Probe, records: Sequence[ImageRecord], index: np.ndarray, units: list[str | None],
                cfg: LosoConfig, seed: int, policy: CropPolicy | None = None) -> tuple[Calibration, np.ndarray, float]:
     """Steps 1-2 on the records in ``index``, then the probe on all of them: (calibration, weight, bias).
@@ -317,12 +336,8 @@ def nested_fit(probe: Probe, records: Sequence[ImageRecord], index: np.ndarray, 
     Under a staged ``policy`` the stage-0 decision needs bands: the one-stage scores give them, the inner
     scores are replayed under the policy with those bands, and the calibration is fitted again on the replay
     (what the runtime then applies, to stage 0 and to the final score alike)."""
-    inner_units = sorted({units[i] for i in index if units[i] is not None})
-    if len(inner_units) < 2:
-        raise ValueError("nested LOSO needs at least 2 photo sources in the training records; add sources "
-                         "or lower min_source_photos")
-    families = deal_families(records, index, len(inner_units), seed)
-    fold = np.array([inner_units.index(units[i]) if units[i] is not None else families[i] for i in index])
+    fold = inner_folds(records, index, units, seed)
+    inner_units = range(int(fold.max()) + 1)
     labels = probe.labels[index]
     unit_of = np.array([units[i] or "" for i in index])
     best = None
@@ -355,10 +370,7 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], cfg: LosoConfig, seed
     """One seed of the outer LOSO: per record its held-out fold, calibrated logit, band, abstention and the views
     the crop ``policy`` ran (None: every view, one stage)."""
     units = photo_units(records, cfg.min_source_photos)
-    outer_units = sorted({u for u in units if u is not None})
-    everything = np.arange(len(records))
-    families = deal_families(records, everything, len(outer_units), seed)
-    fold = np.array([outer_units.index(u) if u is not None else families[i] for i, u in enumerate(units)])
+    outer_units, fold = outer_folds(records, units, seed)
     rows: list[dict] = [{} for _ in records]
     folds = []
     for k, unit in enumerate(outer_units):

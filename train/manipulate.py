@@ -79,11 +79,17 @@ class BankItem:
 
 
 def random_mask(
-    height: int, width: int, rng: np.random.Generator, shape: str | None = None
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    shape: str | None = None,
+    area: tuple[float, float] = (0.03, 0.25),
+    limits: tuple[float, float] = (MIN_AREA, MAX_AREA),
 ) -> np.ndarray:
-    """A random HxW {0,1} uint8 region covering 2-30 % of the image.
+    """A random HxW {0,1} uint8 region covering ``limits`` (default 2-30 %) of the image.
 
     ``shape`` is "blob" (thresholded smooth noise), "box" or "polygon"; None picks one.
+    ``area`` is the range the target share is drawn from (shapes land near it, within ``limits``).
     """
     if shape is not None and shape not in MASK_SHAPES:
         raise ValueError(f"unknown mask shape {shape!r}; expected one of {MASK_SHAPES}")
@@ -91,14 +97,14 @@ def random_mask(
         raise ValueError(f"image must be at least {MIN_SIDE} px per side, got {height}x{width}")
     for _ in range(100):
         kind = shape or MASK_SHAPES[rng.integers(len(MASK_SHAPES))]
-        area = rng.uniform(0.03, 0.25)
+        target = rng.uniform(*area)
         if kind == "blob":
-            mask = _blob(height, width, area, rng)
+            mask = _blob(height, width, target, rng)
         elif kind == "box":
-            mask = _box(height, width, area, rng)
+            mask = _box(height, width, target, rng)
         else:
-            mask = _polygon(height, width, area, rng)
-        if MIN_AREA <= mask.mean() <= MAX_AREA:
+            mask = _polygon(height, width, target, rng)
+        if limits[0] <= mask.mean() <= limits[1]:
             return mask
     raise RuntimeError(f"could not draw a {shape or 'random'} mask for a {height}x{width} image")
 
@@ -239,14 +245,23 @@ def splice(
 
 
 def ai_patch_splice(
-    image: np.ndarray, ai_image: np.ndarray, rng: np.random.Generator, blend: str = "feather"
+    image: np.ndarray,
+    ai_image: np.ndarray,
+    rng: np.random.Generator,
+    blend: str = "feather",
+    mask: np.ndarray | None = None,
 ) -> Manipulated:
-    """Paste a random region of an AI-generated image (class "generated")."""
-    return _paste(image, ai_image, rng, blend, "ai_patch")
+    """Paste a region of an AI-generated image (class "generated"); ``mask``: the region (random when None)."""
+    return _paste(image, ai_image, rng, blend, "ai_patch", mask)
 
 
 def _paste(
-    image: np.ndarray, donor: np.ndarray, rng: np.random.Generator, blend: str, family: str
+    image: np.ndarray,
+    donor: np.ndarray,
+    rng: np.random.Generator,
+    blend: str,
+    family: str,
+    mask: np.ndarray | None = None,
 ) -> Manipulated:
     """Blend ``donor`` (scaled to cover the image, randomly cropped) into a random region.
 
@@ -263,7 +278,15 @@ def _paste(
     _check_image(donor, "donor")
     height, width = image.shape[:2]
     donor = _fit(donor, height, width, rng)
-    mask = _region(height, width, rng, off_border=blend == "poisson")
+    if mask is None:
+        mask = _region(height, width, rng, off_border=blend == "poisson")
+    else:
+        _check_mask(mask, (height, width))
+        mask = mask.copy()
+        if blend == "poisson":
+            mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0
+        if not mask.any():
+            raise ValueError("the paste region is empty (off the image's outer 2 px for poisson blending)")
     if blend == "none":
         pasted = donor
     elif blend == "feather":

@@ -193,3 +193,28 @@ def write_report(run_dir: Path, model_dir: Path, checkpoint: Path) -> Path:
          "calibration": ckpt["calibration"], "abstention": ckpt["abstention"], "bands": ckpt["bands"],
          "training": training}, indent=1))
     return report_md
+
+
+def local_edit_table(summary: dict) -> str:
+    """Markdown: per decision variant, the local-edit numbers of record per held-out source (worst seed) and the
+    worst over sources (``train/fusion_loso.py`` summary)."""
+    lines = [f"Seeds {', '.join(map(str, summary['seeds']))}; worst seed per source. Chosen on inner scores: "
+             f"**{summary['chosen']}**. {summary['note']}.", ""]
+    head = ("| decision | held-out photo source | photos in `ai` | photos in `ai`+`likely_ai` | edits in `ai`+`likely_ai`"
+            " (>= 15 %) | AUC edit vs control | AI images in `ai`+`likely_ai` | mask F1 / IoU (raw IoU) | pointing |"
+            " untouched mask fraction mean / median (raw) |")
+    lines += [head, "|" + "---|" * 10]
+    for name, d in summary["decisions"].items():
+        for unit, v in d["by_source"].items():
+            lines.append(
+                f"| {name} | {unit} | {_pct(v['photo_in_ai'])} | {_pct(v['photo_flagged'])} | "
+                f"{_pct(v['edit_flagged'])} ({_pct(v['edit_flagged_large'])}) | {v['auc_edit_vs_control']:.3f} | "
+                f"{_pct(v['ai_flagged'])} | {v['mask_f1']:.2f} / {v['mask_iou']:.2f} ({v['mask_iou_raw']:.2f}) | "
+                f"{_pct(v['pointing'])} | {_pct(v['photo_mask_mean'])} / {_pct(v['photo_mask_median'])} "
+                f"({_pct(v['photo_mask_mean_raw'])} / {_pct(v['photo_mask_median_raw'])}) |")
+        w = d["worst"]
+        lines.append(f"| **{name}, worst** | all | **{_pct(w['photo_in_ai'])}** | | **{_pct(w['edit_flagged'])} "
+                     f"({_pct(w['edit_flagged_large'])})** | **{w['auc_edit_vs_control']:.3f}** | "
+                     f"**{_pct(w['ai_recall_flag'])}** (pooled) | IoU **{w['mask_iou']:.2f}** | | "
+                     f"**{_pct(w['photo_mask_mean'])} / {_pct(w['photo_mask_median'])}** |")
+    return "\n".join(lines)

@@ -43,14 +43,16 @@
     "feedback_note_chars": 2000,
     "feedback_result_bytes": 65536,
     "longpoll_seconds": 30,
+    "url_chars": 4096,
   });
-  const RESULT_FIELDS = deepFreeze(["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence", "model", "image", "heatmap_url", "timings", "cached"]);
+  const RESULT_FIELDS = deepFreeze(["path", "ai_probability", "verdict", "uncertain_reason", "mask_fraction", "sources", "verdict_reason", "evidence", "ai_content", "model", "image", "heatmap_url", "timings", "cached"]);
   const JOB_STATUSES = deepFreeze(["queued", "started", "finished", "failed", "canceled"]);
   const EVIDENCE_STATUSES = deepFreeze(["ok", "invalid", "error"]);
   const EVIDENCE_STRENGTHS = deepFreeze(["proof", "strong", "weak"]);
-  const VERDICT_REASONS = deepFreeze(["pixels", "capture_claim", "c2pa:ai_generated", "c2pa:ai_edited", "xmp:ai_generated", "xmp:ai_edited", "generator_parameters:ai_generated", "generator_parameters:ai_edited", "watermark:ai_generated", "watermark:ai_edited"]);
+  const VERDICT_REASONS = deepFreeze(["pixels", "region", "capture_claim", "c2pa:ai_generated", "c2pa:ai_edited", "xmp:ai_generated", "xmp:ai_edited", "generator_parameters:ai_generated", "generator_parameters:ai_edited", "watermark:ai_generated", "watermark:ai_edited"]);
   const UNCERTAIN_REASONS = deepFreeze(["view_spread", "reencode_shift"]);
+  const AI_CONTENT_EXTENTS = deepFreeze(["whole_image", "region", "none"]);
   const FEEDBACK_LABELS = deepFreeze(["ai", "real"]);
 
-  return Object.freeze({ VERDICTS, SOURCE_CLASSES, ERRORS, LIMITS, RESULT_FIELDS, JOB_STATUSES, EVIDENCE_STATUSES, EVIDENCE_STRENGTHS, VERDICT_REASONS, UNCERTAIN_REASONS, FEEDBACK_LABELS });
+  return Object.freeze({ VERDICTS, SOURCE_CLASSES, ERRORS, LIMITS, RESULT_FIELDS, JOB_STATUSES, EVIDENCE_STATUSES, EVIDENCE_STRENGTHS, VERDICT_REASONS, UNCERTAIN_REASONS, AI_CONTENT_EXTENTS, FEEDBACK_LABELS });
 });

@@ -27,8 +27,9 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..abstain import AI_SIDE, AbstentionRule, reencode_jpeg, view_spread
-from ..contract import MAX_BATCH_VIEWS, UNCERTAIN
+from ..contract import AI_CONTENT_EXTENTS, MAX_BATCH_VIEWS, UNCERTAIN
 from ..crops import CropPlan, Tiles
+from ..decision import Decision, MaskCalibration, features_of, region_evidence, strongest_region
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
 from .selfcheck import SelfCheckFailed, SelfCheckReport, needs_check, verify
@@ -79,6 +80,7 @@ class Prediction:
     views: int
     view_spread: float = 0.0         # std of the calibrated view logits (the abstention's first check)
     uncertain_reason: str | None = None  # set when the abstention rule turned an AI-side verdict into `uncertain`
+    global_probability: float | None = None  # the mean view logit's probability alone (None: the same as probability)
 
     @property
     def mask_fraction(self) -> float:
@@ -114,6 +116,10 @@ class Detector:
         self.policy = manifest.policy
         self.bands = list(manifest.verdict_bands)
         self.abstention = AbstentionRule.from_dict(manifest.raw.get("abstention"))
+        # How view scores and region evidence make the image score, and the head-1 map's level (manifest; absent:
+        # the mean view logit alone and the raw map, as 0.3.0 scored).
+        self.decision = Decision.from_dict(manifest.raw.get("decision"))
+        self.mask_calibration = MaskCalibration.from_dict(manifest.raw.get("mask_calibration"))
         self.classes = list(manifest.source_classes)
         self.max_batch = int(min(getattr(session, "max_batch", MAX_BATCH_VIEWS), manifest.max_batch))
         self.mask_side = MASK_SIDE   # Prediction.mask's longest side at most (the server sets its heatmap side)
@@ -155,7 +161,7 @@ class Detector:
         outputs = self._run([t.views(0 if staged else None) for t in tiles])
         if staged:
             refine = [i for i, (t, out) in enumerate(zip(tiles, outputs)) if t.plan.first_views < t.plan.views
-                      and (detail or self.policy.refines(combine_probabilities(out[0]), self.bands))]
+                      and (detail or self.policy.refines(self.decide(t.plan, *out)[0], self.bands))]
             for i, more in zip(refine, self._run([tiles[i].views(1) for i in refine])):
                 outputs[i] = tuple(np.concatenate([a, b]) for a, b in zip(outputs[i], more))
         predictions = [self._assemble(t.plan, *out) for t, out in zip(tiles, outputs)]
@@ -193,25 +199,44 @@ class Detector:
         bounds = np.cumsum([0] + [len(v) for v in views])
         return [tuple(m[lo:hi] for m in merged) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
+    def decide(self, plan: CropPlan, probabilities, masks, sources) -> tuple[float, float]:
+        """(image probability by the manifest's decision, the mean view logit's alone) from the views that ran."""
+        logits = _logit(probabilities)
+        alone = float(1.0 / (1.0 + np.exp(-float(np.mean(logits)))))
+        if self.decision.features == ("mean_logit",) and self.decision.bias == 0.0:
+            return alone, alone
+        evidence = region_evidence(self.policy, plan, masks, sources, self.decision)[0] \
+            if self.decision.uses_regions else None
+        z = float(self.decision.logit(features_of(self.decision, logits, evidence)[None])[0])
+        return float(1.0 / (1.0 + np.exp(-z))), alone
+
     def _assemble(self, plan: CropPlan, probabilities, masks, sources) -> Prediction:
-        mask = self.policy.stitch(masks, plan, max_side=self.mask_side)
+        mask = self.mask_calibration.apply(self.policy.stitch(masks, plan, max_side=self.mask_side))
         # Source shares: the head-2 maps stitched like the mask, but capped at SHARE_SIDE px: a share of pixels
         # needs no finer map (at 512 px these stitches were a quarter of the pipeline's time; on 24 starter
         # images the shares moved by at most 0.007). All classes in one stitch, channels last.
         stitched = self.policy.stitch(np.moveaxis(sources, 1, -1), plan, max_side=SHARE_SIDE)
         counts = np.bincount(stitched.argmax(axis=-1).ravel(), minlength=len(self.classes)).astype(np.float64)
         shares = counts / counts.sum()
-        return Prediction(combine_probabilities(probabilities), mask,
-                          {name: float(s) for name, s in zip(self.classes, shares)}, len(probabilities),
-                          view_spread(_logit(probabilities)))
+        probability, alone = self.decide(plan, probabilities, masks, sources)
+        return Prediction(probability, mask, {name: float(s) for name, s in zip(self.classes, shares)},
+                          len(probabilities), view_spread(_logit(probabilities)), global_probability=alone)
 
     def result(self, prediction: Prediction) -> dict:
-        """The stable JSON fields of a result (the server adds model, image, heatmap_url, timings, cached)."""
+        """The stable JSON fields of a result (the server adds model, image, heatmap_url, timings, cached).
+        ``verdict_reason`` is `region` when the region evidence raised the verdict into an AI band that the mean
+        view logit alone did not reach (`pixels` otherwise; provenance evidence may override it later)."""
+        band = UNCERTAIN if prediction.uncertain_reason else verdict(prediction.probability, self.bands)
+        alone = prediction.probability if prediction.global_probability is None else prediction.global_probability
+        region_decided = band in AI_SIDE and verdict(alone, self.bands) not in AI_SIDE
+        extent = AI_CONTENT_EXTENTS[2] if band not in AI_SIDE else AI_CONTENT_EXTENTS[1 if region_decided else 0]
         return {"ai_probability": round(prediction.probability, 4),
-                "verdict": UNCERTAIN if prediction.uncertain_reason else verdict(prediction.probability, self.bands),
+                "verdict": band,
                 "uncertain_reason": prediction.uncertain_reason,
                 "mask_fraction": round(prediction.mask_fraction, 4),
-                "sources": {k: round(v, 4) for k, v in prediction.source_shares.items()}}
+                "sources": {k: round(v, 4) for k, v in prediction.source_shares.items()},
+                "verdict_reason": "region" if region_decided else "pixels",
+                "ai_content": {"extent": extent, "region": strongest_region(prediction.mask)}}
 
 
 # --------------------------------------------------------------------------- loading
