@@ -117,9 +117,12 @@ async function overlayPng(mask) {
   const canvas = new OffscreenCanvas(mask.width, mask.height);
   const ctx = canvas.getContext("2d");
   const pixels = ctx.createImageData(mask.width, mask.height);
+  const px = pixels.data;
   for (let i = 0; i < mask.data.length; i += 1) {
     const m = Math.max(0, Math.min(255, Math.floor(mask.data[i] * 255 + 0.5)));
-    pixels.data.set([255, 255 - m, 0, Math.floor((m * 180) / 255)], i * 4);
+    px[i * 4] = 255;
+    px[i * 4 + 1] = 255 - m;
+    px[i * 4 + 3] = Math.floor((m * 180) / 255);
   }
   ctx.putImageData(pixels, 0, 0);
   const bytes = new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer());

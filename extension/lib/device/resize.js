@@ -49,8 +49,16 @@
 
   // ------------------------------------------------------------------ INTER_AREA
 
+  /** OpenCV's computeResizeAreaTab: (destination index, source index, weight) triples, as typed arrays. */
   function areaTable(ssize, dsize, cn, scale) {
-    const tab = [];
+    const di = [];
+    const si = [];
+    const alpha = [];
+    const push = (d, s, a) => {
+      di.push(d);
+      si.push(s);
+      alpha.push(a);
+    };
     for (let dx = 0; dx < dsize; dx += 1) {
       const fsx1 = dx * scale;
       const fsx2 = fsx1 + scale;
@@ -59,11 +67,11 @@
       let sx2 = Math.floor(fsx2);
       sx2 = Math.min(sx2, ssize - 1);
       sx1 = Math.min(sx1, sx2);
-      if (sx1 - fsx1 > 1e-3) tab.push([dx * cn, (sx1 - 1) * cn, f32((sx1 - fsx1) / cellWidth)]);
-      for (let sx = sx1; sx < sx2; sx += 1) tab.push([dx * cn, sx * cn, f32(1.0 / cellWidth)]);
-      if (fsx2 - sx2 > 1e-3) tab.push([dx * cn, sx2 * cn, f32(Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth)]);
+      if (sx1 - fsx1 > 1e-3) push(dx * cn, (sx1 - 1) * cn, (sx1 - fsx1) / cellWidth);
+      for (let sx = sx1; sx < sx2; sx += 1) push(dx * cn, sx * cn, 1.0 / cellWidth);
+      if (fsx2 - sx2 > 1e-3) push(dx * cn, sx2 * cn, Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth);
     }
-    return tab;
+    return { di: Int32Array.from(di), si: Int32Array.from(si), alpha: Float32Array.from(alpha), length: di.length };
   }
 
   function resizeArea(src, width, height) {
@@ -86,19 +94,25 @@
       for (let i = 0; i < rowLen; i += 1) out[base + i] = bytes ? toByte(sum[i]) : sum[i];
     };
     const S = src.data;
-    let prev = ytab[0][0];
-    for (const [dy, sy, beta] of ytab) {
+    let prev = ytab.di[0];
+    for (let j = 0; j < ytab.length; j += 1) {
+      const dy = ytab.di[j];
+      const beta = ytab.alpha[j];
       buf.fill(0);
-      const row = sy * sw * cn;
-      for (const [dxn, sxn, alpha] of xtab) {
-        for (let c = 0; c < cn; c += 1) buf[dxn + c] = f32(buf[dxn + c] + f32(S[row + sxn + c] * alpha));
+      const row = ytab.si[j] * sw * cn;
+      for (let k = 0; k < xtab.length; k += 1) {
+        const dxn = xtab.di[k];
+        const sxn = row + xtab.si[k];
+        const alpha = xtab.alpha[k];
+        // the product rounded to float32 as OpenCV's is; the Float32Array store rounds the sum
+        for (let c = 0; c < cn; c += 1) buf[dxn + c] += f32(S[sxn + c] * alpha);
       }
       if (dy !== prev) {
         store(prev);
         for (let i = 0; i < rowLen; i += 1) sum[i] = f32(beta * buf[i]);
         prev = dy;
       } else {
-        for (let i = 0; i < rowLen; i += 1) sum[i] = f32(sum[i] + f32(beta * buf[i]));
+        for (let i = 0; i < rowLen; i += 1) sum[i] += f32(beta * buf[i]);
       }
     }
     store(prev);
