@@ -54,7 +54,7 @@ def _data_url(url: str, page: Capture) -> ImageRef:
     try:
         if not comma:
             raise ValueError("no comma after the media type")
-        data = (base64.b64decode(unquote_to_bytes(payload), validate=False) if header.lower().endswith(";base64")
+        data = (base64.b64decode(b"".join(unquote_to_bytes(payload).split()), validate=True) if header.lower().endswith(";base64")
                 else unquote_to_bytes(payload))
     except (ValueError, binascii.Error) as exc:
         return ImageRef(shown, "failed", page, error={"code": "bad_data_url", "message": f"bad data: URL ({exc})"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -21,6 +22,7 @@ from .urls import strip_brackets
 # arguments, crawler screenshots) are not captures of a URL's response.
 CAPTURE_TYPES = ("response", "revisit")
 SNIFF_BYTES = 4096
+TAIL_SLACK = 4
 
 
 class CrawlInputError(ValueError):
@@ -103,13 +105,13 @@ def _capture(path: str, offset: int, record) -> Capture:
 def captures(path: str) -> Iterator[Capture | ArchiveError]:
     """Every response and revisit record of a file with its offset; an ArchiveError where reading stops."""
     size = os.path.getsize(path)
-    end = 0
+    start = end = 0
     with open(path, "rb") as handle:
         iterator = ArchiveIterator(handle, check_digests=False)
         try:
             for record in iterator:
                 offset = iterator.get_record_offset()   # reads the record to its end (its headers are kept)
-                end = offset + iterator.get_record_length()
+                start, end = offset, offset + iterator.get_record_length()
                 if record.rec_type in CAPTURE_TYPES:
                     uri = strip_brackets(record.rec_headers.get_header("WARC-Target-URI") or "")
                     if uri.lower().startswith(("http:", "https:")):
@@ -117,10 +119,36 @@ def captures(path: str) -> Iterator[Capture | ArchiveError]:
         except Exception as exc:  # noqa: BLE001 - warcio raises many kinds for a broken record
             yield ArchiveError(path, end, "warc_unreadable", f"{type(exc).__name__}: {str(exc)[:200]}")
             return
-    if end < size:
+        handle.seek(end)
+        tail = handle.read(TAIL_SLACK)
+        complete = _member_complete(handle, start, end)
+    # An uncompressed record's length leaves out its closing CRLF CRLF; nothing else may follow the last record.
+    if not complete:
+        yield ArchiveError(path, start, "warc_unreadable", "the record's gzip member is truncated (the file was cut short)")
+    elif size - end > TAIL_SLACK or tail.strip(b"\r\n"):
         yield ArchiveError(path, end, "warc_unreadable",
                            f"{size - end} bytes after the last complete record could not be read "
                            "(a truncated gzip member or a record whose declared length is wrong)")
+
+
+def _member_complete(handle, start: int, end: int) -> bool:
+    """Whether the gzip member at [start, end) reaches its end (warcio yields a truncated last member's record as
+    if whole); True for an uncompressed record. Decompressed a megabyte at a time, the output dropped."""
+    handle.seek(start)
+    if handle.read(2) != b"\x1f\x8b":
+        return True
+    handle.seek(start)
+    member = zlib.decompressobj(wbits=31)
+    remaining = end - start
+    while remaining > 0 and not member.eof:
+        data = handle.read(min(1 << 20, remaining))
+        if not data:
+            break
+        remaining -= len(data)
+        while data and not member.eof:
+            member.decompress(data, 1 << 20)
+            data = member.unconsumed_tail
+    return member.eof
 
 
 def read_payload(path: str, offset: int, max_bytes: int) -> bytes:
