@@ -199,3 +199,111 @@ def test_device_parity_with_the_python_runtime(device, test_site):
         assert r["band_py"] == r["band_dev"] or r["near_edge"], r
         if r["marked"] >= 0.01:
             assert r["iou"] >= 0.9, r
+
+
+# --------------------------------------------------------------------------- page scan, requests, model cache, bad input
+
+def _fetched_by_extension(device) -> list[str]:
+    """Every address the service worker and the offscreen runtime fetched (their resource timelines)."""
+    worker = device.sw("() => performance.getEntriesByType('resource').map((e) => e.name)")
+    offscreen = device.sw("() => gammaDetect.toDevice('gamma:device:status', {})")["fetched"]
+    return worker + offscreen
+
+
+def test_device_page_scan_badges_every_eligible_image_and_reaches_no_other_host(device, ext_page, test_site, no_server):
+    from conftest_extension import EXTENSION_ORIGIN
+
+    page_requests: list[str] = []
+    ext_page.on("request", lambda r: page_requests.append(r.url))
+    ext_page.goto(test_site.page())
+    ext_page.wait_for_load_state("load")
+    tab = device.tab_id(ext_page)
+    answer = device.sw("([tabId]) => gammaDetect.handlers['gamma:scanTab']({tabId, on: true})", [tab])
+    assert answer["ok"] and answer["scanning"], answer
+    eligible = ("real1", "ai1", "real2", "ai2", "real1dup")
+    skipped = ("logo", "small", "thumb")
+    state = device.wait_for(ext_page, lambda s: all(final(i)(s) for i in (*eligible, *skipped)) and s["counts"]["pending"] == 0,
+                            timeout=120, what="the on-device scan of the visible images")
+    for element_id in eligible:
+        entry = image(state, element_id)
+        assert entry["state"] == "done", (element_id, entry["error"])
+        assert entry["verdict"] in VERDICTS and entry["badge"]["rect"]["width"] > 0
+        assert entry["badge"]["text"].split(" ")[-1].endswith("%"), entry["badge"]
+    for element_id in skipped:
+        assert image(state, element_id)["state"] == "skipped"
+    assert state["counts"]["checked"] == 5 and state["counts"]["errors"] == 0
+    # the same image twice on the page is one check with one verdict
+    assert image(state, "real1")["verdict"] == image(state, "real1dup")["verdict"]
+    # no request to the gamma server, none to any host but the image's (and the page's) origin
+    assert no_server.connections == 0
+    allowed = (EXTENSION_ORIGIN + "/", test_site.url + "/")
+    stray = [u for u in _fetched_by_extension(device) + page_requests if not u.startswith(allowed)]
+    assert not stray, stray
+    assert any(u.startswith(test_site.url + "/ai/") for u in _fetched_by_extension(device)), "the runtime fetched the images itself"
+    device.sw("([tabId]) => gammaDetect.handlers['gamma:scanTab']({tabId, on: false})", [tab])
+
+
+def test_device_corrupted_cached_model_is_detected_and_fetched_again(device, ext_browser, test_site):
+    from conftest_extension import EXTENSION_ORIGIN
+
+    device.sw("() => gammaDetect.toDevice('gamma:device:status', {load: true})")
+    digest = __import__("json").loads((EXTENSION_DIR / "vendor" / "model" / "bundle.json").read_text())["sha256"]
+    # an extension page shares the runtime's IndexedDB: overwrite the stored model with other bytes
+    page = ext_browser.context.new_page()
+    try:
+        page.goto(f"{EXTENSION_ORIGIN}/help/help.html")
+        stored = page.evaluate("""async (digest) => {
+            const db = await new Promise((ok, no) => { const r = indexedDB.open('gamma-model', 1); r.onsuccess = () => ok(r.result); r.onerror = no; });
+            const tx = db.transaction('files', 'readwrite');
+            const store = tx.objectStore('files');
+            const had = await new Promise((ok) => { const r = store.get(digest); r.onsuccess = () => ok(r.result ? r.result.byteLength : 0); });
+            store.put(new Uint8Array(1024).fill(7).buffer, digest);
+            await new Promise((ok) => (tx.oncomplete = ok));
+            db.close();
+            return had;
+        }""", digest)
+    finally:
+        page.close()
+    assert stored > 1_000_000, "the model was stored in IndexedDB under its digest"
+    device.sw("() => gammaDetect.closeDevice()")
+    status = device.sw("() => gammaDetect.toDevice('gamma:device:status', {load: true})")
+    assert status["loaded"] and status["modelEvents"] == ["digest_mismatch", "fetched"], status
+    result = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", f"{test_site.url}/ai/flux1.webp")
+    assert result["verdict"] in VERDICTS and result["model"]["digest"] == digest
+    # and the copy stored again is the right one: the next load reads it from the cache
+    device.sw("() => gammaDetect.closeDevice()")
+    assert device.sw("() => gammaDetect.toDevice('gamma:device:status', {load: true})")["modelEvents"] == ["cached"]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_device_bad_input_ends_in_the_servers_states(device, test_site):
+    from conftest_extension import SVG_LOGO
+
+    good = test_site.files["photos/robin.jpg"]
+    test_site.files.update({
+        "bad/corrupt.jpg": good[:600] + bytes(2000),          # a JPEG header, then no image data
+        "bad/huge.png": _png_header(30000, 30000),            # 900 MP in its header: refused before decoding
+        "bad/tiny.png": _png_header(40, 40),
+        "bad/logo.svg": SVG_LOGO,
+        "bad/page.html": b"<!doctype html><p>not an image</p>",
+        "bad/text.jpg": b"this is not an image at all, only text " * 4,
+    })
+    expected = {"bad/corrupt.jpg": "image_decode_failed", "bad/huge.png": "image_too_large", "bad/tiny.png": "image_too_small",
+                "bad/logo.svg": "unsupported_media_type", "bad/page.html": "image_fetch_failed",
+                "bad/text.jpg": "unsupported_media_type", "missing.jpg": "image_fetch_failed"}
+    for path, code in expected.items():
+        answer = device.sw("""async (src) => { try { await gammaDetect.toDevice('gamma:device:analyze', {src}); return null; }
+                              catch (err) { return {code: err.code, message: err.message}; } }""", f"{test_site.url}/{path}")
+        assert answer and answer["code"] == code, (path, answer)
+        assert answer["message"], path
+    # and the runtime keeps working
+    result = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", f"{test_site.url}/photos/robin.jpg")
+    assert result["verdict"] in VERDICTS

@@ -189,7 +189,10 @@ const handlers = {
   "gamma:device:analyze": (m) => analyze(m.src),
   "gamma:device:status": async (m) => {
     if (m.load) await ready(m.threads).catch(() => {});
-    return Object.assign({ loaded: Boolean(runtime), model: runtime ? runtime.info : null }, status);
+    // `fetched`: every address this document has fetched (its resource timeline), for the claim that a check
+    // on device reaches no host but the image's own.
+    const fetched = performance.getEntriesByType("resource").map((e) => e.name);
+    return Object.assign({ loaded: Boolean(runtime), model: runtime ? runtime.info : null, fetched }, status);
   },
   "gamma:device:heatmap": async (m) => {
     const found = heatmaps.get(m.id);

@@ -100,12 +100,21 @@
       const beta = ytab.alpha[j];
       buf.fill(0);
       const row = ytab.si[j] * sw * cn;
-      for (let k = 0; k < xtab.length; k += 1) {
-        const dxn = xtab.di[k];
-        const sxn = row + xtab.si[k];
-        const alpha = xtab.alpha[k];
-        // the product rounded to float32 as OpenCV's is; the Float32Array store rounds the sum
-        for (let c = 0; c < cn; c += 1) buf[dxn + c] += f32(S[sxn + c] * alpha);
+      // the product rounded to float32 as OpenCV's is; the Float32Array store rounds the sum
+      const { di, si, alpha } = xtab;
+      if (cn === 3) {
+        for (let k = 0; k < xtab.length; k += 1) {
+          const d = di[k];
+          const o = row + si[k];
+          const a = alpha[k];
+          buf[d] += f32(S[o] * a);
+          buf[d + 1] += f32(S[o + 1] * a);
+          buf[d + 2] += f32(S[o + 2] * a);
+        }
+      } else {
+        for (let k = 0; k < xtab.length; k += 1) {
+          for (let c = 0; c < cn; c += 1) buf[di[k] + c] += f32(S[row + si[k] + c] * alpha[k]);
+        }
       }
       if (dy !== prev) {
         store(prev);
@@ -125,7 +134,21 @@
     const out = bytes ? new Uint8Array(width * height * cn) : new Float32Array(width * height * cn);
     const S = src.data;
     const scale = f32(1 / (ix * iy));
-    const twoByTwo = ix === 2 && iy === 2;
+    if (bytes && ix === 2 && iy === 2) {
+      // the common case (a large photo at half size): one pass over both source rows
+      const rowLen = width * cn;
+      for (let dy = 0; dy < height; dy += 1) {
+        const r0 = 2 * dy * sw * cn;
+        const r1 = r0 + sw * cn;
+        const o = dy * rowLen;
+        for (let dx = 0; dx < width; dx += 1) {
+          const a = r0 + 2 * dx * cn;
+          const b = r1 + 2 * dx * cn;
+          for (let c = 0; c < cn; c += 1) out[o + dx * cn + c] = (S[a + c] + S[a + cn + c] + S[b + c] + S[b + cn + c] + 2) >> 2;
+        }
+      }
+      return image(out, width, height, cn);
+    }
     for (let dy = 0; dy < height; dy += 1) {
       for (let dx = 0; dx < width; dx += 1) {
         for (let c = 0; c < cn; c += 1) {
@@ -136,7 +159,7 @@
           }
           const o = (dy * width + dx) * cn + c;
           if (!bytes) out[o] = f32(total * scale);
-          else out[o] = twoByTwo ? (total + 2) >> 2 : toByte(f32(total * scale));
+          else out[o] = toByte(f32(total * scale));
         }
       }
     }
