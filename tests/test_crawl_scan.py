@@ -7,6 +7,7 @@ import os
 import pytest
 
 import server_support
+from server_support import image_server  # noqa: F401
 from crawl_support import DATE, WarcBuilder, digest_of
 from gamma_detect.contract import CRAWL_IMAGE_FIELDS, CRAWL_PAGE_FIELDS, CRAWL_STATUSES, RESULT_FIELDS
 from gamma_detect.server import cli
@@ -198,3 +199,26 @@ def test_ten_thousand_images_on_one_page(tmp_path):
     assert page["counts"] == {"scored": 100, "not_archived": 9_900}
     assert all(e["status"] == "scored" for e in page["images"][::100])
     assert sum(scorer.detector.calls) == 100 and max(scorer.detector.calls) <= 16 and summary.unique_images == 100
+
+
+def test_fetch_missing_scores_what_the_archive_lacks(tmp_path, stub_env, monkeypatch, image_server, capsys):
+    """--fetch-missing: a referenced image not in the archive is fetched at scan time (the SSRF-safe fetcher) and
+    marked `fetched`; one that cannot be fetched stays not_archived and says why."""
+    live = image_server.add("/live.png", image_bytes(seed=70))
+    gone = image_server.url("/gone.png")
+    path = str(tmp_path / "c.warc.gz")
+    with WarcBuilder(path) as w:
+        w.response(f"{SITE}/p.html", f'<img src="{live}"><img src="{gone}"><img src="/a.png">'.encode())
+        w.response(f"{SITE}/a.png", image_bytes(seed=71), "image/png")
+    monkeypatch.setenv("GAMMA_FETCH_TEST_ALLOW", image_server.allow)
+    out = tmp_path / "r.jsonl"
+    assert cli.scan_main([path, "--local", "--fetch-missing", "--out", str(out), "--json", "--no-progress"]) == 0
+    fetched, missing, archived = read_jsonl(out)[0]["images"]
+    assert fetched["status"] == "fetched" and fetched["result"]["verdict"] and fetched["warc_file"] is None
+    assert missing["status"] == "not_archived" and missing["fetch_error"]["code"] == "fetch_failed"
+    assert archived["status"] == "scored"
+    assert json.loads(capsys.readouterr().out)["statuses"] == {"fetched": 1, "not_archived": 1, "scored": 1}
+    # Without the flag nothing is fetched.
+    before = len(image_server.seen)
+    assert cli.scan_main([path, "--local", "--out", str(out), "--no-progress"]) == 0
+    assert len(image_server.seen) == before and read_jsonl(out)[0]["counts"] == {"not_archived": 2, "scored": 1}
