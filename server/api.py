@@ -7,6 +7,7 @@ import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from redis.exceptions import RedisError
+from rfc3986_validator import validate_rfc3986
 
 from . import feedback as feedback_store
 from .cache import Lookup, render_overlay
@@ -14,7 +15,7 @@ from .decode import probe
 from .errors import ApiError
 from .fetch import resolve
 from .multipart import file_field, file_fields
-from gamma_detect.contract import JOB_ENDED, SCAN_BYTES_ENDPOINT
+from gamma_detect.contract import JOB_ENDED, LIMITS, SCAN_BYTES_ENDPOINT
 from gamma_detect.files import sha256_bytes
 
 from .service import Service
@@ -24,8 +25,8 @@ v1 = Blueprint("v1", __name__, url_prefix="/v1")
 jobs_bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 health = Blueprint("health", __name__)
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DIGEST = re.compile(r"^[0-9a-zA-Z:_.-]{8,128}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")   # fullmatch, both: "$" would let a final newline through
+_DIGEST = re.compile(r"[0-9a-zA-Z:_.-]{8,128}")
 
 
 def service() -> Service:
@@ -70,14 +71,19 @@ def analyze():
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ApiError("bad_request", "send a JSON object {\"url\": ..., \"page_url\": ...}")
-        url, page_url = body.get("url"), body.get("page_url")
+        url = body.get("url")
         if not isinstance(url, str) or not url:
             raise ApiError("bad_request", "`url` must be the image URL")
-        if page_url is not None and (not isinstance(page_url, str) or len(page_url) > 4096):
-            raise ApiError("bad_request", "`page_url` must be a URL")
-        return _analyze_url(url, page_url)
+        return _analyze_url(url, _page_url(body))
     raise ApiError("unsupported_media_type",
                    "send multipart/form-data with an `image` field, an image body, or JSON with `url`")
+
+
+def _page_url(body: dict) -> str | None:
+    page_url = body.get("page_url")
+    if page_url is not None and (not isinstance(page_url, str) or len(page_url) > LIMITS["url_chars"]):
+        raise ApiError("bad_request", f"`page_url` must be a URL of at most {LIMITS['url_chars']} characters")
+    return page_url
 
 
 def _analyze_bytes(data: bytes, filename: str | None):
@@ -100,7 +106,13 @@ def _submit_bytes(data: bytes, filename: str | None):
 
 
 def _check_url(url: str) -> None:
-    """Refuse a URL at once when it is not allowed (the worker checks again when it fetches)."""
+    """Refuse a URL at once when it is not allowed (the worker checks again when it fetches): not an absolute URI
+    as RFC 3986 writes one (the document's `format: uri`; no name is looked up for it), or refused by the guard."""
+    longest = LIMITS["url_chars"]
+    # The validator's "$" would let a final newline by.
+    if len(url) > longest or url.endswith("\n") or not validate_rfc3986(url, rule="URI"):
+        raise ApiError("url_not_allowed", f"the URL is not an absolute URL of at most {longest} characters as "
+                                          "RFC 3986 writes it (percent-encode spaces and other characters outside it)")
     try:
         resolve(url, allow=service().settings.test_allow)
     except ApiError as exc:
@@ -126,9 +138,7 @@ def scan():
     if not isinstance(body, dict):
         raise ApiError("unsupported_media_type" if not request.is_json else "bad_request",
                        "send JSON {\"page_url\": ..., \"image_urls\": [...]}")
-    page_url, urls = body.get("page_url"), body.get("image_urls")
-    if page_url is not None and (not isinstance(page_url, str) or len(page_url) > 4096):
-        raise ApiError("bad_request", "`page_url` must be a URL")
+    page_url, urls = _page_url(body), body.get("image_urls")
     if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
         raise ApiError("bad_request", "`image_urls` must be a non-empty list of URLs")
     if len(urls) > svc.settings.max_scan_images:
@@ -200,7 +210,7 @@ def feedback():
 def heatmap(digest: str, name: str):
     svc = service()
     sha = name[:-4] if name.endswith(".png") else name
-    if not _DIGEST.match(digest) or not _HEX64.match(sha):
+    if not _DIGEST.fullmatch(digest) or not _HEX64.fullmatch(sha):
         raise ApiError("not_found", "no such heatmap")
     etag = f'"{digest[:16]}-{sha[:16]}"'
     mask, result = svc.cache.heatmap(digest, sha)
@@ -287,5 +297,5 @@ def metrics():
     svc = service()
     gauges = {"gamma_queue_depth": [({"queue": svc.queue.name}, svc.queue.count)],
               "gamma_workers_alive": [({}, alive_workers(svc.connection, svc.settings))]}
-    text = svc.metrics.render(svc.connection, gauges)
-    return Response(text, mimetype="text/plain", headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    body, content_type = svc.metrics.render(svc.connection, gauges, request.headers.get("Accept"))
+    return Response(body, content_type=content_type)

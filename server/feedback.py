@@ -19,7 +19,7 @@ from gamma_detect.runtime.evidence import without_private
 from .config import Settings
 from .errors import ApiError
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")   # fullmatch: "$" would let a final newline through
 MAX_NOTE = LIMITS["feedback_note_chars"]
 MAX_RESULT_BYTES = LIMITS["feedback_result_bytes"]
 
@@ -28,7 +28,7 @@ def validate(body) -> dict:
     if not isinstance(body, dict):
         raise ApiError("bad_request", "send a JSON object")
     sha = body.get("sha256")
-    if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha.lower()):
         raise ApiError("bad_request", "`sha256` must be the image's SHA-256 as 64 hex digits")
     label = body.get("label")
     if label not in FEEDBACK_LABELS:

@@ -28,6 +28,8 @@ def _errors(*codes: str) -> dict:
 _PAGE_URL = {"type": ["string", "null"], "maxLength": LIMITS["url_chars"],
              "description": "the page the image is on, kept with the job (never fetched)"}
 
+_BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}   # a file part's bytes
+
 # What every POST may answer: a malformed or wrong-type body, a refused key, the rate limit, Redis away.
 _POSTED = ("bad_request", "unsupported_media_type", "unauthorized", "rate_limited", "service_unavailable")
 
@@ -215,8 +217,10 @@ def document() -> dict:
                                "limit in all; each part's file name is returned as its entry's `url`",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["image"],
-                    "properties": {"image": {"type": "array", "maxItems": LIMITS["scan_images"],
-                                             "items": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}}},
+                    # One part is one image as much as a list of one: multipart cannot tell them apart.
+                    "properties": {"image": {"anyOf": [_BINARY, {"type": "array", "minItems": 1,
+                                                                 "maxItems": LIMITS["scan_images"],
+                                                                 "items": _BINARY}]}}}}}},
                 "responses": {"202": _json(_ref("Accepted"), "queued"), **_errors(*_POSTED, "payload_too_large")}}},
             "/v1/feedback": {"post": {
                 "summary": "report a wrong verdict",

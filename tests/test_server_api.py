@@ -202,6 +202,33 @@ def test_a_malformed_job_id_is_a_404_never_a_500(backend, job_id):
     assert backend.client.get("/jobs/" + "a" * 64).status_code == 404   # the longest valid id: only unknown
 
 
+def test_the_server_refuses_what_the_document_forbids(backend):
+    """Found by schemathesis (tests/test_schemathesis.py): the server takes no less strict a view than the schema."""
+    backend.publish_model()
+    c = backend.client
+    for url in ("http://a b/x.png", "http://example.com/x.png\n", "http://example.com/é.png", "http://x/%zz",
+                "http://example.com/" + "a" * 4096, "example.com/x.png"):   # not RFC 3986 or too long: no lookup
+        response = c.post("/v1/analyze", json={"url": url})
+        assert response.status_code == 422 and check(response, "/v1/analyze", "post")["code"] == "url_not_allowed", url
+    # page_url may be null (the document says so), never longer than the limit
+    refused = c.post("/v1/analyze", json={"url": "http://10.0.0.1/a.png", "page_url": None})
+    assert refused.status_code == 422 and refused.get_json()["code"] == "url_not_allowed"
+    too_long = c.post("/v1/analyze", json={"url": "http://10.0.0.1/a.png", "page_url": "https://p/" + "a" * 4096})
+    assert too_long.status_code == 400 and check(too_long, "/v1/analyze", "post")["code"] == "bad_request"
+    # a scan checks each URL on its own: a non-URI one is that image's error, not the page's
+    scan = c.post("/v1/scan", json={"image_urls": ["http://a b/x.png"], "page_url": None})
+    assert scan.status_code == 202
+    backend.run_burst()
+    images = c.get(scan.get_json()["status_url"]).get_json()["result"]["images"]
+    assert [i["error"]["code"] for i in images] == ["url_not_allowed"]
+    # a feedback sha256 with a final newline is not 64 hex digits; a null note is no note
+    body = {"sha256": "ab" * 32, "result": {}, "label": "ai", "note": None}
+    assert c.post("/v1/feedback", json=body).status_code == 201
+    newline = c.post("/v1/feedback", json={**body, "sha256": "ab" * 32 + "\n"})
+    assert newline.status_code == 400 and check(newline, "/v1/feedback", "post")["code"] == "bad_request"
+    assert c.get(f"/v1/heatmaps/stub0000/{'0' * 64}\n.png").status_code == 404
+
+
 @pytest.mark.parametrize("method, path, allowed", [
     ("get", "/v1/analyze", {"POST", "OPTIONS"}), ("put", "/v1/scan", {"POST", "OPTIONS"}),
     ("patch", "/jobs/abc", {"GET", "HEAD", "DELETE", "OPTIONS"}), ("post", "/healthz", {"GET", "HEAD", "OPTIONS"}),
@@ -368,14 +395,14 @@ def test_metrics_exposition(backend):
     backend.client.get("/jobs/nope")
     text = backend.client.get("/metrics").get_data(as_text=True)
     assert "# TYPE gamma_http_requests_total counter" in text
-    assert 'gamma_http_requests_total{endpoint="/jobs/<job_id>",method="GET",status="404"} 1' in text
+    assert 'gamma_http_requests_total{endpoint="/jobs/<job_id>",method="GET",status="404"} 1.0\n' in text
     assert "# TYPE gamma_http_request_duration_seconds histogram" in text
-    assert 'gamma_queue_depth{queue="inference"} 1' in text
-    assert 'gamma_cache_lookups_total{result="miss"} 1' in text
-    assert "gamma_workers_alive 0" in text
+    assert 'gamma_queue_depth{queue="inference"} 1.0\n' in text
+    assert 'gamma_cache_lookups_total{result="miss"} 1.0\n' in text
+    assert "gamma_workers_alive 0.0\n" in text
     backend.run_burst()
     text = backend.client.get("/metrics").get_data(as_text=True)
-    assert "gamma_batch_size_count 1" in text and 'gamma_queue_depth{queue="inference"} 0' in text
+    assert "gamma_batch_size_count 1.0\n" in text and 'gamma_queue_depth{queue="inference"} 0.0\n' in text
     for line in text.splitlines():   # every sample line is `name{labels} number`
         if line and not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])

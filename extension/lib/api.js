@@ -24,7 +24,7 @@
   const DEFAULTS = {
     concurrency: 4, // checks in flight at once (each holds one long-poll)
     maxRetries: 5, // 429/503 answers tolerated per request before giving up
-    pollWaitS: 25, // GET /jobs/<id>?wait=N (the server caps N at 30)
+    pollWaitS: 25, // GET /jobs/<id>?wait=N (N from 0 to contract.LIMITS.longpoll_seconds, 30: above it is a 400)
     deadlineMs: 3 * 60 * 1000, // one check, queueing on the server included
     requestTimeoutMs: 30 * 1000, // one plain request
     maxImageBytes: contract.LIMITS.upload_bytes, // refuse to upload bigger files (bytes mode): the server's default limit
