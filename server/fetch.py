@@ -14,6 +14,7 @@ caller's request is forwarded.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ USER_AGENT = f"gamma-detect/{__version__} (+image analysis; no cookies)"
 _REDIRECTS = {301, 302, 303, 307, 308}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# A host name as a resolver takes it, after IDNA: getaddrinfo would cut "a.com\x00.b.org" at the NUL and look up
+# a name other than the one checked and sent as Host (found by fuzzing, tests/test_fuzz.py).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 Resolver = Callable[..., list]
 
@@ -100,6 +104,8 @@ def _split(url: str) -> tuple[str, str, int, str]:
         host = host.encode("idna").decode("ascii") if not _is_ip(host) else host
     except UnicodeError as exc:
         raise ApiError("url_not_allowed", "the host name is not valid") from exc
+    if not _is_ip(host) and not _HOST_NAME.fullmatch(host):
+        raise ApiError("url_not_allowed", "the host name is not valid (letters, digits, hyphens and dots only)")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -179,7 +185,7 @@ def fetch(url: str, *, max_bytes: int, timeout: float, allow: Iterable[tuple[str
                     raise ApiError("fetch_failed", f"redirect ({response.status}) without a Location")
                 if hop == MAX_REDIRECTS:
                     raise ApiError("fetch_failed", f"more than {MAX_REDIRECTS} redirects")
-                current = urljoin(current, location)
+                current = redirect_url(current, location)
                 continue
             if response.status != 200:
                 raise ApiError("fetch_failed", f"the image server answered HTTP {response.status}",
@@ -194,6 +200,14 @@ def fetch(url: str, *, max_bytes: int, timeout: float, allow: Iterable[tuple[str
             response.close()
             pool.close()
     raise AssertionError("unreachable")
+
+
+def redirect_url(current: str, location: str) -> str:
+    """The URL a redirect's Location points to (checked again by ``resolve`` before it is fetched)."""
+    try:
+        return urljoin(current, location)
+    except ValueError as exc:   # "http://[::1": urljoin splits it and raises (found by fuzzing, tests/test_fuzz.py)
+        raise ApiError("fetch_failed", f"the image server redirected to a malformed URL ({exc})") from exc
 
 
 def _read(response, max_bytes: int, deadline: float) -> bytes:

@@ -24,9 +24,10 @@ def file_field(body: bytes, boundary: str, name: str) -> tuple[bytes, str | None
 
 def file_fields(body: bytes, boundary: str, name: str) -> Iterator[tuple[bytes, str | None]]:
     """The bytes and file name of every part named ``name``, in order (parsed as they are taken)."""
-    if not boundary or len(boundary) > 200:
-        raise ApiError("bad_request", "the multipart body needs a boundary parameter of 1 to 200 characters")
-    delimiter = b"--" + boundary.encode("latin-1")
+    # ASCII, as RFC 2046 defines it: an RFC 2231 parameter (boundary*=UTF-8''%E2%82%AC) decodes to any character.
+    if not boundary or len(boundary) > 200 or not boundary.isascii():
+        raise ApiError("bad_request", "the multipart body needs a boundary parameter of 1 to 200 ASCII characters")
+    delimiter = b"--" + boundary.encode("ascii")
     start = body.find(delimiter)
     if start < 0:
         raise ApiError("bad_request", "the multipart body does not contain its boundary")

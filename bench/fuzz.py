@@ -1,0 +1,173 @@
+"""The long fuzz run: atheris (coverage-guided libFuzzer) on every parser of untrusted bytes, in limited children.
+
+    nice -n 19 python3 bench/fuzz.py --seconds 20                 # every target, 20 s each
+    nice -n 19 python3 bench/fuzz.py --target decode --seconds 60
+
+The targets, their seeds (real files from tests/assets) and their structure-aware mutations are
+tests/fuzz_support.py's (the suite's hypothesis tests use the same); a new parser is one entry there. Per target a
+child process runs atheris under a 1 GiB address-space limit (RLIMIT_AS, set before any library loads) and
+libFuzzer's 5 s per-input timeout; the parser runs in that child, instrumented, so the search follows its
+coverage. Half the mutations are the target's own (chunk, segment and block edits), half libFuzzer's. Each input's
+outcome is counted (the parser's answer, or a finding: an exception past its contract, MemoryError under the
+limit); a hang or a native crash ends the child, whose input libFuzzer saves, and a new child goes on with the
+corpus so far until the target's time is spent. The report (printed, and written as JSON) gives per target the
+inputs tried, the distinct outcomes, the findings, hangs and crashes, with the command, the CPU and its flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+MAX_LEN = 8 << 20            # inputs up to 8 MiB: huge PNG text chunks and XMP packets fit
+FLUSH_S = 0.5                # how often a child writes its counts (a hang or a crash loses at most this much)
+# What atheris instruments for coverage: the project's parsers and the pure-Python libraries under them.
+INSTRUMENT = ["gamma_detect", "PIL", "sd_parsers", "werkzeug", "urllib", "ipaddress", "xml"]
+
+
+def child(name: str, seconds: int, work: Path, memory_bytes: int, timeout_s: float) -> None:
+    """One atheris run of one target: the limit set first, then the parsers imported (instrumented) under it."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    import atheris
+
+    with atheris.instrument_imports(include=INSTRUMENT):
+        import fuzz_support
+    target = fuzz_support.TARGETS[name]
+    counts: collections.Counter[str] = collections.Counter()
+    findings: dict[str, dict] = {}
+    flushed = [time.monotonic()]
+
+    def flush() -> None:
+        (work / "stats.json").write_text(json.dumps({"outcomes": counts, "findings": findings}))
+        flushed[0] = time.monotonic()
+
+    def test_one_input(data: bytes) -> None:
+        outcome = fuzz_support.run_check(name, data)
+        counts[outcome.label] += 1
+        if outcome.finding is not None:
+            key = outcome.finding.strip().splitlines()[-1][:300]
+            if key not in findings:
+                path = work / f"finding-{hashlib.sha1(data).hexdigest()}"
+                path.write_bytes(data)
+                findings[key] = {"label": outcome.label, "count": 0, "input": str(path),
+                                 "trace": outcome.finding[-3000:]}
+            findings[key]["count"] += 1
+            flush()
+        elif time.monotonic() - flushed[0] > FLUSH_S:
+            flush()
+
+    def mutator(data: bytes, max_size: int, seed: int) -> bytes:
+        rnd = random.Random(seed)
+        out = target.mutate(data, rnd) if rnd.random() < 0.5 else atheris.Mutate(data, max_size)
+        return out[:max_size]
+
+    corpus = work / "corpus"
+    atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={seconds}", f"-timeout={int(timeout_s)}",
+                   "-rss_limit_mb=0", f"-max_len={MAX_LEN}", f"-artifact_prefix={work}/", "-print_final_stats=1"],
+                  test_one_input, custom_mutator=mutator)
+    try:
+        atheris.Fuzz()
+    finally:
+        flush()
+
+
+def run_target(name: str, seconds: float, work: Path) -> dict:
+    """Children of one target until its time is spent; their counts, findings, hangs and crashes summed."""
+    sys.path.insert(0, str(TESTS))
+    import fuzz_support
+
+    corpus = work / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for seed in fuzz_support.TARGETS[name].seeds():
+        (corpus / hashlib.sha1(seed).hexdigest()).write_bytes(seed)
+    seeds = len(list(corpus.iterdir()))
+    outcomes: collections.Counter[str] = collections.Counter()
+    findings: dict[str, dict] = {}
+    hangs, crashes, runs = [], [], 0
+    deadline = time.monotonic() + seconds
+    while (left := int(deadline - time.monotonic())) >= 2:
+        before = set(work.glob("timeout-*")) | set(work.glob("crash-*")) | set(work.glob("oom-*"))
+        log = work / f"child-{runs}.log"
+        with log.open("wb") as out:
+            code = subprocess.run([sys.executable, __file__, "--child", name, "--seconds", str(left), "--work",
+                                   str(work), "--memory", str(fuzz_support.MEMORY_BYTES), "--timeout",
+                                   str(fuzz_support.TIMEOUT_S)], stdout=out, stderr=subprocess.STDOUT, cwd=TESTS,
+                                  env=fuzz_support.child_environment()).returncode
+        runs += 1
+        stats = json.loads((work / "stats.json").read_text()) if (work / "stats.json").exists() else {}
+        (work / "stats.json").unlink(missing_ok=True)
+        outcomes.update(stats.get("outcomes", {}))
+        for key, found in stats.get("findings", {}).items():
+            findings.setdefault(key, {**found, "count": 0})["count"] += found["count"]
+        for artifact in sorted(set(work.glob("timeout-*")) | set(work.glob("crash-*")) | set(work.glob("oom-*"))
+                               - before):
+            tail = log.read_text(errors="replace")[-1500:]
+            (hangs if artifact.name.startswith("timeout-") else crashes).append(
+                {"input": str(artifact), "bytes": artifact.stat().st_size, "log": tail})
+        if code != 0 and not hangs and not crashes and not stats:
+            raise SystemExit(f"the fuzz child of {name} failed at once (status {code}); see {log}")
+    return {"seconds": seconds, "inputs": sum(outcomes.values()), "seeds": seeds, "children": runs,
+            "corpus": len(list(corpus.iterdir())), "distinct_outcomes": len(outcomes),
+            "outcomes": dict(outcomes.most_common()), "findings": findings, "hangs": hangs, "crashes": crashes}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", action="append", help="a target of tests/fuzz_support.py (repeat; default all)")
+    parser.add_argument("--seconds", type=float, default=20, help="fuzzing time per target")
+    parser.add_argument("--work", type=Path, default=None, help="corpora and saved inputs (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "fuzz-report.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)   # the supervisor starts children with these
+    parser.add_argument("--memory", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        sys.path.insert(0, str(TESTS))
+        child(args.child, int(args.seconds), args.work, args.memory, args.timeout)
+        return
+    sys.path.insert(0, str(TESTS))
+    import atheris
+    import PIL
+
+    import fuzz_support
+    from gamma_detect.export.bench import cpu_model, simd_flags
+
+    names = args.target or list(fuzz_support.TARGETS)
+    unknown = set(names) - set(fuzz_support.TARGETS)
+    if unknown:
+        parser.error(f"unknown target(s) {sorted(unknown)}; the targets are {list(fuzz_support.TARGETS)}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="gamma-fuzz-"))
+    report = {"command": " ".join([Path(sys.executable).name] + sys.argv), "cpu": cpu_model(),
+              "simd": simd_flags(), "cores": os.cpu_count(), "nice": os.nice(0), "python": platform.python_version(),
+              "pillow": PIL.__version__, "atheris": getattr(atheris, "__version__", "3"),
+              "limits": {"timeout_s": fuzz_support.TIMEOUT_S, "address_space_bytes": fuzz_support.MEMORY_BYTES},
+              "work": str(work), "targets": {}}
+    for name in names:
+        started = time.monotonic()
+        result = run_target(name, args.seconds, work / name)
+        result["inputs_per_s"] = round(result["inputs"] / max(time.monotonic() - started, 1e-9), 1)
+        report["targets"][name] = result
+        print(f"{name:12s} {result['inputs']:8d} inputs {result['inputs_per_s']:8.1f}/s "
+              f"{result['distinct_outcomes']:4d} outcomes {len(result['findings']):3d} findings "
+              f"{len(result['hangs']):3d} hangs {len(result['crashes']):3d} crashes", flush=True)
+        for key, found in result["findings"].items():
+            print(f"    finding x{found['count']}: {key} ({found['input']})")
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"{report['cpu']} ({report['cores']} cores; {' '.join(report['simd'])}); report: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

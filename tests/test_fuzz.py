@@ -1,0 +1,105 @@
+"""Fuzzing of every parser of untrusted bytes (tests/fuzz_support.py): hypothesis, derandomized and bounded, from
+real files and structure-aware mutations of them, each input run in the sandbox child (5 s, 1 GiB address space).
+The long run is bench/fuzz.py (atheris)."""
+
+from __future__ import annotations
+
+import pytest
+import server_support  # noqa: F401  (sets the test key prefix first)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from server_support import image_server  # noqa: F401
+from werkzeug.http import parse_options_header
+
+from fuzz_support import TARGETS, Sandbox
+from gamma_detect.server.errors import ApiError
+from gamma_detect.server.fetch import fetch, resolve
+from gamma_detect.server.multipart import file_field
+
+# Inputs per target: the whole file stays well under a minute on 2 cores (the C2PA reader starts a process each).
+EXAMPLES = {"decode": 60, "images": 40, "multipart": 150, "url": 600, "png_text": 150, "xmp": 150, "exif": 80,
+            "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    box = Sandbox()
+    yield box
+    box.close()
+
+
+@st.composite
+def inputs(draw: st.DrawFn, name: str) -> bytes:
+    """A seed of the target, mutated by its structure-aware mutation (driven by hypothesis's own random)."""
+    target = TARGETS[name]
+    seed = draw(st.sampled_from(target.seeds()))
+    return target.mutate(seed, draw(st.randoms(use_true_random=False)))
+
+
+def test_every_target_has_a_budget():
+    assert set(EXAMPLES) == set(TARGETS)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_every_input_gets_a_result_or_a_clear_error(sandbox, name):
+    @settings(derandomize=True, database=None, max_examples=EXAMPLES[name], deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(inputs(name))
+    def fuzz(data: bytes) -> None:
+        outcome = sandbox.check(name, data)
+        assert outcome.finding is None, f"{outcome.label}: {outcome.finding}"
+
+    fuzz()
+
+
+def test_the_seeds_are_real_images_that_every_parser_reads_cleanly(sandbox):
+    for name, target in TARGETS.items():
+        for seed in target.seeds():
+            outcome = sandbox.check(name, seed)
+            assert outcome.finding is None, f"{name}: {outcome.finding}"
+            if name == "decode":
+                assert outcome.label.startswith("probe=ok ok:"), outcome.label
+
+
+@pytest.mark.parametrize("probe, label", [("hang", "hang"), ("allocate", "memory"), ("abort", "crashed")])
+def test_the_sandbox_stops_hangs_and_allocations_and_survives_crashes(probe, label):
+    box = Sandbox(timeout_s=2)
+    try:
+        outcome = box.check(probe, b"")
+        assert outcome.label == label and outcome.finding
+        assert box.check("png_text", TARGETS["png_text"].seeds()[0]).label == "ok"   # a fresh child takes over
+    finally:
+        box.close()
+
+
+# ----------------------------------------------------------------------------- regressions: minimal failing inputs
+def test_a_boundary_outside_ascii_is_a_bad_request_not_a_500():
+    """RFC 2231 lets a header parameter carry any character: boundary*=UTF-8''%E2%82%AC is the boundary '€',
+    which file_field encoded as latin-1 (UnicodeEncodeError, a 500)."""
+    _, params = parse_options_header("multipart/form-data; boundary*=UTF-8''%E2%82%AC")
+    assert params["boundary"] == "\u20ac"
+    with pytest.raises(ApiError) as info:
+        file_field(b"--\xe2\x82\xac\r\n\r\n", params["boundary"], "image")
+    assert info.value.code == "bad_request" and "ASCII" in info.value.message
+
+
+def test_a_host_with_a_nul_is_refused_before_any_lookup():
+    """getaddrinfo cuts a host at a NUL ('93.1\\x0084.215.14' was looked up as '93.1', a public 93.0.0.1) while
+    the Host header and TLS name keep the whole string: the name checked is not the name used."""
+    def resolver(*args, **kwargs):
+        raise AssertionError("no lookup for an invalid host name")
+
+    for url in ("http://93.1\x0084.215.14/a.png", "http://example.com\x00.evil.org/", "http://exa mple.com/",
+                "http://%65xample.com/"):
+        with pytest.raises(ApiError) as info:
+            resolve(url, resolver=resolver)
+        assert info.value.code == "url_not_allowed" and "host name is not valid" in info.value.message
+
+
+def test_a_redirect_to_a_malformed_url_fails_the_fetch_clearly(image_server):
+    """urljoin raises ValueError on a Location such as 'http://[::1' (an unclosed IPv6 literal): fetch let it
+    escape instead of failing with fetch_failed."""
+    image_server.add("/r", b"", status=302, headers={"Location": "http://[::1"})
+    with pytest.raises(ApiError) as info:
+        fetch(image_server.url("/r"), max_bytes=1000, timeout=3, allow={("127.0.0.1", image_server.port)})
+    assert info.value.code == "fetch_failed" and "malformed URL" in info.value.message
