@@ -209,7 +209,7 @@ class _Pipeline:
         self.running: tuple[Future, set[str]] | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="score")
 
-    def _entry(self, page: Page, ref: ImageRef) -> dict:
+    def _entry(self, ref: ImageRef) -> dict:
         entry = {"url": ref.url, "sha256": None, "status": ref.status, **_location(ref.capture)}
         if ref.http_status is not None:
             entry["http_status"] = ref.http_status
@@ -248,7 +248,7 @@ class _Pipeline:
         return entry
 
     def add(self, page: Page) -> None:
-        self.waiting.append((page, [self._entry(page, ref) for ref in page.images]))
+        self.waiting.append((page, [self._entry(ref) for ref in page.images]))
         if not self.running:
             self._flush()
 
@@ -261,7 +261,15 @@ class _Pipeline:
 
     def collect(self) -> None:
         if self.running:
-            self.outcomes.put(self.running[0].result())
+            future, shas = self.running
+            try:
+                outcomes = future.result()
+            except Exception as exc:  # noqa: BLE001 - a scorer's bug fails its batch's images, not the crawl
+                outcomes = {}
+                error = {"code": "internal_error", "message": f"scoring failed: {type(exc).__name__}: {exc}"[:300]}
+            else:
+                error = {"code": "internal_error", "message": "the scorer returned no outcome for this image"}
+            self.outcomes.put({sha: outcomes.get(sha) or {"error": error} for sha in shas})
             self.running = None
             self._flush()
 

@@ -3,10 +3,9 @@ for GNU Wget to crawl into one."""
 
 from __future__ import annotations
 
-import gzip
+import base64
+import hashlib
 import io
-import zlib
-from dataclasses import dataclass, field
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -66,17 +65,8 @@ def chunked(body: bytes, size: int = 100) -> bytes:
 
 
 def digest_of(body: bytes) -> str:
-    import base64
-    import hashlib
-
+    """A WARC payload digest (sha1, base32), as revisit records name their original by."""
     return "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode()
-
-
-@dataclass
-class Site:
-    """Pages and images; ``expected[page][url]`` is each reference's expected status."""
-    images: dict[str, bytes] = field(default_factory=dict)
-    pages: dict[str, str] = field(default_factory=dict)
 
 
 def reference_forms_page(prefix: str = "") -> str:
@@ -86,13 +76,9 @@ def reference_forms_page(prefix: str = "") -> str:
 <img src="src.png" alt=""><img srcset="set1.png 1x, set2.png 2x">
 <img data-src="lazy.png" data-srcset="lazyset.png 320w"><picture><source srcset="pic.png"><img src="pic-fallback.png"></picture>
 <noscript><img src="noscript.png"></noscript><div style="background-image: url('bg.png')">x</div>
-<img src="data:image/png;base64,{__import__('base64').b64encode(image_bytes(80, 72, seed=99)).decode()}">
+<img src="data:image/png;base64,{base64.b64encode(image_bytes(80, 72, seed=99)).decode()}">
 </body></html>"""
 
 
 FORM_IMAGES = ("og.png", "tw.png", "src.png", "set1.png", "set2.png", "lazy.png", "lazyset.png", "pic.png",
                "pic-fallback.png", "noscript.png", "bg.png")
-
-
-def encoded(body: bytes, how: str) -> bytes:
-    return gzip.compress(body) if how == "gzip" else zlib.compress(body)

@@ -80,7 +80,7 @@ def test_index_and_resolution(tmp_path):
     assert index.add(str(first)) == [] and index.add(str(second)) == []
     assert index.db.execute("SELECT count(*) FROM captures").fetchone()[0] == 8   # no metadata/resource rows
 
-    original = resolve(index, f"HTTP://SITE.test:80/img/original.png#x", DATE)
+    original = resolve(index, "HTTP://SITE.test:80/img/original.png#x", DATE)
     assert original.status is None and original.read(10**6) == image and original.capture.file == str(first)
     final = resolve(index, f"{SITE}/old.png", DATE)
     assert final.status is None and final.read(10**6) == other and final.capture.uri == f"{SITE}/final.png"
@@ -103,7 +103,7 @@ def test_index_and_resolution(tmp_path):
 def test_pages_yield_references_with_their_records(tmp_path):
     path = tmp_path / "crawl.warc.gz"
     with WarcBuilder(path) as w:
-        w.response(f"{SITE}/p.html", f'<img src="/a.png"><img src="/b.png"><img src="data:image/png;base64,@@">'.encode())
+        w.response(f"{SITE}/p.html", '<img src="/a.png"><img src="/b.png"><img src="data:image/png;base64,@@">'.encode())
         w.response(f"{SITE}/a.png", image_bytes(), "image/png")
         w.response(f"{SITE}/x.css", b"body{}", "text/css")
     index = CrawlIndex(str(tmp_path / "i.sqlite"))

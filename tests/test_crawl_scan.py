@@ -1,5 +1,6 @@
 """`gamma scan` on WARC files in process (--local, the stub detector): entries, dedupe, Parquet, summary, bad archives."""
 
+import base64
 import gzip
 import json
 import os
@@ -34,7 +35,7 @@ def small_crawl(tmp_path) -> tuple[str, str]:
         w.response(f"{SITE}/a.png", a, "image/png")
         w.response(f"{SITE}/b.png", b, "image/png")
         w.response(f"{SITE}/404.png", b"nope", "text/html", status="404 Not Found")
-    data_url = "data:image/png;base64," + __import__("base64").b64encode(image_bytes(seed=3)).decode()
+    data_url = "data:image/png;base64," + base64.b64encode(image_bytes(seed=3)).decode()
     with WarcBuilder(second) as w:
         w.response(f"{SITE}/two.html", f'<img src="/copy.png"><img src="{data_url}">'.encode())
         w.revisit(f"{SITE}/copy.png", f"{SITE}/a.png", DATE, digest_of(a))
@@ -222,3 +223,19 @@ def test_fetch_missing_scores_what_the_archive_lacks(tmp_path, stub_env, monkeyp
     before = len(image_server.seen)
     assert cli.scan_main([path, "--local", "--out", str(out), "--no-progress"]) == 0
     assert len(image_server.seen) == before and read_jsonl(out)[0]["counts"] == {"not_archived": 2, "scored": 1}
+
+
+def test_a_failing_scorer_fails_its_images_not_the_crawl(tmp_path):
+    class Broken:
+        batch_images = 2
+
+        def score(self, images):
+            raise RuntimeError("model went away")
+
+    first, second = small_crawl(tmp_path)
+    out = tmp_path / "r.jsonl"
+    summary = scan_crawl([first, second], Broken(), ScanOptions(str(out), progress=False))
+    entries = [e for record in read_jsonl(out) for e in record["images"]]
+    failed = [e for e in entries if e["status"] == "failed"]
+    assert len(failed) == 4 and all("model went away" in e["error"]["message"] for e in failed)
+    assert summary.failed and summary.to_dict()["errors"] == {"internal_error": 4}

@@ -7,6 +7,7 @@ import subprocess
 import threading
 from urllib.parse import urlsplit
 
+import flask
 import pytest
 from werkzeug.serving import make_server
 
@@ -132,7 +133,7 @@ def test_local_scan_of_a_wget_crawl(crawl, monkeypatch, capsys):
 def test_server_scan_of_a_wget_crawl_sends_bytes(crawl, capsys):
     backend = server_support.backend_with()
     paths = []
-    backend.app.before_request(lambda: paths.append(__import__("flask").request.path))
+    backend.app.before_request(lambda: paths.append(flask.request.path))
     http = make_server("127.0.0.1", 0, backend.app, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     try:
