@@ -214,6 +214,10 @@ def base_manifest(checkpoint: Path, ckpt: dict, graph: DeployableGamma, name: st
                         "temperature": float(ckpt["calibration"]["temperature"]), "applied_in_graph": True,
                         "note": "recorded for transparency; no runtime applies it again"},
         "verdict_bands": ckpt["bands"],
+        # How view scores and region evidence make the image score the bands are over, and the head-1 map's
+        # calibration (gamma_detect/decision.py; absent: the mean view logit alone, the raw map).
+        "decision": ckpt.get("decision"),
+        "mask_calibration": ckpt.get("mask_calibration"),
         # The runtime's abstention rule and the band promise with its measured value (LOSO; older checkpoints: null).
         "abstention": AbstentionRule.from_dict(ckpt["abstention"]).to_dict() if ckpt.get("abstention") else None,
         "band_promise": ckpt.get("promise"),

@@ -93,9 +93,20 @@ def evaluate_main(argv: list[str]) -> int:
     if args.protocol == "local-edit":
         from .fusion_loso import run as run_local_edit
         from .report import local_edit_table
-        summary = run_local_edit(training_records(cfg), cfg.crop, args.checkpoint, args.out / "local-edit", loso_cfg,
-                                 seeds=seeds, cache_root=args.features_cache, progress=progress)
+        records = training_records(cfg)
+        summary = run_local_edit(records, cfg.crop, args.checkpoint, args.out / "local-edit", loso_cfg, seeds=seeds,
+                                 cache_root=args.features_cache, progress=progress)
         print(local_edit_table(summary))
+        if args.release:
+            from .fusion_loso import release_decision, write_release
+            if args.release.resolve() != args.checkpoint.parent.resolve():
+                parser.error("--release with --protocol local-edit rewrites the checkpoint's own folder: pass the "
+                             "folder of --checkpoint")
+            decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, summary["chosen"], loso_cfg,
+                                                     cache_root=args.features_cache, progress=progress)
+            path = write_release(args.checkpoint, decision, mask_cal, summary)
+            print(f"decision {decision.name} and head-1 level {mask_cal.level:.3f} written to {path}; "
+                  f"now `gamma export {path} --to onnx,onnx-int8,onnx-fp16 --version <new version>`")
         return 0
     out = args.out / ("loso" if args.release else f"loso-runs/{args.name}")
     summary = run_loso(training_records(cfg), cfg.crop, out, loso_cfg, seeds, args.features_cache, progress)

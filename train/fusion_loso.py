@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from ..crops import CropPolicy
 from ..decision import EVIDENCE, Decision, MaskCalibration, region_evidence
 from .calibrate import bands_from_edges
+from .config import TrainConfig
 from .local_edit import RegionOutputs, ViewOutputs, build_edits
 from .loso import (Calibration, LosoConfig, Probe, _source_edge, inner_folds, load_features, nested_fit,
                    outer_folds, photo_units)
@@ -240,41 +241,67 @@ def measure(items: Items, test: np.ndarray, f: np.ndarray, refined: np.ndarray, 
     return out
 
 
+@dataclass
+class FoldFit:
+    """What one outer fold fits on its training sources: the probe's nested calibration and fit, the inner
+    out-of-fold evidence of the training items (``train``), and the head-1 map's level."""
+    cal: Calibration
+    weight: np.ndarray
+    bias: float
+    train: np.ndarray
+    x0: np.ndarray
+    x: np.ndarray
+    mask_cal: MaskCalibration
+
+    def decision(self, name: str, items: Items, unit_of: np.ndarray, cfg: LosoConfig, fcfg: FusionConfig,
+                 policy: CropPolicy) -> Decision:
+        kind = items.kind[self.train]
+        target = np.isin(kind, ("ai", "edit")).astype(int)
+        return fit_decision(name, self.x0, self.x, target, unit_of[self.train], kind == "photo", cfg, fcfg, policy,
+                            self.cal)
+
+
+def fit_fold(probe: Probe, records: Sequence[ImageRecord], items: Items, index: np.ndarray, units: list[str | None],
+             cfg: LosoConfig, fcfg: FusionConfig, seed: int, policy: CropPolicy) -> FoldFit:
+    """The nested fit on the records in ``index`` (and the items made from them): the probe as ``loso.nested_fit``
+    fits it, then the probe refitted without each inner source at its C scores that source's items."""
+    cal, weight, bias = nested_fit(probe, records, index, units, cfg, seed, policy)
+    inner = inner_folds(records, index, units, seed)
+    inner_of = dict(zip(index.tolist(), inner.tolist()))
+    train = np.flatnonzero(np.isin(items.record, index))
+    x0, x = np.empty((len(train), len(ALL_FEATURES))), np.empty((len(train), len(ALL_FEATURES)))
+    tfold = np.array([inner_of[r] for r in items.record[train]])
+    for j in range(int(inner.max()) + 1):
+        w, b = probe.fit(index[inner != j], cal.c)
+        sel = tfold == j
+        x0[sel], x[sel] = _probe_evidence(items, train[sel], w, b, cal.temperature)
+    unit_of = np.array([units[r] or "" for r in items.record])
+    quiet = train[np.isin(items.kind[train], ("photo", "control"))]
+    mask_cal = fit_mask_threshold([items.maps[i] for i in quiet], unit_of[quiet], fcfg)
+    return FoldFit(cal, weight, bias, train, x0, x, mask_cal)
+
+
 def run_seed(probe: Probe, records: Sequence[ImageRecord], items: Items, cfg: LosoConfig, fcfg: FusionConfig,
              seed: int, policy: CropPolicy) -> dict:
     """One seed: every outer fold, every decision variant fitted on inner scores and measured outer."""
     units = photo_units(records, cfg.min_source_photos)
     outer_units, fold = outer_folds(records, units, seed)
     unit_of = np.array([units[r] or "" for r in items.record])
-    is_photo_like = np.isin(items.kind, ("photo", "control"))
     folds = []
     for k, unit in enumerate(outer_units):
-        index = np.flatnonzero(fold != k)
-        inner_seed = seed + 1000 * (k + 1)
-        cal, weight, bias = nested_fit(probe, records, index, units, cfg, inner_seed, policy)
-        inner = inner_folds(records, index, units, inner_seed)
-        inner_of = dict(zip(index.tolist(), inner.tolist()))
-        train = np.flatnonzero(fold[items.record] != k)
-        x0, x = np.empty((len(train), len(ALL_FEATURES))), np.empty((len(train), len(ALL_FEATURES)))
-        tfold = np.array([inner_of[r] for r in items.record[train]])
-        for j in range(int(inner.max()) + 1):
-            w, b = probe.fit(index[inner != j], cal.c)
-            sel = tfold == j
-            x0[sel], x[sel] = _probe_evidence(items, train[sel], w, b, cal.temperature)
-        target = np.isin(items.kind[train], ("ai", "edit")).astype(int)
-        photos = items.kind[train] == "photo"
-        mask_cal = fit_mask_threshold([items.maps[i] for i in train[is_photo_like[train]]],
-                                      unit_of[train][is_photo_like[train]], fcfg)
+        fit = fit_fold(probe, records, items, np.flatnonzero(fold != k), units, cfg, fcfg, seed + 1000 * (k + 1),
+                       policy)
         test = np.flatnonzero(fold[items.record] == k)
-        t0, t = _probe_evidence(items, test, weight, bias, cal.temperature)
-        row = {"held_out": unit, "probe": cal.to_dict(), "mask_calibration": mask_cal.to_dict(), "decisions": {}}
+        t0, t = _probe_evidence(items, test, fit.weight, fit.bias, fit.cal.temperature)
+        row = {"held_out": unit, "probe": fit.cal.to_dict(), "mask_calibration": fit.mask_cal.to_dict(),
+               "decisions": {}}
         for name in fcfg.decisions:
-            fusion = fit_decision(name, x0, x, target, unit_of[train], photos, cfg, fcfg, policy, cal)
+            fusion = fit.decision(name, items, unit_of, cfg, fcfg, policy)
             pick = _columns(fusion.features)
-            fi, _ = _staged(fusion, x0[:, pick], x[:, pick], policy)
+            fi, _ = _staged(fusion, fit.x0[:, pick], fit.x[:, pick], policy)
             f, refined = _staged(fusion, t0[:, pick], t[:, pick], policy)
-            row["decisions"][name] = {"fit": fusion.to_dict(), "inner": _inner_score(fi, items.kind[train]),
-                                      "outer": measure(items, test, f, refined, fusion, mask_cal, fcfg)}
+            row["decisions"][name] = {"fit": fusion.to_dict(), "inner": _inner_score(fi, items.kind[fit.train]),
+                                      "outer": measure(items, test, f, refined, fusion, fit.mask_cal, fcfg)}
         folds.append(row)
     return {"seed": seed, "folds": folds}
 
@@ -397,3 +424,54 @@ def run(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Pa
     summary = summarise(runs, fcfg)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def release_decision(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Path, name: str,
+                     cfg: LosoConfig = LosoConfig(), fcfg: FusionConfig = FusionConfig(),
+                     cache_root: str | Path = "work/features", seed: int = 0,
+                     progress: bool = True) -> tuple[Decision, MaskCalibration, Calibration]:
+    """The released decision: variant ``name`` fitted by the same nested steps on every source (inner LOSO over all
+    of them, seed ``seed``'s edits), and the head-1 level on every source's untouched photos."""
+    features = load_features(records, policy, cfg, cache_root, progress)
+    probe = Probe(features, np.array([r.label for r in records]))
+    regions = RegionOutputs(checkpoint, policy, Path(cache_root) / "regions")
+    items = load_items(records, regions, Path(cache_root) / "local-edits", seed, cfg, policy, Decision.empty(),
+                       progress)
+    units = photo_units(records, cfg.min_source_photos)
+    fit = fit_fold(probe, records, items, np.arange(len(records)), units, cfg, fcfg, seed, policy)
+    unit_of = np.array([units[r] or "" for r in items.record])
+    decision = fit.decision(name, items, unit_of, cfg, fcfg, policy)
+    return decision, fit.mask_cal, fit.cal
+
+
+def write_release(checkpoint: str | Path, decision: Decision, mask_cal: MaskCalibration, summary: dict) -> Path:
+    """The released checkpoint with the decision, the head-1 calibration, the fused score's bands and the promise
+    this protocol measured for that decision (``gamma export`` writes them into manifest.json)."""
+    from .trainer import load_model, save_checkpoint
+
+    model, ckpt = load_model(checkpoint)
+    measured = summary["decisions"][decision.name]
+    worst, by_source = measured["worst"], measured["by_source"]
+    promise = {**(ckpt.get("promise") or {}),
+               "protocol": "leave-one-photo-source-out with local AI edits (train/fusion_loso.py): generator families "
+                           "held out with the source's fold; probe, fusion, bands and head-1 level fitted nested on the "
+                           "training sources",
+               "decision": decision.name,
+               "measured_worst_photo_ai_rate": worst["photo_in_ai"],
+               "measured_photo_ai_rate_by_source": {u: v["photo_in_ai"] for u, v in by_source.items()},
+               "measured_photo_flag_rate_by_source": {u: v["photo_flagged"] for u, v in by_source.items()},
+               "measured_worst_photo_flag_rate": max(v["photo_flagged"] for v in by_source.values()),
+               "measured_ai_recall_flag": worst["ai_recall_flag"],
+               "measured_edit_recall_flag": worst["edit_flagged"],
+               "measured_large_edit_recall_flag": worst["edit_flagged_large"],
+               "measured_worst_auc_edit_vs_control": worst["auc_edit_vs_control"],
+               "measured_worst_mask_iou": worst["mask_iou"],
+               "measured_worst_photo_mask_fraction_mean": worst["photo_mask_mean"],
+               "measured_worst_photo_mask_fraction_median": worst["photo_mask_median"],
+               "seeds": summary["seeds"], "aggregate": "worst seed",
+               "bar_met": bool(worst["photo_in_ai"] <= 0.05 and worst["ai_recall_flag"] >= 0.75)}
+    extra = {k: v for k, v in ckpt.items() if k not in ("format", "config", "model")}
+    extra.update(decision=decision.to_dict(), mask_calibration=mask_cal.to_dict(), promise=promise,
+                 bands=bands_from_edges(_sigmoid(decision.likely_ai_edge), _sigmoid(decision.ai_edge)))
+    save_checkpoint(Path(checkpoint), model, TrainConfig.from_dict(ckpt["config"]), **extra)
+    return Path(checkpoint)

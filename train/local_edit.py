@@ -9,7 +9,7 @@ and a JPEG re-encode at quality 70-92. The control is the photo processed alike 
 comparison is edit vs. no edit, not processed vs. published.
 
 ``RegionOutputs`` runs a released checkpoint's backbone and heads once on every view of an image and caches per
-view the probe's feature row, the head-1 map and the head-2 maps (``<cache>/<key>/<file>.npz``), so every probe
+view the probe's feature row, the head-1 map and the head-2 maps (``<cache>/<key>/<folder>/<file>.npz``), so every probe
 fit, fusion and mask calibration of the protocol (``train/fusion_loso.py``) replays from the cache.
 """
 
@@ -99,6 +99,7 @@ def build_edits(photos: Sequence[ImageRecord], donors: Sequence[Sequence[ImageRe
     resumable: a finished pair is never redone. Writes ``index.csv``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    done = _read_index(out_dir)
     edits = []
     for photo, pool in tqdm(list(zip(photos, donors)), desc=f"local edits seed {seed}", disable=not progress):
         if not pool:
@@ -107,22 +108,36 @@ def build_edits(photos: Sequence[ImageRecord], donors: Sequence[Sequence[ImageRe
         donor = pool[int(rng.integers(len(pool)))]
         stem = Path(photo.path.name).stem
         files = [out_dir / f"{stem}.edit.jpg", out_dir / f"{stem}.control.jpg", out_dir / f"{stem}.mask.png"]
+        previous = done.get(photo.path.name)
+        if previous is not None and previous.donor == donor.path.name and all(f.exists() for f in files):
+            edits.append(previous)
+            continue
         image = load_rgb(photo.path)
         edited, mask, kind = local_edit(image, load_rgb(donor.path), rng)
         (edited, control), mask, quality = process_alike([edited, image], mask, rng)
-        if not all(f.exists() for f in files):
-            for file, array in zip(files[:2], (edited, control)):
-                with atomic_path(file, ".tmp.jpg") as tmp:
-                    cv2.imwrite(str(tmp), array[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-            with atomic_path(files[2], ".tmp.png") as tmp:
-                cv2.imwrite(str(tmp), mask * 255)
-        edits.append(Edit(*files, photo.path.name, donor.path.name, kind, float(mask.mean())))
+        for file, array in zip(files[:2], (edited, control)):
+            with atomic_path(file, ".tmp.jpg") as tmp:
+                cv2.imwrite(str(tmp), array[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        with atomic_path(files[2], ".tmp.png") as tmp:
+            cv2.imwrite(str(tmp), mask * 255)
+        edits.append(Edit(*files, photo.path.name, donor.path.name, kind, round(float(mask.mean()), 4)))
     with atomic_path(out_dir / "index.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(_INDEX_FIELDS)
         writer.writerows([[e.edit.name, e.control.name, e.mask.name, e.photo, e.donor, e.kind, f"{e.area:.4f}"]
                           for e in edits])
     return edits
+
+
+def _read_index(out_dir: Path) -> dict[str, Edit]:
+    """The edits an earlier run listed, by photo (a finished edit is read back, not redrawn)."""
+    index = out_dir / "index.csv"
+    if not index.is_file():
+        return {}
+    with open(index, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {r["photo"]: Edit(out_dir / r["edit"], out_dir / r["control"], out_dir / r["mask"], r["photo"], r["donor"],
+                             r["kind"], float(r["area"])) for r in rows}
 
 
 @dataclass
@@ -158,7 +173,7 @@ class RegionOutputs:
         return np.concatenate(rows), np.concatenate(masks), np.concatenate(sources)
 
     def get(self, path: Path) -> ViewOutputs:
-        file = self.root / f"{Path(path).name}.npz"
+        file = self.root / Path(path).parent.name / f"{Path(path).name}.npz"  # each seed's edits share file names
         if not file.exists():
             image = load_rgb(path)
             views, _ = self.policy.views(image)

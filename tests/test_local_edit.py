@@ -1,0 +1,189 @@
+"""Local AI edits, the decision that fuses region evidence, and the head-1 map's calibration (issue 21)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_loso import _features, _records
+
+from gamma_detect.crops import CropPolicy
+from gamma_detect.decision import Decision, MaskCalibration, features_of, region_evidence, strongest_region
+from gamma_detect.train.fusion_loso import FusionConfig, Items, fit_mask_threshold, run_seed, summarise
+from gamma_detect.train.local_edit import build_edits, local_edit, process_alike
+from gamma_detect.train.loso import LosoConfig, Probe
+from gamma_detect.train.sources import ImageRecord
+
+
+def _photo(seed: int, h: int = 120, w: int = 160) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 90)], -1)
+    return np.clip(base + rng.integers(-10, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_edit_changes_only_its_region_and_covers_5_to_40_percent(seed):
+    photo, donor = _photo(seed), _photo(seed + 100, 200, 200)[..., ::-1].copy()
+    edited, mask, kind = local_edit(photo, donor, np.random.default_rng(seed))
+    assert 0.04 <= mask.mean() <= 0.44 and kind.split(":")[1] in ("none", "feather", "poisson", "matched")
+    assert np.array_equal(edited[mask == 0], photo[mask == 0]) and not np.array_equal(edited, photo)
+
+
+def test_edit_and_control_are_processed_alike():
+    photo = _photo(1)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[20:60, 30:90] = 1
+    (a, b), m, quality = process_alike([photo, photo.copy()], mask, np.random.default_rng(3))
+    assert np.array_equal(a, b) and a.shape[:2] == m.shape and 70 <= quality <= 92 and set(np.unique(m)) <= {0, 1}
+
+
+def test_build_edits_writes_pairs_and_resumes(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.png")
+        Image.fromarray(_photo(i)).save(paths[-1])
+    Image.fromarray(_photo(9, 100, 100)).save(tmp_path / "ai.png")
+    photos = [ImageRecord(p, 0, "real:a", "a") for p in paths]
+    donor = ImageRecord(tmp_path / "ai.png", 1, "ai:x", "x")
+    first = build_edits(photos, [[donor]] * 3, tmp_path / "edits", seed=0, progress=False)
+    again = build_edits(photos, [[donor]] * 3, tmp_path / "edits", seed=0, progress=False)
+    assert first == again and all(e.edit.exists() and e.control.exists() and e.mask.exists() for e in first)
+    assert (tmp_path / "edits" / "index.csv").read_text().count("\n") == 4
+    with pytest.raises(ValueError, match="no AI image"):
+        build_edits(photos[:1], [[]], tmp_path / "none", seed=0, progress=False)
+
+
+def test_mask_calibration_keeps_0_5_as_the_level():
+    cal = MaskCalibration.at_level(0.8)
+    maps = np.random.default_rng(0).random((50, 50)).astype(np.float32)
+    assert abs((cal.apply(maps) > 0.5).mean() - (maps > 0.8).mean()) < 1e-3   # up to float rounding at the level
+    assert MaskCalibration.from_dict(cal.to_dict()) == cal and abs(cal.level - 0.8) < 1e-9
+    assert MaskCalibration.from_dict(None).apply(maps) is maps
+
+
+def test_mask_threshold_quiets_every_unit():
+    rng = np.random.default_rng(1)
+    maps = [np.clip(rng.normal(0.55 if i % 2 else 0.3, 0.15, (20, 20)), 0, 1) for i in range(40)]
+    units = np.array(["a", "b"] * 20)
+    cal = fit_mask_threshold(maps, units, FusionConfig(mask_mean=0.03, mask_median=0.01))
+    for u in "ab":
+        fractions = [(cal.apply(m) > 0.5).mean() for m, v in zip(maps, units) if v == u]
+        assert np.mean(fractions) <= 0.03 and np.median(fractions) <= 0.01
+    assert cal.level > 0.5   # the loud unit (b) needed a level above the raw 0.5
+
+
+def test_decision_round_trips_and_rejects_unknown_inputs():
+    d = Decision("full", ("mean_logit", "mask_peak_logit"), np.array([1.0, 0.5]), -0.2, 0.3, 1.5)
+    back = Decision.from_dict(d.to_dict())
+    assert back.features == d.features and np.allclose(back.weights, d.weights) and back.ai_edge == 1.5
+    x = features_of(d, np.array([0.0, 2.0]), [3.0, 4.0, 5.0])
+    assert np.allclose(x, [1.0, 4.0]) and np.isclose(d.logit(x[None])[0], 1.0 + 2.0 - 0.2)
+    with pytest.raises(ValueError, match="must be among"):
+        Decision("x", ("colour",), np.array([1.0]), 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="unknown decision rule"):
+        Decision.from_dict({"rule": "attention"})
+
+
+def test_region_evidence_and_the_strongest_region():
+    policy = CropPolicy(input_size=32, max_grid=2, work_side=64, min_side=16, coarse_grid=0,
+                        refine_bands=("uncertain",))
+    plan = policy.plan(48, 64)
+    masks = np.full((plan.views, 4, 4), 0.1, np.float32)
+    masks[0, 1:3, 1:3] = 0.9                     # the global view sees a square in its middle
+    sources = np.zeros((plan.views, 5, 4, 4), np.float32)
+    sources[:, 0] = 1.0
+    evidence, stitched = region_evidence(policy, plan, masks[:1], sources[:1], Decision.empty())
+    assert evidence[1] > evidence[0] > 0 > evidence[2]   # peak above top mass above the (absent) generated share
+    region = strongest_region(stitched)
+    left, top, right, bottom = region["box"]
+    assert 0.2 < left < right < 0.8 and 0.2 < top < bottom < 0.8 and 0 < region["share"] < 0.3
+    assert strongest_region(np.zeros((8, 8))) is None
+
+
+def _items(records, features, rng) -> Items:
+    """Each photo once as published, once edited (a region signal in the head evidence and a small view shift)
+    and once as a control; AI images as they are. Maps: untouched photos noisy around 0.45, edits with a hot box."""
+    photos = [i for i, r in enumerate(records) if r.label == 0]
+    kind, record, views, head, maps, truth, area = [], [], [], [], [], [], []
+    for i, r in enumerate(records):
+        kind.append("ai" if r.label else "photo")
+        record.append(i)
+        views.append(features.views[i])
+        head.append(rng.normal(0, 1, 3) + (0.5 if r.label else 0))
+        maps.append(np.clip(rng.normal(0.45, 0.1, (16, 16)), 0, 1))
+        truth.append(None)
+        area.append(0.0)
+    for k in ("edit", "control"):
+        for i in photos:
+            kind.append(k)
+            record.append(i)
+            views.append(features.views[i] + (0.3 if k == "edit" else 0.0))
+            head.append(rng.normal(3.0 if k == "edit" else 0.0, 1, 3))
+            m = np.clip(rng.normal(0.45, 0.1, (16, 16)), 0, 1)
+            t = np.zeros((16, 16), bool)
+            if k == "edit":
+                t[4:12, 4:12] = True
+                m[t] = 0.95
+            maps.append(m)
+            truth.append(t if k == "edit" else None)
+            area.append(float(t.mean()) if k == "edit" else 0.0)
+    head = np.array(head)
+    return Items(np.array(kind), np.array(record), views, head, head, maps, truth, np.array(area))
+
+
+def test_the_protocol_fits_fusion_and_mask_level_without_the_held_out_source():
+    records = _records()
+    features = _features(records)
+    probe = Probe(features, np.array([r.label for r in records]))
+    items = _items(records, features, np.random.default_rng(0))
+    cfg = LosoConfig(c_grid=(0.1,), augment=("aug0",))
+    fcfg = FusionConfig(decisions=("global", "full"))
+    run = run_seed(probe, records, items, cfg, fcfg, seed=0, policy=CropPolicy())
+    summary = summarise([run], fcfg)
+    full, glob = summary["decisions"]["full"]["worst"], summary["decisions"]["global"]["worst"]
+    # The region evidence separates edits the global score cannot; both keep the band promise's margin.
+    assert full["auc_edit_vs_control"] > 0.9 > glob["auc_edit_vs_control"]
+    assert full["edit_flagged"] > glob["edit_flagged"]
+    assert summary["chosen"] == "full"
+    # The map's level was fitted on the training sources only, and quiets the unseen one.
+    assert full["photo_mask_mean"] <= 0.05 and full["mask_iou"] > 0.9
+    for fold in run["folds"]:
+        assert fold["mask_calibration"]["level"] > 0.5
+
+
+def test_the_runtime_scores_by_the_manifests_decision_and_calibrates_the_map(tmp_path_factory, tmp_path):
+    import json
+    import shutil
+
+    from export_support import rgb, tiny_export
+
+    from gamma_detect.runtime import load_detector
+
+    source = tiny_export(tmp_path_factory)
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder)
+    raw = json.loads((folder / "manifest.json").read_text())
+    plain = load_detector(folder, threads=1)
+    image = rgb(150, 200, 3)
+    before = plain.predict([image])[0]
+    # A decision that leans on the map's peak far more than on the view scores, and a map level above its values.
+    decision = Decision("mask", ("mean_logit", "mask_peak_logit"), np.array([0.1, 2.0]), 1.0, 0.0, 0.5)
+    raw["decision"] = decision.to_dict()
+    raw["mask_calibration"] = MaskCalibration.at_level(float(before.mask.max()) + 1e-3).to_dict()
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    fused = load_detector(folder, threads=1)
+    after = fused.predict([image], detail=True)[0]
+    tiles = fused.tiles([image])[0]
+    probabilities, masks, sources = fused._run([tiles.views()])[0]
+    evidence, _ = region_evidence(fused.policy, tiles.plan, masks, sources, fused.decision)
+    expected = 1 / (1 + np.exp(-decision.logit(features_of(decision, np.log(probabilities / (1 - probabilities)),
+                                                              evidence)[None])[0]))
+    assert abs(after.probability - expected) < 1e-5 and abs(after.global_probability - before.probability) < 1e-5
+    assert after.mask_fraction == 0.0 and before.mask.max() > 0   # calibrated: nothing above 0.5, the map kept
+    result = fused.result(after)
+    assert result["ai_content"]["region"] is None
+    region_decided = result["verdict"] in ("likely_ai", "ai") and plain.result(before)["verdict"] not in ("likely_ai", "ai")
+    assert (result["verdict_reason"] == "region") == region_decided
+    assert result["ai_content"]["extent"] == ("region" if region_decided else
+                                              "whole_image" if result["verdict"] in ("likely_ai", "ai") else "none")
