@@ -320,6 +320,17 @@ const handlers = {
   },
 
   [TYPES.tabState]: (message) => tabState(message.tabId, message.detail),
+
+  // From the popup: where checks run, and the on-device runtime's state (the model loaded, threads, last check).
+  [TYPES.deviceStatus]: async () => {
+    const { mode } = await getSettings();
+    if (mode === "server") return { ok: true, mode };
+    try {
+      return { ok: true, mode, status: await toDevice("gamma:device:status", { load: true }) };
+    } catch (err) {
+      return { ok: false, mode, error: G.errors.toPlain(err) };
+    }
+  },
 };
 
 // A content script may ask for less than the extension's own pages (see lib/messages.js).

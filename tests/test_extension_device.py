@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest_extension import EXTENSION_DIR, ext_browser, ext_page, test_site  # noqa: E402,F401
+from conftest_extension import EXTENSION_DIR, ext_browser, ext_page, screenshot, test_site  # noqa: E402,F401
+from test_extension_e2e import click_settled  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,19 @@ def test_device_check_from_the_menu_without_a_server(device, ext_page, test_site
         entry = image(state, selector[1:])
         assert entry["state"] == "done", entry["error"]
         assert entry["verdict"] in VERDICTS
-        assert "Checked on this device" in entry["panel"]["text"], entry["panel"]["text"]
+        assert "Checked on this device (fp32" in entry["panel"]["text"] or "Checked on this device (int8" in entry["panel"]["text"], \
+            entry["panel"]["text"]
+        assert "Not checked here" in entry["panel"]["text"]
+    # "Show where" draws the on-device heatmap over the picture, and the panel moves off it
+    click_settled(device, page, "ai1", "where")
+    state = device.wait_for(page, lambda s: ((image(s, "ai1") or {}).get("heatmap") or {}).get("drawn")
+                            and image(s, "ai1")["heatmap"]["shown"], what="the on-device heatmap")
+    entry = image(state, "ai1")
+    assert entry["heatmap"]["error"] is None and entry["heatmap"]["canvas"]["width"] > 0
+    for key in ("x", "y", "width", "height"):
+        assert entry["heatmap"]["rect"][key] == pytest.approx(entry["imageRect"][key], abs=1.5), key
+    page.mouse.move(0, 0)
+    screenshot(page, "device-heatmap.png")
     assert no_server.connections == 0
     fetched = [path for path, _ in test_site.requests[len(before):]]
     assert sorted(set(fetched)) <= ["/ai/flux1.webp", "/photos/robin.jpg"], fetched

@@ -24,6 +24,7 @@
     health: "gamma:health",
     scanTab: "gamma:scanTab",
     tabState: "gamma:tabState",
+    deviceStatus: "gamma:deviceStatus",
     // service worker -> content script
     checkImage: "gamma:checkImage",
     setScan: "gamma:setScan",

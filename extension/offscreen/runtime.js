@@ -21,7 +21,7 @@ const HEATMAPS_KEPT = 64;
 let runtime = null; // { session, manifest, policy, decision, entry, info }
 let loading = null;
 const heatmaps = new Map(); // id -> { type, base64 } (an LRU)
-const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, modelEvents: [], loadMs: null, error: null };
+const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, modelEvents: [], loadMs: null, lastCheckMs: null, error: null };
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -171,6 +171,7 @@ async function analyze(src) {
   remember(id, await overlayPng(mask));
   const t5 = performance.now();
   delete decided.probability;
+  status.lastCheckMs = round(t5 - t0);
   return Object.assign(decided, {
     verdict_reason: "pixels",
     evidence: [],

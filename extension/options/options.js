@@ -14,6 +14,7 @@
       apiKey: $("apiKey").value,
       sendMode: (form.querySelector("input[name=sendMode]:checked") || {}).value || "url",
       sendPageUrl: $("sendPageUrl").checked,
+      mode: (form.querySelector("input[name=mode]:checked") || {}).value || "server",
       autoScanSites: $("autoScanSites").value,
       badgeUncertain: $("badgeUncertain").checked,
     };
@@ -24,6 +25,7 @@
     $("apiKey").value = settings.apiKey;
     for (const radio of form.querySelectorAll("input[name=sendMode]")) radio.checked = radio.value === settings.sendMode;
     $("sendPageUrl").checked = settings.sendPageUrl;
+    for (const radio of form.querySelectorAll("input[name=mode]")) radio.checked = radio.value === settings.mode;
     $("autoScanSites").value = settings.autoScanSites.join("\n");
     $("badgeUncertain").checked = settings.badgeUncertain;
     syncPageUrl();
@@ -51,6 +53,7 @@
       apiKey: settings.apiKey,
       sendMode: settings.sendMode,
       sendPageUrl: settings.sendPageUrl,
+      mode: settings.mode,
       autoScanSites: settings.autoScanSites,
       badgeUncertain: settings.badgeUncertain,
     });

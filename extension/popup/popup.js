@@ -67,6 +67,26 @@
     detail.textContent = where + (model ? " · " + model : "");
   }
 
+  /** In on-device and auto modes: the runtime's model, variant, threads and last check. */
+  async function showDevice() {
+    const answer = await send({ type: TYPES.deviceStatus });
+    if (!answer || answer.mode === "server") return;
+    $("device").hidden = false;
+    const label = answer.mode === "auto" ? "Checks on this device (the server when it can't)" : "Checks on this device only";
+    if (!answer.ok) {
+      $("device-dot").dataset.status = answer.mode === "auto" ? "warn" : "down";
+      $("device-status").textContent = label + ": unavailable";
+      $("device-detail").textContent = (answer.error && answer.error.message) || "";
+      return;
+    }
+    const s = answer.status;
+    $("device-dot").dataset.status = s.loaded ? "ok" : "down";
+    $("device-status").textContent = label;
+    const parts = s.model ? [s.model.name + " " + s.model.version, s.model.variant, s.threads + (s.threads === 1 ? " thread" : " threads")] : [s.error || "model not loaded"];
+    if (s.lastCheckMs !== null) parts.push("last check " + Math.round(s.lastCheckMs) + " ms");
+    $("device-detail").textContent = parts.join(" · ");
+  }
+
   async function refreshPage() {
     if (tabId === null) return;
     const state = await send({ type: TYPES.tabState, tabId });
@@ -128,6 +148,7 @@
       refreshPage();
     });
     showHealth();
+    showDevice();
     await setupSiteToggle();
     await refreshPage();
     setInterval(refreshPage, 1000);
