@@ -113,12 +113,20 @@ def worker_main(argv: list[str]) -> int:
         "once, no fork per job). Needs REDIS_URL."))
     parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     parser.add_argument("--name", default=None, help="worker name (default: random)")
+    parser.add_argument("--crawl", action="store_true", help="work the crawl queue instead (`gamma scan --enqueue`)")
     args = parser.parse_args(argv)
     settings = _settings()
     configure_logging(settings)
     if settings.embedded:
         print("gamma worker: set REDIS_URL (`gamma serve` without REDIS_URL runs its own worker)", file=sys.stderr)
         return 2
+    if args.crawl:
+        from .crawl_worker import run_crawl_worker
+
+        if not _model_loads(settings, "gamma worker --crawl"):
+            return 2
+        run_crawl_worker(settings, burst=args.burst, name=args.name)
+        return 0
     from .processes import WorkerProcesses
 
     if not _model_loads(settings, "gamma worker"):

@@ -40,6 +40,10 @@ ANALYZE = "gamma_detect.server.jobs.analyze"
 COLLECT_SCAN = "gamma_detect.server.jobs.collect_scan"
 ON_FAILURE = "gamma_detect.server.jobs.on_failure"
 INFERENCE_QUEUE = "inference"
+# Crawl scans as jobs (`gamma scan --enqueue`): one per WARC file on a queue of their own, run by `gamma worker
+# --crawl`, so long scans never delay the inference queue.
+SCAN_WARC = "gamma_detect.server.jobs.scan_warc"
+CRAWL_QUEUE = "crawl"
 
 
 # --------------------------------------------------------------------------- model loading
@@ -245,6 +249,13 @@ def analyze(payload: dict) -> dict:
     result = finish(prepared, prediction, detector, ctx, {"inference_ms": inference_ms, "batch_size": 1})
     end_of_job(payload, ctx.connection)
     return result
+
+
+def scan_warc(payload: dict) -> dict:
+    """Scan one WARC file of a crawl ({"warc_file", "index", "out"}); resumes from its checkpoint (crawl_scan.py)."""
+    from .crawl_scan import run_warc_job
+
+    return run_warc_job(payload)
 
 
 def collect_scan(payload: dict) -> dict:

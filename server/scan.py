@@ -213,7 +213,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("inputs", nargs="*", help="WARC files (plain or .gz), folders of them, or one JSONL of "
                                                   "{\"page_url\", \"image_urls\": [...]} pages (told apart by content)")
     parser.add_argument("--from-list", default=None, help="a file naming one input per line")
-    parser.add_argument("--out", required=True, help="JSONL results (JSONL input: appended to, a rerun resumes)")
+    parser.add_argument("--out", default=None, help="JSONL results (JSONL input: appended to, a rerun resumes); "
+                                                    "needed but with --enqueue")
     parser.add_argument("--server", default=os.environ.get("GAMMA_SERVER", "http://127.0.0.1:8000"))
     parser.add_argument("--local", action="store_true", help="WARC input: score in this process with the local model "
                                                            "(GAMMA_MODEL, GAMMA_VARIANT, GAMMA_THREADS) instead of a server")
@@ -228,9 +229,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-html-bytes", type=int, default=16 * 1024 * 1024, help="WARC input: largest HTML page")
     parser.add_argument("--fetch-missing", action="store_true",
                         help="WARC input: fetch images the archive lacks (SSRF-safe fetcher), marked `fetched`")
+    parser.add_argument("--enqueue", metavar="RESULTS", default=None,
+                        help="WARC input: one RQ job per file on the crawl queue (REDIS_URL; `gamma worker --crawl` "
+                             "runs them), results in this folder; the index goes to --index (default RESULTS/index.sqlite)"
+                             ", a path every worker must read")
+    parser.add_argument("--job-timeout", type=int, default=6 * 3600, help="--enqueue: seconds one WARC file may take")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if not args.out and not args.enqueue:
+        parser.error("--out FILE is needed (the results; only --enqueue writes into its own folder)")
     from .crawl_scan import crawl_main, gather_inputs
 
     try:
