@@ -7,7 +7,8 @@ The targets, their seeds (real files from tests/assets) and their structure-awar
 tests/fuzz_support.py's (the suite's hypothesis tests use the same); a new parser is one entry there. Per target a
 child process runs atheris under a 1 GiB address-space limit (RLIMIT_AS, set before any library loads) and
 libFuzzer's 5 s per-input timeout; the parser runs in that child, instrumented, so the search follows its
-coverage. Half the mutations are the target's own (chunk, segment and block edits), half libFuzzer's. Each input's
+coverage. Half the mutations are the target's own (chunk, segment and block edits), half libFuzzer's (none for a
+target whose input is a typed structure). Each input's
 outcome is counted (the parser's answer, or a finding: an exception past its contract, MemoryError under the
 limit); a hang or a native crash ends the child, whose input libFuzzer saves, and a new child goes on with the
 corpus so far until the target's time is spent. The report (printed, and written as JSON) gives per target the
@@ -45,17 +46,22 @@ def child(name: str, seconds: int, work: Path, memory_bytes: int, timeout_s: flo
 
     with atheris.instrument_imports(include=INSTRUMENT):
         import fuzz_support
-    target = fuzz_support.TARGETS[name]
+    target = {**fuzz_support.TARGETS, **fuzz_support.PROBES}[name]
     counts: collections.Counter[str] = collections.Counter()
     findings: dict[str, dict] = {}
+    slowest = {"seconds": 0.0, "label": None, "bytes": 0}
     flushed = [time.monotonic()]
 
     def flush() -> None:
-        (work / "stats.json").write_text(json.dumps({"outcomes": counts, "findings": findings}))
+        (work / "stats.json").write_text(json.dumps({"outcomes": counts, "findings": findings, "slowest": slowest}))
         flushed[0] = time.monotonic()
 
     def test_one_input(data: bytes) -> None:
+        started = time.perf_counter()
         outcome = fuzz_support.run_check(name, data)
+        elapsed = time.perf_counter() - started
+        if elapsed > slowest["seconds"]:
+            slowest.update(seconds=round(elapsed, 3), label=outcome.label, bytes=len(data))
         counts[outcome.label] += 1
         if outcome.finding is not None:
             key = outcome.finding.strip().splitlines()[-1][:300]
@@ -71,7 +77,8 @@ def child(name: str, seconds: int, work: Path, memory_bytes: int, timeout_s: flo
 
     def mutator(data: bytes, max_size: int, seed: int) -> bytes:
         rnd = random.Random(seed)
-        out = target.mutate(data, rnd) if rnd.random() < 0.5 else atheris.Mutate(data, max_size)
+        blind = target.byte_mutations and rnd.random() < 0.5
+        out = atheris.Mutate(data, max_size) if blind else target.mutate(data, rnd)
         return out[:max_size]
 
     corpus = work / "corpus"
@@ -91,12 +98,13 @@ def run_target(name: str, seconds: float, work: Path) -> dict:
 
     corpus = work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    for seed in fuzz_support.TARGETS[name].seeds():
+    for seed in {**fuzz_support.TARGETS, **fuzz_support.PROBES}[name].seeds():
         (corpus / hashlib.sha1(seed).hexdigest()).write_bytes(seed)
     seeds = len(list(corpus.iterdir()))
     outcomes: collections.Counter[str] = collections.Counter()
     findings: dict[str, dict] = {}
     hangs, crashes, runs = [], [], 0
+    slowest, peak_rss_mb = {"seconds": 0.0}, 0
     deadline = time.monotonic() + seconds
     while (left := int(deadline - time.monotonic())) >= 2:
         before = set(work.glob("timeout-*")) | set(work.glob("crash-*")) | set(work.glob("oom-*"))
@@ -110,6 +118,9 @@ def run_target(name: str, seconds: float, work: Path) -> dict:
         stats = json.loads((work / "stats.json").read_text()) if (work / "stats.json").exists() else {}
         (work / "stats.json").unlink(missing_ok=True)
         outcomes.update(stats.get("outcomes", {}))
+        slowest = max(slowest, stats.get("slowest", slowest), key=lambda s: s["seconds"])
+        peak_rss_mb = max([peak_rss_mb] + [int(line.split()[-1]) for line in log.read_text(errors="replace")
+                                           .splitlines() if line.startswith("stat::peak_rss_mb")])
         for key, found in stats.get("findings", {}).items():
             findings.setdefault(key, {**found, "count": 0})["count"] += found["count"]
         for artifact in sorted(set(work.glob("timeout-*")) | set(work.glob("crash-*")) | set(work.glob("oom-*"))
@@ -121,7 +132,8 @@ def run_target(name: str, seconds: float, work: Path) -> dict:
             raise SystemExit(f"the fuzz child of {name} failed at once (status {code}); see {log}")
     return {"seconds": seconds, "inputs": sum(outcomes.values()), "seeds": seeds, "children": runs,
             "corpus": len(list(corpus.iterdir())), "distinct_outcomes": len(outcomes),
-            "outcomes": dict(outcomes.most_common()), "findings": findings, "hangs": hangs, "crashes": crashes}
+            "outcomes": dict(outcomes.most_common()), "slowest_input": slowest, "peak_rss_mb": peak_rss_mb,
+            "findings": findings, "hangs": hangs, "crashes": crashes}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     from gamma_detect.export.bench import cpu_model, simd_flags
 
     names = args.target or list(fuzz_support.TARGETS)
-    unknown = set(names) - set(fuzz_support.TARGETS)
+    unknown = set(names) - set(fuzz_support.TARGETS) - set(fuzz_support.PROBES)
     if unknown:
-        parser.error(f"unknown target(s) {sorted(unknown)}; the targets are {list(fuzz_support.TARGETS)}")
+        parser.error(f"unknown target(s) {sorted(unknown)}; the targets are {list(fuzz_support.TARGETS)} "
+                     f"(and the probes {list(fuzz_support.PROBES)}, which misbehave to show the limits hold)")
     work = args.work or Path(tempfile.mkdtemp(prefix="gamma-fuzz-"))
     report = {"command": " ".join([Path(sys.executable).name] + sys.argv), "cpu": cpu_model(),
               "simd": simd_flags(), "cores": os.cpu_count(), "nice": os.nice(0), "python": platform.python_version(),
@@ -162,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
         report["targets"][name] = result
         print(f"{name:12s} {result['inputs']:8d} inputs {result['inputs_per_s']:8.1f}/s "
               f"{result['distinct_outcomes']:4d} outcomes {len(result['findings']):3d} findings "
-              f"{len(result['hangs']):3d} hangs {len(result['crashes']):3d} crashes", flush=True)
+              f"{len(result['hangs']):3d} hangs {len(result['crashes']):3d} crashes; slowest input "
+              f"{result['slowest_input']['seconds']:.2f} s, peak RSS {result['peak_rss_mb']} MB", flush=True)
         for key, found in result["findings"].items():
             print(f"    finding x{found['count']}: {key} ({found['input']})")
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -62,7 +62,9 @@ def xmp_packet(rnd: random.Random) -> bytes:
         bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">' + b"".join(
             b'<!ENTITY %c "&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;">' % ((98 + i,) + (97 + i,) * 10)
             for i in range(8)) + b"]><x:xmpmeta " + XMP_NS + b">&i;</x:xmpmeta>"
-        return bomb.decode().encode("utf-16") if rnd.random() < 0.5 else bomb
+        if rnd.random() < 0.5:
+            bomb = bomb[:bomb.index(b"]>")] + b']><x:xmpmeta ' + XMP_NS + b">&a;</x:xmpmeta>"   # one small entity
+        return b"\xfe\xff" + bomb.decode().encode("utf-16-be") if rnd.random() < 0.5 else bomb
     elif kind == 4:
         return _filler(rnd, _size(rnd))
     packet = b'<?xpacket begin="\xef\xbb\xbf"?><x:xmpmeta ' + XMP_NS + b"><rdf:RDF>" + body + \

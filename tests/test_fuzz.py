@@ -12,6 +12,7 @@ from server_support import image_server  # noqa: F401
 from werkzeug.http import parse_options_header
 
 from fuzz_support import TARGETS, Sandbox
+from gamma_detect.runtime.evidence import EvidenceConfig, EvidenceError, xmp
 from gamma_detect.server.errors import ApiError
 from gamma_detect.server.fetch import fetch, resolve
 from gamma_detect.server.multipart import file_field
@@ -103,3 +104,14 @@ def test_a_redirect_to_a_malformed_url_fails_the_fetch_clearly(image_server):
     with pytest.raises(ApiError) as info:
         fetch(image_server.url("/r"), max_bytes=1000, timeout=3, allow={("127.0.0.1", image_server.port)})
     assert info.value.code == "fetch_failed" and "malformed URL" in info.value.message
+
+
+def test_a_doctype_in_a_utf16_xmp_packet_is_refused_before_its_entities():
+    """The DOCTYPE guard searched the bytes for b"<!DOCTYPE", which a UTF-16 packet does not contain: its entity
+    was expanded (a billion-laughs packet stopped only at expat's own amplification limit)."""
+    packet = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "trainedAlgorithmicMedia">]>'
+              '<r xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" Iptc4xmpExt:DigitalSourceType="&a;"/>')
+    for raw in (b"\xfe\xff" + packet.encode("utf-16-be"), packet.replace("UTF-16", "UTF-8").encode()):
+        with pytest.raises(EvidenceError) as info:
+            xmp.parse(raw, EvidenceConfig())
+        assert info.value.code == "xmp_malformed" and "DOCTYPE" in str(info.value)
