@@ -187,3 +187,25 @@ def test_the_runtime_scores_by_the_manifests_decision_and_calibrates_the_map(tmp
     assert (result["verdict_reason"] == "region") == region_decided
     assert result["ai_content"]["extent"] == ("region" if region_decided else
                                               "whole_image" if result["verdict"] in ("likely_ai", "ai") else "none")
+
+
+def test_the_report_shows_every_variant_and_the_released_decision(tmp_path):
+    from gamma_detect.train.report import LOCAL_EDIT_HEADING, local_edit_table, with_local_edits
+
+    records = _records()
+    features = _features(records)
+    items = _items(records, features, np.random.default_rng(1))
+    fcfg = FusionConfig(decisions=("global", "mask"))
+    run = run_seed(Probe(features, np.array([r.label for r in records])), records, items,
+                   LosoConfig(c_grid=(0.1,), augment=("aug0",)), fcfg, seed=0, policy=CropPolicy())
+    summary = summarise([run], fcfg)
+    table = local_edit_table(summary)
+    assert all(f"| {name} | {unit} |" in table for name in ("global", "mask")
+               for unit in summary["decisions"]["mask"]["by_source"])
+    (tmp_path / "report.md").write_text("# r\n\n## Reliability of the calibrated probability\n\nx\n")
+    (tmp_path / "report.json").write_text("{}")
+    decision = run["folds"][0]["decisions"]["mask"]["fit"]
+    for _ in range(2):   # a second release replaces the section
+        with_local_edits(tmp_path, summary, decision, run["folds"][0]["mask_calibration"], [])
+    text = (tmp_path / "report.md").read_text()
+    assert text.count(LOCAL_EDIT_HEADING) == 1 and text.index(LOCAL_EDIT_HEADING) < text.index("## Reliability")

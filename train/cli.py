@@ -105,6 +105,10 @@ def evaluate_main(argv: list[str]) -> int:
             decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, summary["chosen"], loso_cfg,
                                                      cache_root=args.features_cache, progress=progress)
             path = write_release(args.checkpoint, decision, mask_cal, summary)
+            from .report import with_local_edits
+            from .trainer import load_checkpoint
+            with_local_edits(args.release, summary, decision.to_dict(), mask_cal.to_dict(),
+                             load_checkpoint(path)["bands"])
             print(f"decision {decision.name} and head-1 level {mask_cal.level:.3f} written to {path}; "
                   f"now `gamma export {path} --to onnx,onnx-int8,onnx-fp16 --version <new version>`")
         return 0

@@ -97,11 +97,37 @@ def crop_policy_lines(comparison: dict) -> list[str]:
 
 def with_crop_policies(model_dir: Path, comparison: dict) -> None:
     """Put the crop-policy comparison into a released model's report (replacing an older one)."""
+    _put_section(model_dir, CROP_POLICY_HEADING, crop_policy_lines(comparison), "crop_policies", comparison)
+
+
+LOCAL_EDIT_HEADING = "## Local AI edits and the decision that uses the localisation"
+
+
+def with_local_edits(model_dir: Path, summary: dict, decision: dict, mask_calibration: dict, bands: list[dict]) -> None:
+    """Put the local-edit protocol's comparison and the released decision into a released model's report."""
+    lines = ["`gamma evaluate --protocol local-edit` (`train/fusion_loso.py`): every held-out photo edited with a "
+             "region (5-40 % of the image; box, blob or polygon; copied, feathered, Poisson-cloned or colour-matched) "
+             "of an AI image of the held-out families, then resized and re-encoded as JPEG; its control is the same "
+             "photo processed alike. Edits in `ai`+`likely_ai` and AI images are pooled worst seed on the worst rows; "
+             "mask numbers on the edits with every view run; untouched = the held-out photos as published.", "",
+             local_edit_table(summary), "",
+             f"Released decision (`manifest.json` `decision`, fitted by the same nested steps on every source): "
+             f"**{decision['name']}**, features {', '.join(f'`{f}`' for f in decision['features'])}, weights "
+             f"{', '.join(f'{w:.3f}' for w in decision['weights'])}, bias {decision['bias']:.3f}; head-1 level "
+             f"{mask_calibration['level']:.3f} (`mask_calibration`, the map's 0.5). Bands over the fused probability:",
+             "", "| verdict | fused probability |", "|---|---|",
+             *[f"| {b['name']} | [{b['min']:.3f}, {min(b['max'], 1.0):.3f}) |" for b in bands]]
+    _put_section(model_dir, LOCAL_EDIT_HEADING, lines, "local_edit",
+                 {"summary": summary, "decision": decision, "mask_calibration": mask_calibration, "bands": bands})
+
+
+def _put_section(model_dir: Path, heading: str, lines: list[str], key: str, value: dict) -> None:
+    """A section of report.md (replacing an older one, else before the reliability diagram) and its report.json key."""
     report_md = model_dir / "report.md"
     text = report_md.read_text()
-    section = "\n".join([CROP_POLICY_HEADING, "", *crop_policy_lines(comparison), ""]) + "\n"
-    if CROP_POLICY_HEADING in text:
-        start = text.index(CROP_POLICY_HEADING)
+    section = "\n".join([heading, "", *lines, ""]) + "\n"
+    if heading in text:
+        start = text.index(heading)
         end = text.find("\n## ", start + 1)
         text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
     else:
@@ -110,7 +136,7 @@ def with_crop_policies(model_dir: Path, comparison: dict) -> None:
     report_md.write_text(text)
     report_json = model_dir / "report.json"
     report = json.loads(report_json.read_text())
-    report["crop_policies"] = comparison
+    report[key] = value
     report_json.write_text(json.dumps(report, indent=1) + "\n")
 
 
