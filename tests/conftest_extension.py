@@ -186,12 +186,11 @@ def _site_files() -> dict[str, bytes]:
     return files
 
 
-@pytest.fixture(scope="session")
-def test_site():
-    files = _site_files()
-    provenance, anchor = _provenance_files()
-    files.update(provenance)
-    site = LocalSite(url="", port=0, files=files, trust_anchor=anchor)
+@contextlib.contextmanager
+def serve_files(files: dict[str, bytes], trust_anchor: bytes = b""):
+    """A local site serving ``files`` (path -> bytes; the dict may grow while it runs), logging every request.
+    Also used by bench/extension_device.py."""
+    site = LocalSite(url="", port=0, files=files, trust_anchor=trust_anchor)
     types = {".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -218,9 +217,20 @@ def test_site():
     site.url = f"http://127.0.0.1:{site.port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield site
-    server.shutdown()
-    server.server_close()
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def test_site():
+    files = _site_files()
+    provenance, anchor = _provenance_files()
+    files.update(provenance)
+    with serve_files(files, anchor) as site:
+        yield site
 
 
 # --------------------------------------------------------------------------- the backend
@@ -414,14 +424,12 @@ class ExtensionBrowser:
         raise AssertionError(f"timed out waiting for {what}; last page state:\n{json.dumps(state, indent=1)[:4000]}")
 
 
-@pytest.fixture(scope="session")
-def ext_browser(tmp_path_factory):
-    _require(chromium_path() is not None, "Debian's chromium is not installed (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "Playwright for Python is not installed (pip install playwright)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
+@contextlib.contextmanager
+def launch_extension(profile: Path, extension: Path = EXTENSION_DIR):
+    """Debian's chromium with the unpacked extension in a persistent context (headless): an ExtensionBrowser.
+    Also used by bench/extension_device.py."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
@@ -429,8 +437,8 @@ def ext_browser(tmp_path_factory):
             headless=True,  # Chromium's own headless mode, which loads extensions
             viewport={"width": 1280, "height": 900},
             args=[
-                f"--disable-extensions-except={EXTENSION_DIR}",
-                f"--load-extension={EXTENSION_DIR}",
+                f"--disable-extensions-except={extension}",
+                f"--load-extension={extension}",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--no-first-run",
@@ -448,6 +456,17 @@ def ext_browser(tmp_path_factory):
             context.close()
 
 
+@pytest.fixture(scope="session")
+def ext_browser(tmp_path_factory):
+    _require(chromium_path() is not None, "Debian's chromium is not installed (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _require(False, "Playwright for Python is not installed (pip install playwright)")
+    with launch_extension(tmp_path_factory.mktemp("chromium-profile")) as browser:
+        yield browser
+
+
 @pytest.fixture()
 def ext_page(ext_browser):
     page = ext_browser.context.new_page()
@@ -462,5 +481,5 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-__all__ = ["EXTENSION_ID", "EXTENSION_ORIGIN", "ARTIFACTS", "GammaServer", "ExtensionBrowser", "LocalSite",
+__all__ = ["EXTENSION_ID", "EXTENSION_ORIGIN", "ARTIFACTS", "GammaServer", "ExtensionBrowser", "LocalSite", "launch_extension", "serve_files",
            "ext_browser", "ext_page", "gamma_server", "test_site", "screenshot"]

@@ -21,6 +21,11 @@ fi
 # default model on real images. Without them (no registry) those tests skip and say why; the rest still runs.
 python3 -m gamma_detect.cli data starter --no-progress \
     || echo "starter set unavailable: the tests on real starter images will skip" >&2
+# The extension's on-device runtime (onnxruntime-web from npm, the model): vendored by its build for the device tests.
+if ! command -v npm >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd extension && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 node --test extension/test/*.test.js
 # The layers (server -> runtime -> core, export -> train/runtime, no torch in serving): import-linter contracts.
 python3 tests/lint_imports.py

@@ -21,7 +21,7 @@ const HEATMAPS_KEPT = 64;
 let runtime = null; // { session, manifest, policy, decision, entry, info }
 let loading = null;
 const heatmaps = new Map(); // id -> { type, base64 } (an LRU)
-const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, modelEvents: [], loadMs: null, lastCheckMs: null, error: null };
+const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, modelEvents: [], loadMs: null, warmMs: null, lastCheckMs: null, error: null };
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -47,7 +47,12 @@ async function load(threads) {
   status.modelEvents.push(...events);
   status.loadMs = Math.round(performance.now() - started);
   const info = { name: manifest.model.name, version: manifest.model.version, digest: entry.sha256, backend: "onnxruntime-web-wasm", variant: entry.variant };
-  return { session, manifest, policy, decision, entry, info, maxBatch: Number(manifest.max_batch) || 32 };
+  const loaded = { session, manifest, policy, decision, entry, info, maxBatch: Number(manifest.max_batch) || 32 };
+  // One run at load: ONNX Runtime Web's first run prepares its kernels (seconds), which no check should wait for.
+  const s = policy.input_size;
+  await infer(loaded, [D.resize.image(new Uint8Array(s * s * 3), s, s, 3)]);
+  status.warmMs = Math.round(performance.now() - started) - status.loadMs;
+  return loaded;
 }
 
 function ready(threads) {
@@ -113,8 +118,11 @@ async function decodeRgb(blob) {
 }
 
 /** The server's overlay colours (server/cache.py render_overlay): yellow to red, at most ~70 % opaque. */
-async function overlayPng(mask) {
-  const canvas = new OffscreenCanvas(mask.width, mask.height);
+function overlayPng(mask) {
+  // A document canvas and toDataURL: OffscreenCanvas.convertToBlob took ~1 s per map in a hidden document.
+  const canvas = document.createElement("canvas");
+  canvas.width = mask.width;
+  canvas.height = mask.height;
   const ctx = canvas.getContext("2d");
   const pixels = ctx.createImageData(mask.width, mask.height);
   const px = pixels.data;
@@ -125,10 +133,7 @@ async function overlayPng(mask) {
     px[i * 4 + 3] = Math.floor((m * 180) / 255);
   }
   ctx.putImageData(pixels, 0, 0);
-  const bytes = new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer());
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  return { type: "image/png", base64: btoa(binary) };
+  return { type: "image/png", base64: canvas.toDataURL("image/png").split(",", 2)[1] };
 }
 
 function remember(id, heatmap) {
@@ -157,7 +162,9 @@ async function analyze(src) {
   const tiles = D.policy.tile(rt.policy, rgb);
   const plan = tiles.plan;
   const staged = rt.policy.staged;
-  const first = await infer(rt, tiles.views(staged ? 0 : null));
+  const stage0 = tiles.views(staged ? 0 : null);
+  const tTiled = performance.now();
+  const first = await infer(rt, stage0);
   let out = first;
   if (staged && plan.firstViews < plan.views && rt.policy.refine_bands.includes(rt.decision.verdict(rt.decision.combine(first.probabilities).probability))) {
     const more = await infer(rt, tiles.views(1));
@@ -167,8 +174,9 @@ async function analyze(src) {
   const mask = D.policy.stitch(rt.policy, out.masks, out.side, 1, plan, MASK_SIDE);
   const shares = D.policy.stitch(rt.policy, out.sources, out.side, out.classes, plan, SHARE_SIDE);
   const decided = D.decide.result(rt.decision, out.probabilities, mask.data, shares.data);
+  const tStitched = performance.now();
   const id = sha256 + ":" + rt.info.digest;
-  remember(id, await overlayPng(mask));
+  remember(id, overlayPng(mask));
   const t5 = performance.now();
   delete decided.probability;
   status.lastCheckMs = round(t5 - t0);
@@ -179,7 +187,7 @@ async function analyze(src) {
     model: Object.assign({}, rt.info, { on_device: { threads: status.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark", "metadata"] } }),
     image: { sha256, format: info.format, width: rgb.width, height: rgb.height },
     heatmap_url: "device:" + id,
-    timings: { model_ms: round(t1 - t0), fetch_ms: round(t2 - t1), decode_ms: round(t3 - t2), inference_ms: round(t4 - t3), assemble_ms: round(t5 - t4), total_ms: round(t5 - t0) },
+    timings: { model_ms: round(t1 - t0), fetch_ms: round(t2 - t1), decode_ms: round(t3 - t2), views_ms: round(tTiled - t3), inference_ms: round(t4 - tTiled), stitch_ms: round(tStitched - t4), heatmap_ms: round(t5 - tStitched), total_ms: round(t5 - t0) },
     cached: false,
   });
 }
