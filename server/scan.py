@@ -1,7 +1,8 @@
-"""`gamma scan crawl.jsonl --out results.jsonl --server URL`: scan crawled pages through the HTTP API.
+"""`gamma scan`: crawled pages scored, WARC files from their archived bytes or JSONL pages through the API.
 
-WARC input (`gamma scan crawl.warc.gz --out results.jsonl [--local | --server URL]`) is crawl_scan.py's: the
-archived bytes are scored, never refetched. What follows is the JSONL input's.
+WARC input (`gamma scan crawl.warc.gz --out results.jsonl --local | --server URL | --enqueue DIR`) is
+crawl_scan.py's: the archived bytes are scored, never refetched. What follows is the JSONL input's
+(`gamma scan crawl.jsonl --out results.jsonl --server URL`).
 
 Each input line is a page ``{"page_url": ..., "image_urls": [...]}``; each output line is
 ``{"page_url", "job_id", "images": [...], "counts": {...}}`` or ``{"page_url", "error": {...}}``.
