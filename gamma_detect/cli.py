@@ -19,7 +19,7 @@ COMMANDS = {
     "predict": ("gamma_detect.export.cli", "predict_main", "score image files with the default or a given model"),
     "serve": ("gamma_detect.server.cli", "serve_main", "run the HTTP API (and, without REDIS_URL, Redis and a worker)"),
     "worker": ("gamma_detect.server.cli", "worker_main", "run a batching inference worker"),
-    "scan": ("gamma_detect.server.cli", "scan_main", "scan crawled pages: WARC files (in process, via a server or as jobs) or JSONL"),
+    "scan": ("gamma_detect.server.cli", "scan_main", "scan crawls: WARC (in process, via a server, as jobs) or JSONL"),
     "keys": ("gamma_detect.server.cli", "keys_main", "create, list or revoke API keys"),
     "feedback": ("gamma_detect.server.cli", "feedback_main", "export user feedback as JSONL"),
 }

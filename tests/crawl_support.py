@@ -74,7 +74,8 @@ def reference_forms_page(prefix: str = "") -> str:
     return f"""<!doctype html><html><head><base href="{prefix}/img/">
 <meta property="og:image" content="og.png"><meta name="twitter:image" content="tw.png"></head><body>
 <img src="src.png" alt=""><img srcset="set1.png 1x, set2.png 2x">
-<img data-src="lazy.png" data-srcset="lazyset.png 320w"><picture><source srcset="pic.png"><img src="pic-fallback.png"></picture>
+<img data-src="lazy.png" data-srcset="lazyset.png 320w">
+<picture><source srcset="pic.png"><img src="pic-fallback.png"></picture>
 <noscript><img src="noscript.png"></noscript><div style="background-image: url('bg.png')">x</div>
 <img src="data:image/png;base64,{base64.b64encode(image_bytes(80, 72, seed=99)).decode()}">
 </body></html>"""

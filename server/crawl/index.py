@@ -16,8 +16,9 @@ from .warc import ArchiveError, Capture, captures
 
 _FIELDS = ("file", "offset", "type", "uri", "record_id", "date", "status", "mime", "location", "digest",
            "refers_to", "refers_uri", "refers_date")
+_COLUMNS = ", ".join(f"{f} {'INTEGER' if f in ('offset', 'status') else 'TEXT'}" for f in _FIELDS)
 _SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS captures (key TEXT NOT NULL, {", ".join(f"{f} {'INTEGER' if f in ('offset', 'status') else 'TEXT'}" for f in _FIELDS)});
+CREATE TABLE IF NOT EXISTS captures (key TEXT NOT NULL, {_COLUMNS});
 CREATE INDEX IF NOT EXISTS captures_key ON captures (key);
 CREATE INDEX IF NOT EXISTS captures_digest ON captures (digest);
 CREATE INDEX IF NOT EXISTS captures_record ON captures (record_id);

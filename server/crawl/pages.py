@@ -54,8 +54,9 @@ def _data_url(url: str, page: Capture) -> ImageRef:
     try:
         if not comma:
             raise ValueError("no comma after the media type")
-        data = (base64.b64decode(b"".join(unquote_to_bytes(payload).split()), validate=True) if header.lower().endswith(";base64")
-                else unquote_to_bytes(payload))
+        data = unquote_to_bytes(payload)
+        if header.lower().endswith(";base64"):
+            data = base64.b64decode(b"".join(data.split()), validate=True)
     except (ValueError, binascii.Error) as exc:
         return ImageRef(shown, "failed", page, error={"code": "bad_data_url", "message": f"bad data: URL ({exc})"})
     return ImageRef(shown, None, page, data=data)
