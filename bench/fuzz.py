@@ -130,7 +130,8 @@ def run_target(name: str, seconds: float, work: Path) -> dict:
                 {"input": str(artifact), "bytes": artifact.stat().st_size, "log": tail})
         if code != 0 and not hangs and not crashes and not stats:
             raise SystemExit(f"the fuzz child of {name} failed at once (status {code}); see {log}")
-    return {"seconds": seconds, "inputs": sum(outcomes.values()), "seeds": seeds, "children": runs,
+    # A hang or a crash ends its child before the input is counted: it counts here.
+    return {"seconds": seconds, "inputs": sum(outcomes.values()) + len(hangs) + len(crashes), "seeds": seeds, "children": runs,
             "corpus": len(list(corpus.iterdir())), "distinct_outcomes": len(outcomes),
             "outcomes": dict(outcomes.most_common()), "slowest_input": slowest, "peak_rss_mb": peak_rss_mb,
             "findings": findings, "hangs": hangs, "crashes": crashes}

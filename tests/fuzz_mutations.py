@@ -16,6 +16,8 @@ import struct
 import zlib
 from typing import Callable
 
+from gamma_detect.runtime.evidence.container import PNG_SIGNATURE, mime_type
+
 HUGE_LENGTHS = (0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFF, 0x10000)
 XMP_NS = b'xmlns:x="adobe:ns:meta/" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
 IPTC_NS = b'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
@@ -106,7 +108,6 @@ def _text_chunk(rnd: random.Random) -> tuple[bytes, bytes]:
 
 
 # --------------------------------------------------------------------------- PNG
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _png_split(data: bytes) -> tuple[list[list], bytes]:
@@ -342,31 +343,19 @@ def byte_edit(data: bytes, rnd: random.Random, donors: list[bytes] = ()) -> byte
 
 Format = tuple[Callable[[bytes], tuple[list[list], bytes]], Callable[[list[list], random.Random], None],
                Callable[..., bytes]]
-FORMATS: dict[str, Format] = {
-    "png": (_png_split, _png_edit, _png_join),
-    "jpeg": (_jpeg_split, _jpeg_edit, _jpeg_join),
-    "webp": (_riff_split, _riff_edit, _riff_join),
-    "gif": (_gif_split, _gif_edit, _gif_join),
+FORMATS: dict[str | None, Format] = {   # by the MIME type the evidence reader sniffs
+    "image/png": (_png_split, _png_edit, _png_join),
+    "image/jpeg": (_jpeg_split, _jpeg_edit, _jpeg_join),
+    "image/webp": (_riff_split, _riff_edit, _riff_join),
+    "image/gif": (_gif_split, _gif_edit, _gif_join),
 }
-
-
-def container(data: bytes) -> str | None:
-    if data.startswith(PNG_SIGNATURE):
-        return "png"
-    if data.startswith(b"\xff\xd8"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    return None
 
 
 def mutate(data: bytes, rnd: random.Random, donors: list[bytes] = ()) -> bytes:
     """One to three edits of `data`: mostly at its container's level, some at the byte level."""
     for _ in range(rnd.randrange(1, 4)):
-        kind = container(data)
-        if kind is None or rnd.random() < 0.25:
+        kind = mime_type(data)
+        if kind not in FORMATS or rnd.random() < 0.25:
             data = byte_edit(data, rnd, donors)
             continue
         split, edit, join = FORMATS[kind]
@@ -375,7 +364,7 @@ def mutate(data: bytes, rnd: random.Random, donors: list[bytes] = ()) -> bytes:
             data = byte_edit(data, rnd, donors)
             continue
         edit(units, rnd)
-        if kind == "webp" and rnd.random() < 0.2:   # the RIFF size itself lies
+        if kind == "image/webp" and rnd.random() < 0.2:   # the RIFF size itself lies
             data = join(units, tail, rnd.choice(HUGE_LENGTHS + (0, 4)))
         else:
             data = join(units, tail)
