@@ -38,8 +38,10 @@ def create_app(settings: Settings | None = None, *, connection=None) -> Flask:
     app.extensions["gamma"] = svc
 
     from .api import health, jobs_bp, v1
+    from .model_files import model_bp
 
     app.register_blueprint(v1)
+    app.register_blueprint(model_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(health)
 

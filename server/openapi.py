@@ -232,6 +232,16 @@ def document() -> dict:
                                {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "PNG", "content": {"image/png": {}}},
                               **_errors("unauthorized", "not_found")}}},
+            "/v1/model": {"get": {
+                "summary": "the served model's manifest and its ONNX files by sha256 (for on-device clients)",
+                "responses": {"200": {"description": "manifest and files", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["manifest", "files"]}}}},
+                              "304": {"description": "unchanged (If-None-Match)"}, **_errors("unauthorized")}}},
+            "/v1/model/files/{sha256}": {"get": {
+                "summary": "one ONNX file of the served model, by its sha256 (immutable)",
+                "parameters": [{"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ONNX", "content": {"application/octet-stream": {}}},
+                              **_errors("unauthorized", "not_found")}}},
             "/jobs/{job_id}": {
                 "get": {"summary": "a job's status and result",
                         "parameters": [job_id, {"name": "wait", "in": "query", "required": False,
