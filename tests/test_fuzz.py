@@ -4,6 +4,11 @@ The long run is bench/fuzz.py (atheris)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import server_support  # noqa: F401  (sets the test key prefix first)
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +22,7 @@ from gamma_detect.server.errors import ApiError
 from gamma_detect.server.fetch import fetch, resolve
 from gamma_detect.server.multipart import file_field
 
+BENCH_FUZZ = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
 # Inputs per target: the whole file stays well under a minute on 2 cores (the C2PA reader starts a process each).
 EXAMPLES = {"decode": 60, "images": 40, "multipart": 150, "url": 600, "png_text": 150, "xmp": 150, "exif": 80,
             "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150}
@@ -115,3 +121,16 @@ def test_a_doctype_in_a_utf16_xmp_packet_is_refused_before_its_entities():
         with pytest.raises(EvidenceError) as info:
             xmp.parse(raw, EvidenceConfig())
         assert info.value.code == "xmp_malformed" and "DOCTYPE" in str(info.value)
+
+
+def test_the_long_run_command_reports_inputs_and_outcomes(tmp_path):
+    """bench/fuzz.py, briefly (one atheris child: its instrumented imports cost most of the time)."""
+    pytest.importorskip("atheris", reason="atheris is in the dev extra: pip install -e '.[dev]'")
+    out = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(BENCH_FUZZ), "--target", "png_text", "--seconds", "3", "--work",
+                    str(tmp_path / "work"), "--out", str(out)], check=True, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert report["cpu"] and report["limits"] == {"timeout_s": 5.0, "address_space_bytes": 1 << 30}
+    png = report["targets"]["png_text"]
+    assert png["inputs"] > png["seeds"] and png["distinct_outcomes"] >= 2
+    assert not (png["findings"] or png["hangs"] or png["crashes"])
