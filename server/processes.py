@@ -26,6 +26,7 @@ from .config import Settings, configure_logging
 
 log = logging.getLogger("gamma.server.processes")
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 RESTART_DELAY = 1.0   # seconds between a child's death and its restart (a crash loop stays slow)
 
 
@@ -54,6 +55,10 @@ def _child(settings: Settings, burst: bool, name: str | None, parent: int) -> No
     from .redisconn import connect
     from .worker import run_worker
 
+    # A stop that arrives while the worker starts up is held until RQ's handlers can make it a warm one
+    # (BatchWorker.check_for_suspension releases it); threads started from here on keep the two blocked, so the
+    # stop always reaches the main thread.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     configure_logging(settings)
     os.setpgid(0, 0)   # out of the terminal's group: Ctrl-C stops the parent, which stops us with SIGTERM
     os.nice(settings.worker_nice)   # ONNX Runtime's threads, started later, inherit it
@@ -98,15 +103,19 @@ class WorkerProcesses:
                 log.warning("worker process %s exited with %s; starting it again", process.name, process.exitcode)
                 self._start(i)
 
+    def start(self) -> None:
+        """Start them, and the thread that restarts one that dies."""
+        for i in range(self.count):
+            self._start(i)
+        threading.Thread(target=self._supervise, name="gamma-worker-processes", daemon=True).start()
+
     def run(self) -> None:
         """Start them and supervise until SIGINT or SIGTERM (or, burst workers, until the queue is empty); then stop
         them warm."""
         stop = threading.Event()
-        saved = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        saved = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
         try:
-            for i in range(self.count):
-                self._start(i)
-            threading.Thread(target=self._supervise, name="gamma-worker-processes", daemon=True).start()
+            self.start()
             while not stop.wait(0.5):
                 if self.burst and all(p.exitcode == 0 for p in self._processes):
                     break
@@ -115,7 +124,8 @@ class WorkerProcesses:
             for sig, handler in saved.items():
                 signal.signal(sig, handler)
 
-    def stop(self, timeout: float = 60.0) -> None:
+    def stop(self, timeout: float = 60.0) -> list:
+        """Stop them warm; one still running after ``timeout`` seconds is killed. Their exit codes (0: a warm stop)."""
         self._stopping.set()
         for process in self._processes:
             if process is not None and process.exitcode is None:
@@ -127,3 +137,4 @@ class WorkerProcesses:
                     log.warning("worker process %s did not stop within %.0f s; killing it", process.name, timeout)
                     process.kill()
                     process.join(5)
+        return [process.exitcode for process in self._processes if process is not None]

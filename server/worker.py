@@ -27,13 +27,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import redis.exceptions
-from rq.exceptions import StopRequested
 from rq.job import JobStatus
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.timeouts import JobTimeoutException, TimerDeathPenalty, UnixSignalDeathPenalty
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
@@ -41,6 +40,7 @@ from . import jobs
 from .config import Settings, configure_rq
 from .errors import ApiError
 from .metrics import BATCH_BUCKETS, process_metrics
+from .processes import STOP_SIGNALS
 
 log = logging.getLogger("gamma.server.worker")
 
@@ -48,8 +48,6 @@ _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError
 
 # RQ internals this worker relies on (no public equivalent in RQ 3.0), with why:
 RQ_PRIVATE = {
-    "Worker._install_signal_handlers": "skipped off the main thread (`gamma serve` runs the worker in a thread)",
-    "Worker._stop_requested": "stop() from another thread: request_stop() installs signal handlers and raises",
     "Worker._shutdown_requested_date": "run_worker tells a warm shutdown from a lost Redis after work() returns",
     "Worker._finalize_success": "completes a batched job exactly as RQ completes one (result, callbacks, registries)",
     "Worker._finalize_failure": "fails a batched job exactly as RQ fails one (retries, callbacks, registries)",
@@ -113,28 +111,24 @@ class BatchWorker(SimpleWorker):
         self._running: list[tuple] = []   # (job, execution) of the batch in progress
         self._pool = ThreadPoolExecutor(max_workers=max(2, min(8, self.batch_size)), thread_name_prefix="gamma-decode")
         self.batches = 0
-        self._work_thread = None
 
     # ------------------------------------------------------------------ lifecycle
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         return int(self.job_monitoring_interval + self.heartbeat_grace)
 
-    def _install_signal_handlers(self):
-        if threading.current_thread() is threading.main_thread():
-            super()._install_signal_handlers()
-
     def work(self, *args, **kwargs) -> bool:
-        self._work_thread = threading.current_thread()
-        main = self._work_thread is threading.main_thread()
-        self.death_penalty_class = UnixSignalDeathPenalty if main else TimerDeathPenalty
-        for queue in self.queues:
-            queue.death_penalty_class = self.death_penalty_class
-        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         try:
             return super().work(*args, **kwargs)
         finally:
             for sig, handler in saved.items():   # RQ installs its own; give the caller's back
                 signal.signal(sig, handler)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # The first step of RQ's work loop, after it installed its stop handlers: a stop held back while the worker
+        # started (processes._child blocks the signals) is delivered now, as a warm stop.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        super().check_for_suspension(burst)
 
     def bootstrap(self, *args, **kwargs):
         self.publish_model(replace=True)
@@ -145,6 +139,8 @@ class BatchWorker(SimpleWorker):
 
     def teardown(self):
         self._maintenance_stop.set()
+        if self._maintenance is not None:   # ended first: a round of it in flight would mark us live again
+            self._maintenance.join(timeout=30)
         try:
             self.connection.zrem(live_key(self.settings), self.name)
             lock = self.settings.key("scheduler-lock")
@@ -154,17 +150,14 @@ class BatchWorker(SimpleWorker):
             pass
         super().teardown()
 
-    def stop(self) -> None:
-        """Ask the work loop to end after the current batch (for a worker run in a thread)."""
-        self._stop_requested = True
-
-    def heartbeat(self, timeout=None, pipeline=None):
-        # RQ's idle loop re-blocks on the queue after each timeout without looking at
-        # _stop_requested; its per-iteration heartbeat is where a stop() is noticed.
-        if self._stop_requested and pipeline is None and self.get_state() != WorkerStatus.BUSY \
-                and threading.current_thread() is self._work_thread:
-            raise StopRequested()
-        return super().heartbeat(timeout, pipeline)
+    def unsubscribe(self):
+        # RQ sends UNSUBSCRIBE and then stops its pubsub thread, which redis-py joins without a time limit. A
+        # thread that has already read the UNSUBSCRIBE reply goes back into get_message and, no longer
+        # subscribed, waits there for a subscription for its whole poll (RQ's 60 s): the warm stop of an idle
+        # worker then hung for a minute. Ending the thread's loop first makes that reply its last read.
+        if self.pubsub_thread:
+            self.pubsub_thread.stop(timeout=0)
+        super().unsubscribe()
 
     def publish_model(self, replace: bool = False) -> dict:
         record = self.context.model
@@ -384,29 +377,20 @@ class BatchWorker(SimpleWorker):
         super().handle_exception(job, *exc_info)
 
 
-def run_worker(context: jobs.Context, *, burst: bool = False, stop: threading.Event | None = None,
-               name: str | None = None, worker_ttl: int = 60, logging_level: str | None = None) -> None:
-    """Run a BatchWorker until stopped, starting a fresh one if the loop ends on an error (e.g. Redis away)."""
+def run_worker(context: jobs.Context, *, burst: bool = False, name: str | None = None, worker_ttl: int = 60,
+               logging_level: str | None = None) -> None:
+    """Run a BatchWorker in this process's main thread until SIGINT or SIGTERM (a warm stop: the batch in hand
+    finishes), starting a fresh one if the loop ends on an error (e.g. Redis away)."""
     configure_rq(context.settings)   # RQ is imported already: this checks it took the service's key prefix
-    stop = stop or threading.Event()
     context.get_detector()   # load the model once, before taking jobs
     attempt = 0
-    while not stop.is_set():
+    while True:
         worker = BatchWorker(context, name=f"{name}-{attempt}" if name else None, worker_ttl=worker_ttl)
-        watcher = None
-        if threading.current_thread() is not threading.main_thread():
-            def watch(w=worker):
-                stop.wait()
-                w.stop()
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
         try:
             worker.work(burst=burst, logging_level=logging_level or context.settings.log_level)
         except _REDIS_ERRORS as exc:
             log.warning("worker lost Redis (%s); starting again", exc)
-        except SystemExit:
-            raise
-        if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+        if burst or worker._shutdown_requested_date is not None:
             break
         attempt += 1
-        stop.wait(1.0)
+        time.sleep(1.0)

@@ -34,6 +34,8 @@ from gamma_detect.server.config import Settings  # noqa: E402
 from gamma_detect.server.redisconn import connect, start_embedded  # noqa: E402
 
 _URL: str | None = None
+STOP_BOUND = 10.0   # seconds a worker may take to stop warm after SIGTERM (it takes well under one)
+STOP_ROUNDS = int(os.environ.get("GAMMA_STOP_ROUNDS", "5"))   # rounds per situation of the stop stress tests
 
 
 def eventually(check, timeout: float = 10.0, interval: float = 0.05, what: str = "the condition"):
@@ -129,7 +131,8 @@ def make_settings(**overrides) -> Settings:
 
 
 class Backend:
-    """An app (Flask test client) and, on demand, a batching worker in a thread."""
+    """An app (Flask test client) and, on demand, worker processes started and stopped as `gamma serve` does its own
+    (spawned with these settings, warm-stopped by SIGTERM)."""
 
     def __init__(self, settings: Settings):
         from gamma_detect.server.app import create_app
@@ -140,10 +143,11 @@ class Backend:
         self.client = self.app.test_client()
         self.context = jobs.Context(settings, connect(settings.redis_url))
         jobs.set_context(self.context)
-        self._threads: list[tuple[threading.Thread, threading.Event]] = []
+        self._workers: list = []
 
     @property
     def detector(self):
+        """This process's detector: the one :meth:`run_burst` scores with (worker processes load their own)."""
         return self.context.get_detector()
 
     def publish_model(self) -> None:
@@ -153,35 +157,35 @@ class Backend:
         record = jobs.model_record(self.detector)
         self.connection.set(self.settings.key("model"), json.dumps(record, sort_keys=True))
 
-    def start_worker(self) -> threading.Event:
-        from gamma_detect.server.worker import run_worker
+    def start_worker(self, count: int = 1):
+        """Start ``count`` worker processes (the environment as it is now, e.g. GAMMA_STUB_DELAY_MS, goes with them)
+        and wait until each of them is live."""
+        from gamma_detect.server.processes import WorkerProcesses
+        from gamma_detect.server.worker import live_key
 
-        stop = threading.Event()
-        thread = threading.Thread(target=run_worker, args=(self.context,),
-                                  kwargs={"stop": stop, "worker_ttl": 16}, daemon=True)
-        thread.start()
-        self._threads.append((thread, stop))
-        deadline = time.time() + 10
-        from gamma_detect.server.worker import alive_workers
+        name = f"test-{uuid.uuid4().hex[:8]}"
+        workers = WorkerProcesses(self.settings.replace(workers=count), name=name)
+        workers.start()
+        self._workers.append(workers)
 
-        while alive_workers(self.connection, self.settings) == 0 and time.time() < deadline:
-            time.sleep(0.05)
-        return stop
+        def live() -> int:
+            return sum(m.decode().startswith(name) for m in self.connection.zrange(live_key(self.settings), 0, -1))
+        eventually(lambda: live() >= count, 60, what=f"{count} worker process(es) to start")
+        return workers
 
     def run_burst(self) -> None:
+        """Empty the queue with a worker in this process (its detector is :attr:`detector`)."""
         from gamma_detect.server.worker import BatchWorker
 
         BatchWorker(self.context, worker_ttl=16).work(burst=True)
 
     def stop(self) -> None:
-        for thread, stop in self._threads:
-            stop.set()
-        for thread, _ in self._threads:
-            thread.join(timeout=60)
-            # A worker left running would take the next test's jobs.
-            assert not thread.is_alive(), "a test worker did not stop"
-        self._threads = []
+        workers, self._workers = self._workers, []
+        # Every stop is a check: a worker still running after STOP_BOUND would take the next test's jobs, and one
+        # that needed killing is the stop bug of issue 20 again.
+        codes = [code for w in workers for code in w.stop(timeout=STOP_BOUND)]
         jobs.set_context(None)
+        assert not any(codes), f"worker processes did not all stop warm within {STOP_BOUND} s of SIGTERM: exit codes {codes}"
 
     def upload(self, data: bytes, name: str = "image.png", headers=None):
         import io

@@ -19,11 +19,10 @@ from gamma_detect.server.worker import RQ_PRIVATE  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 # What each private method is called with in server/worker.py (parameter names after self).
 SIGNATURES = {
-    "Worker._install_signal_handlers": [],
     "Worker._finalize_success": ["job", "queue", "execution", "return_value"],
     "Worker._finalize_failure": ["job", "queue", "execution", "exc_info"],
 }
-ATTRIBUTES = {"Worker._stop_requested": False, "Worker._shutdown_requested_date": None}
+ATTRIBUTES = {"Worker._shutdown_requested_date": None}
 
 
 def pinned_minor() -> str:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +20,7 @@ from gamma_detect.files import sha256_file
 from gamma_detect.runtime import load_detector
 from gamma_detect.runtime.cpu import cpu_identity
 from gamma_detect.runtime.selfcheck import SelfCheckFailed, reference_views
+from gamma_detect.server.worker import alive_workers
 
 TINY_INT8_BOUND = 0.2
 onnx = pytest.importorskip("onnx", reason="building INT8/FP16 test artifacts needs the `train` extra (onnx)")
@@ -164,6 +169,44 @@ def test_the_server_falls_back_to_fp32_and_says_so_in_readyz_and_results(reduced
         assert view["status"] == "finished", view
         assert view["result"]["model"]["variant"] == "fp32"
         assert view["result"]["model"]["fallback"]["requested_variant"] == "int8"
+        b.stop()   # asserts a warm stop within STOP_BOUND (the stop stress test, tests/test_worker_stop.py)
+        for round_ in range(server_support.STOP_ROUNDS):   # workers that fell back stop as promptly, idle or just after a job
+            b.start_worker()
+            if round_ % 2:
+                Image.fromarray(rgb(160, 200, 10 + round_)).save(buffer := io.BytesIO(), format="PNG")
+                job = b.upload(buffer.getvalue(), "x.png").get_json()["job_id"]
+                assert b.wait(job, 30).get_json()["status"] == "finished"
+            b.stop()
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_the_worker_command_that_fell_back_stops_warm_on_sigterm(reduced_dir, tmp_path):
+    folder = _copy(reduced_dir, tmp_path / "m")
+    _stray(folder)
+    b = server_support.backend_with(detector="", model=str(folder), variant="int8")
+    env = {**os.environ, "REDIS_URL": b.settings.redis_url, "GAMMA_MODEL": str(folder), "GAMMA_VARIANT": "int8",
+           "GAMMA_WORKERS": "1", "GAMMA_LOG_LEVEL": "WARNING"}
+    env.pop("GAMMA_DETECTOR", None)
+    try:
+        for _ in range(server_support.STOP_ROUNDS):
+            command = subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                server_support.eventually(lambda: b.client.get("/readyz").status_code == 200
+                                          or command.poll() is not None, 60, what="a ready worker")
+                assert b.client.get("/readyz").get_json()["model"]["variant"] == "fp32"
+                command.send_signal(signal.SIGTERM)
+                assert command.wait(server_support.STOP_BOUND) == 0
+                assert b"killing it" not in command.stderr.read()
+                server_support.eventually(lambda: alive_workers(b.connection, b.settings) == 0, 10,
+                                          what="the worker to deregister")
+            finally:
+                if command.poll() is None:
+                    command.kill()
+                    command.wait(10)
+                command.stderr.close()
     finally:
         b.stop()
         server_support.delete_keys()
