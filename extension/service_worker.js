@@ -29,7 +29,7 @@ const TYPES = G.messages.TYPES;
 
 export const MENU_ID = "gamma-check-image";
 // Settings a result depends on: changing one empties the result cache.
-const RESULT_SETTINGS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl", "mode"];
+const RESULT_SETTINGS = ["serverUrl", "apiKey", "sendMode", "sendPageUrl", "mode", "deviceModel"];
 
 // ------------------------------------------------------------------ settings
 
@@ -124,6 +124,26 @@ function deviceBundle() {
   return bundlePromise;
 }
 
+// With deviceModel "server": the served model (GET /v1/model), asked again at most every MODEL_REFRESH_MS; when its
+// digest changes the runtime loads the new file (checked against that digest) before its next check.
+const MODEL_REFRESH_MS = 10 * 60 * 1000;
+let served = null; // { at, serverUrl, source }
+
+/** The model the runtime should run: null for the bundled one, else {manifest, sha256, url, headers}. */
+export async function deviceSource(refresh) {
+  const settings = await getSettings();
+  if (settings.deviceModel !== "server") return null;
+  const fresh = served && served.serverUrl === settings.serverUrl && Date.now() - served.at < MODEL_REFRESH_MS;
+  if (fresh && !refresh) return served.source;
+  const [answer, bundle] = await Promise.all([client.model(), deviceBundle()]);
+  const files = (answer && answer.files) || [];
+  const file = files.find((f) => f.variant === bundle.variant) || files[0];
+  if (!file) throw new G.errors.GammaError("device_unavailable", "The server lists no ONNX model file");
+  const source = { manifest: answer.manifest, sha256: file.sha256, url: G.urls.serverUrl(settings.serverUrl, file.url), headers: await client.serverHeaders() };
+  served = { at: Date.now(), serverUrl: settings.serverUrl, source };
+  return source;
+}
+
 /** One request to the on-device runtime; its errors come back as GammaErrors with the server's codes. */
 export async function toDevice(type, extra) {
   await deviceBundle();
@@ -147,14 +167,15 @@ const deviceDedup = G.queue.createDedup();
 
 async function analyzeOnDevice(key, force) {
   const bundle = await deviceBundle();
-  const cacheKey = "device|" + bundle.sha256 + "\n" + key;
+  const source = await deviceSource(false);
+  const cacheKey = "device|" + (source ? source.sha256 : bundle.sha256) + "\n" + key;
   if (!force) {
     const hit = await cache.get(cacheKey);
     if (hit && hit.result) return { key, result: hit.result, fromCache: true };
   }
   return deviceDedup.run(cacheKey, () =>
     deviceLimiter.run(async () => {
-      const result = await toDevice("gamma:device:analyze", { src: key });
+      const result = await toDevice("gamma:device:analyze", { src: key, source });
       await cache.set(cacheKey, { result });
       return { key, result, fromCache: false };
     }),
@@ -326,7 +347,7 @@ const handlers = {
     const { mode } = await getSettings();
     if (mode === "server") return { ok: true, mode };
     try {
-      return { ok: true, mode, status: await toDevice("gamma:device:status", { load: true }) };
+      return { ok: true, mode, status: await toDevice("gamma:device:status", { load: true, source: await deviceSource(false) }) };
     } catch (err) {
       return { ok: false, mode, error: G.errors.toPlain(err) };
     }
@@ -371,4 +392,4 @@ function keepAliveWhileBusy() {
 }
 
 // A handle for debugging and for the end-to-end tests (worker.evaluate).
-globalThis.gammaDetect = { handleContextMenuClick, sendToTab, tabState, getSettings, client, cache, MENU_ID, handlers, toDevice, closeDevice };
+globalThis.gammaDetect = { handleContextMenuClick, sendToTab, tabState, getSettings, client, cache, MENU_ID, handlers, toDevice, closeDevice, deviceSource };

@@ -320,3 +320,60 @@ def test_device_bad_input_ends_in_the_servers_states(device, test_site):
     # and the runtime keeps working
     result = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", f"{test_site.url}/photos/robin.jpg")
     assert result["verdict"] in VERDICTS
+
+
+# --------------------------------------------------------------------------- the model from the server
+
+@pytest.fixture()
+def model_server(tmp_path):
+    """The real API app (GET /v1/model) on a loopback port, serving a model folder whose manifest the test edits
+    (the app reads it on each request, as after a model update): the default model's files linked in."""
+    import json as json_
+
+    import server_support
+    from werkzeug.serving import make_server
+
+    for item in (REPO / "models" / "default").iterdir():
+        if item.name != "manifest.json":
+            (tmp_path / item.name).symlink_to(item)
+    (tmp_path / "manifest.json").write_text((REPO / "models" / "default" / "manifest.json").read_text())
+    backend = server_support.backend_with(model=str(tmp_path))
+    http = make_server("127.0.0.1", 0, backend.app, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield {"url": f"http://127.0.0.1:{http.server_port}", "folder": tmp_path,
+               "manifest": json_.loads((tmp_path / "manifest.json").read_text())}
+    finally:
+        http.shutdown()
+        backend.stop()
+        server_support.delete_keys()
+
+
+def test_device_model_from_the_server_is_refreshed_when_its_digest_changes(ext_browser, model_server, test_site):
+    import json as json_
+
+    ext_browser.configure(serverUrl=model_server["url"], apiKey="", mode="device", deviceModel="server", autoScanSites=[])
+    try:
+        ext_browser.sw("() => gammaDetect.cache.clear()")
+        ext_browser.sw("() => gammaDetect.closeDevice()")   # a runtime of the same digest would simply be kept
+        manifest = model_server["manifest"]
+        fp32 = next(a for a in manifest["artifacts"] if a["variant"] == "fp32" and a["format"] == "onnx")
+        check = "async (src) => { const source = await gammaDetect.deviceSource(true); " \
+                "return gammaDetect.toDevice('gamma:device:analyze', {src, source}); }"
+        first = ext_browser.sw(check, f"{test_site.url}/ai/flux1.webp")
+        assert first["model"]["digest"] == fp32["sha256"]
+        status = ext_browser.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
+        assert status["modelSource"] == "server"
+        # the server's model changes (here: its manifest lists only the INT8 file): the next check loads that file
+        # from the server, checks its digest and runs it
+        int8 = next(a for a in manifest["artifacts"] if a["variant"] == "int8")
+        changed = dict(manifest, artifacts=[a for a in manifest["artifacts"] if a["format"] != "onnx" or a is int8])
+        (model_server["folder"] / "manifest.json").write_text(json_.dumps(changed))
+        second = ext_browser.sw(check, f"{test_site.url}/ai/flux1.webp")
+        assert second["model"]["digest"] == int8["sha256"] and second["model"]["variant"] == "int8"
+        status = ext_browser.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
+        assert status["modelEvents"] == ["fetched"], status   # downloaded from the server, digest checked
+        assert any(u.startswith(model_server["url"] + "/v1/model/files/" + int8["sha256"]) for u in status["fetched"])
+    finally:
+        ext_browser.sw("() => gammaDetect.closeDevice()")
+        ext_browser.configure(mode="server", deviceModel="bundled")

@@ -89,6 +89,10 @@
       health: async (override) => checkHealth(override ? settingsLib.normalizeSettings(override).settings : await currentSettings()),
       feedback: async (params) => sendFeedback(await currentSettings(), params),
       heatmap: async (path) => fetchHeatmap(await currentSettings(), path),
+      /** GET /v1/model: the served model's manifest and its ONNX files by sha256 (the on-device runtime's source). */
+      model: async () => (await ctx.transport.request(await currentSettings(), "GET", "/v1/model", { retries: 1 })).body,
+      /** The headers a request to the configured server carries (its API key), for the runtime's model download. */
+      serverHeaders: async () => ctx.transport.headersFor(await currentSettings(), { Accept: "application/octet-stream" }),
       get stats() {
         return { active: limiter.active, pending: limiter.pending, inflight: dedup.size };
       },

@@ -24,10 +24,14 @@
     // Where images are checked: "server"; "device" (the bundled model in this browser, images go to no
     // server); "auto" (on device, the server where the device cannot run the model).
     mode: "server",
+    // Where the on-device model comes from: "bundled" (packed by `npm run build`) or "server" (GET /v1/model
+    // of the server above, refreshed when the server's model changes).
+    deviceModel: "bundled",
   });
 
   const SEND_MODES = Object.freeze(["url", "bytes"]);
   const MODES = Object.freeze(["server", "device", "auto"]);
+  const DEVICE_MODELS = Object.freeze(["bundled", "server"]);
 
   /**
    * Merge stored values over the defaults, validating each field.
@@ -65,6 +69,10 @@
       if (MODES.includes(input.mode)) settings.mode = input.mode;
       else errors.mode = "Choose where images are checked: on the server, on this device, or automatically.";
     }
+    if (input.deviceModel !== undefined) {
+      if (DEVICE_MODELS.includes(input.deviceModel)) settings.deviceModel = input.deviceModel;
+      else errors.deviceModel = "Choose where the on-device model comes from: bundled or the server.";
+    }
     return { settings, errors };
   }
 
@@ -99,5 +107,5 @@
     return current;
   }
 
-  return { DEFAULTS, SEND_MODES, MODES, normalizeSettings, cacheScope, autoScanEnabled, toggleSite };
+  return { DEFAULTS, SEND_MODES, MODES, DEVICE_MODELS, normalizeSettings, cacheScope, autoScanEnabled, toggleSite };
 });

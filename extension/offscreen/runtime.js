@@ -29,15 +29,34 @@ async function fetchBytes(url) {
   return response.arrayBuffer();
 }
 
-async function load(threads) {
+/**
+ * The model: the bundled one (vendor/model), or `source` = {manifest, sha256, url, headers} from the server's
+ * GET /v1/model. Either way its bytes are checked against the manifest's sha256 (lib/device/model.js).
+ */
+async function load(threads, source) {
   const started = performance.now();
-  const bundle = JSON.parse(new TextDecoder().decode(await fetchBytes(VENDOR + "model/bundle.json")));
-  const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(VENDOR + "model/manifest.json")));
-  const entry = manifest.artifacts.find((a) => a.file === bundle.file && a.sha256 === bundle.sha256);
-  if (!entry) throw new Error("the bundled model is not listed in its manifest");
+  let manifest;
+  let sha256;
+  let download;
+  if (source) {
+    manifest = source.manifest;
+    sha256 = source.sha256;
+    download = async () => {
+      const response = await fetch(source.url, { headers: source.headers, credentials: "omit" });
+      if (!response.ok) throw new G.errors.GammaError("device_unavailable", `the server's model file: HTTP ${response.status}`);
+      return response.arrayBuffer();
+    };
+  } else {
+    const bundle = JSON.parse(new TextDecoder().decode(await fetchBytes(VENDOR + "model/bundle.json")));
+    manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(VENDOR + "model/manifest.json")));
+    sha256 = bundle.sha256;
+    download = () => fetchBytes(VENDOR + "model/" + bundle.file);
+  }
+  const entry = manifest.artifacts.find((a) => a.sha256 === sha256 && a.format === "onnx");
+  if (!entry) throw new Error("the model file is not listed in its manifest");
   const decision = D.decide.fromManifest(manifest); // refuses a rule this runtime lacks, before any download
   const policy = D.policy.fromManifest(manifest.crop_policy);
-  const { bytes, events } = await D.model.load(entry, () => fetchBytes(VENDOR + "model/" + entry.file));
+  const { bytes, events } = await D.model.load(entry, download);
   ort.env.wasm.wasmPaths = VENDOR + "ort/";
   // Threads need SharedArrayBuffer, hence cross-origin isolation; `threads` (a benchmark's) caps them.
   const most = status.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
@@ -46,6 +65,7 @@ async function load(threads) {
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   status.modelEvents.push(...events);
   status.loadMs = Math.round(performance.now() - started);
+  status.modelSource = source ? "server" : "bundled";
   const info = { name: manifest.model.name, version: manifest.model.version, digest: entry.sha256, backend: "onnxruntime-web-wasm", variant: entry.variant };
   const loaded = { session, manifest, policy, decision, entry, info, maxBatch: Number(manifest.max_batch) || 32 };
   // One run at load: ONNX Runtime Web's first run prepares its kernels (seconds), which no check should wait for.
@@ -55,10 +75,19 @@ async function load(threads) {
   return loaded;
 }
 
-function ready(threads) {
-  if (runtime) return Promise.resolve(runtime);
+function ready(threads, source) {
+  const wanted = source ? source.sha256 : null;
+  const current = runtime || null;
+  if (current && (!wanted || current.entry.sha256 === wanted)) return Promise.resolve(current);
+  if (current) {
+    // the server's model changed: the next check runs the new one
+    runtime = null;
+    loading = null;
+    status.modelEvents = [];
+    current.session.release().catch(() => {});
+  }
   if (!loading) {
-    loading = load(threads).then(
+    loading = load(threads, source).then(
       (r) => (runtime = r),
       (err) => {
         loading = null;
@@ -142,9 +171,9 @@ function remember(id, heatmap) {
   while (heatmaps.size > HEATMAPS_KEPT) heatmaps.delete(heatmaps.keys().next().value);
 }
 
-async function analyze(src) {
+async function analyze(src, source) {
   const t0 = performance.now();
-  const rt = await ready();
+  const rt = await ready(undefined, source);
   const t1 = performance.now();
   const transport = { fetchWithTimeout: (url, init, ms) => fetch(url, Object.assign({}, init, { signal: AbortSignal.timeout(ms) })) };
   const image = await G.apiParts.download.downloadImage(transport, src, { maxBytes: G.contract.LIMITS.upload_bytes, timeoutMs: 30000 });
@@ -195,9 +224,9 @@ async function analyze(src) {
 const round = (ms) => Math.round(ms * 10) / 10;
 
 const handlers = {
-  "gamma:device:analyze": (m) => analyze(m.src),
+  "gamma:device:analyze": (m) => analyze(m.src, m.source),
   "gamma:device:status": async (m) => {
-    if (m.load) await ready(m.threads).catch(() => {});
+    if (m.load) await ready(m.threads, m.source).catch(() => {});
     // `fetched`: every address this document has fetched (its resource timeline), for the claim that a check
     // on device reaches no host but the image's own.
     const fetched = performance.getEntriesByType("resource").map((e) => e.name);

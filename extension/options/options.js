@@ -15,6 +15,7 @@
       sendMode: (form.querySelector("input[name=sendMode]:checked") || {}).value || "url",
       sendPageUrl: $("sendPageUrl").checked,
       mode: (form.querySelector("input[name=mode]:checked") || {}).value || "server",
+      deviceModel: $("deviceModelServer").checked ? "server" : "bundled",
       autoScanSites: $("autoScanSites").value,
       badgeUncertain: $("badgeUncertain").checked,
     };
@@ -26,6 +27,7 @@
     for (const radio of form.querySelectorAll("input[name=sendMode]")) radio.checked = radio.value === settings.sendMode;
     $("sendPageUrl").checked = settings.sendPageUrl;
     for (const radio of form.querySelectorAll("input[name=mode]")) radio.checked = radio.value === settings.mode;
+    $("deviceModelServer").checked = settings.deviceModel === "server";
     $("autoScanSites").value = settings.autoScanSites.join("\n");
     $("badgeUncertain").checked = settings.badgeUncertain;
     syncPageUrl();
@@ -54,6 +56,7 @@
       sendMode: settings.sendMode,
       sendPageUrl: settings.sendPageUrl,
       mode: settings.mode,
+      deviceModel: settings.deviceModel,
       autoScanSites: settings.autoScanSites,
       badgeUncertain: settings.badgeUncertain,
     });
