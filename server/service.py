@@ -27,6 +27,7 @@ from .redisconn import connect
 # earlier attempt's Result is already stored (RQ blocks only until a job's first Result, in whole seconds).
 POLL_INTERVAL_S = 0.25
 ACTIVE_RQ = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+ENDED_RQ = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED}
 _JOB_ID = re.compile(JOB_ID_PATTERN)   # fullmatch: "$" alone would let a trailing newline through
 
 
@@ -152,7 +153,7 @@ class Service:
 
     def cancel(self, job: Job) -> None:
         status = job.get_status(refresh=True)
-        if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED):
+        if status in ENDED_RQ:
             raise ApiError("conflict", f"the job has already ended ({status.value})")
         payload = job.args[0] if job.args else {}
         if (job.meta or {}).get("kind") == "scan" or job.func_name == jobs.COLLECT_SCAN:
@@ -170,6 +171,13 @@ class Service:
             job.cancel()
         except InvalidJobOperation as exc:
             raise ApiError("conflict", str(exc)) from exc
+        except ValueError as exc:
+            # The worker ended the job between the check above and the cancel: RQ then finds the attempt's
+            # Execution already deleted ("Execution ... not found in Redis"). Found by schemathesis.
+            status = job.get_status(refresh=True)
+            if status not in ENDED_RQ:
+                raise
+            raise ApiError("conflict", f"the job has already ended ({status.value})") from exc
         if job.func_name == jobs.ANALYZE:
             jobs.end_of_job(payload, self.connection)
 

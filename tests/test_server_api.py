@@ -255,6 +255,31 @@ def test_cancel(backend):
     assert backend.client.get(f"/jobs/{job}").get_json()["status"] == "canceled"
 
 
+def test_a_cancel_racing_the_job_s_end_is_a_409_never_a_500(backend):
+    """Found by schemathesis's stateful phase: DELETE just as the worker ended the job (a scan of refused URLs ends
+    at once) met RQ's ValueError ("Execution ... not found in Redis") from Job.cancel: a 500."""
+    from rq.job import JobStatus
+
+    from gamma_detect.server.errors import ApiError
+
+    backend.publish_model()
+    job_id = backend.client.post("/v1/scan", json={"image_urls": ["http://10.0.0.1/a.png"]}).get_json()["job_id"]
+    svc = backend.app.extensions["gamma"]
+    job = svc.fetch_job(job_id)
+    job.set_status(JobStatus.STARTED)   # a worker runs it, its attempt registered
+    backend.connection.zadd(job.execution_registry.key, {"attempt0": time.time() + 60})
+    executions = job.get_executions
+
+    def worker_ends_it_meanwhile():   # between RQ reading `started` and fetching the attempt, the worker ends it
+        job.set_status(JobStatus.FINISHED)
+        return executions()
+
+    job.get_executions = worker_ends_it_meanwhile
+    with pytest.raises(ApiError) as raised:
+        svc.cancel(job)
+    assert (raised.value.code, raised.value.status) == ("conflict", 409) and "finished" in raised.value.message
+
+
 def test_identical_requests_share_a_job(backend):
     backend.publish_model()
     data = image_bytes(seed=8)
