@@ -3,7 +3,7 @@
 Two passes over the crawl (server/crawl): the index, then the pages. Images are deduplicated by sha256 across
 the crawl (one inference each, every page showing one gets its result) and scored in batches by a scorer:
 ``LocalScorer`` in process (the configured model, ``GAMMA_VARIANT``), or ``ServerScorer`` through the API's
-batch endpoint for bytes. Reading the next pages overlaps the running batch. Output: one JSONL line per page
+batch endpoint for bytes (crawl_scorers.py). Reading the next pages overlaps the running batch. Output: one JSONL line per page
 (and ``--parquet``: one row per page and image), each written to a temporary file renamed into place.
 """
 
@@ -19,24 +19,17 @@ import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable
 
-from gamma_detect.contract import CRAWL_IMAGE_FIELDS, CRAWL_PAGE_FIELDS, LIMITS, RESULT_FIELDS
+from gamma_detect.contract import LIMITS
 from gamma_detect.files import atomic_path, sha256_bytes
 
 from .crawl.index import CrawlIndex
 from .crawl.pages import ImageRef, Page, pages
 from .crawl.warc import ArchiveError, RecordError
+from .crawl_output import ParquetOut
+from .crawl_scorers import LocalScorer, Outcome, Scorer, ServerScorer
 from .errors import ApiError
-
-Outcome = dict   # {"result": {...}} or {"error": {"code", "message"}}
-
-
-class Scorer(Protocol):
-    batch_images: int
-
-    def score(self, images: list[tuple[str, bytes]]) -> dict[str, Outcome]:
-        """sha256 -> outcome for each (sha256, bytes)."""
 
 
 @dataclass
@@ -48,90 +41,6 @@ class ScanOptions:
     max_image_bytes: int = LIMITS["upload_bytes"]
     fetch_missing: Callable[[str], bytes] | None = None   # fetches a not-archived image at scan time
     progress: bool = True
-
-
-# --------------------------------------------------------------------------- scorers
-class LocalScorer:
-    """In process: the server's decode and evidence steps, one predict call per batch (each image alone when
-    the batch's call fails, so one bad image fails alone)."""
-
-    def __init__(self, settings, batch_images: int = 16, decode_threads: int | None = None):
-        from . import jobs
-
-        self.jobs = jobs
-        self.context = jobs.Context(settings, connection=None)
-        self.detector = self.context.get_detector()
-        self.min_side = jobs.model_record(self.detector)["min_side"]
-        self.batch_images = batch_images
-        self.pool = ThreadPoolExecutor(decode_threads or os.cpu_count() or 1, thread_name_prefix="decode")
-
-    def _prepare(self, item: tuple[str, bytes]):
-        sha, data = item
-        try:
-            return self.jobs.prepare_bytes({"source": "crawl"}, data, sha, self.context, self.min_side, {})
-        except ApiError as exc:
-            return exc
-
-    def score(self, images: list[tuple[str, bytes]]) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
-        prepared = []
-        for (sha, _), ready in zip(images, self.pool.map(self._prepare, images)):
-            if isinstance(ready, ApiError):
-                outcomes[sha] = {"error": ready.to_dict()}
-            else:
-                prepared.append(ready)
-        if not prepared:
-            return outcomes
-        start = time.perf_counter()
-        try:
-            predictions = list(self.detector.predict([p.rgb for p in prepared], native=[p.native for p in prepared]))
-        except Exception:  # noqa: BLE001 - one bad image must not fail the batch: each alone below
-            predictions = None
-        timings = {"inference_ms": round((time.perf_counter() - start) * 1000, 2), "batch_size": len(prepared)}
-        for index, ready in enumerate(prepared):
-            try:
-                prediction = predictions[index] if predictions else self.jobs.predict_one(self.context, ready)
-                result = self.jobs.make_result(ready, prediction, self.detector, timings)
-                result.pop("heatmap_url", None)   # no heatmap is stored by a local scan
-                outcomes[ready.sha256] = {"result": result}
-            except ApiError as exc:
-                outcomes[ready.sha256] = {"error": exc.to_dict()}
-        return outcomes
-
-
-class ServerScorer:
-    """Through the API: archived bytes in batches of at most LIMITS["scan_images"] parts and the upload byte
-    limit in all (keys and rate limits obeyed by the client)."""
-
-    def __init__(self, client, batch_images: int = 32, max_request_bytes: int = LIMITS["upload_bytes"]):
-        self.client = client
-        self.batch_images = min(batch_images, LIMITS["scan_images"])
-        self.max_request_bytes = max_request_bytes
-
-    def _requests(self, images: list[tuple[str, bytes]]) -> Iterable[list[tuple[str, bytes]]]:
-        chunk, size = [], 0
-        for sha, data in images:
-            if chunk and (len(chunk) >= self.batch_images or size + len(data) > self.max_request_bytes):
-                yield chunk
-                chunk, size = [], 0
-            chunk.append((sha, data))
-            size += len(data)
-        if chunk:
-            yield chunk
-
-    def score(self, images: list[tuple[str, bytes]]) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
-        for chunk in self._requests(images):
-            try:
-                answer = self.client.scan_bytes(chunk)
-            except Exception as exc:  # noqa: BLE001 - the server gone for good: these images fail, the scan goes on
-                answer = {"error": {"code": "client_error", "message": str(exc)[:200]}}
-            entries = {entry["url"]: entry for entry in answer.get("images", [])}
-            for sha, _ in chunk:
-                entry = entries.get(sha, answer)
-                outcomes[sha] = ({"result": entry["result"]} if "result" in entry else
-                                 {"error": entry.get("error") or {"code": "internal_error", "message": "no result"}})
-        return outcomes
 
 
 # --------------------------------------------------------------------------- results of a crawl
@@ -197,7 +106,7 @@ def _location(capture) -> dict:
              "warc_date": capture.date} if capture else dict.fromkeys(("warc_file", "offset", "record_id", "warc_date")))
 
 
-class _Pipeline:
+class Pipeline:
     """Pages wait here until every image they show has an outcome; batches are scored one at a time in a
     background thread while the next pages are read."""
 
@@ -314,67 +223,6 @@ class _Pipeline:
         return record
 
 
-def parquet_rows(record: dict) -> list[dict]:
-    """One row per (page, image): the contract's page and image fields, then result_<field> per RESULT_FIELDS
-    (nested values as JSON text)."""
-    page = dict(zip(CRAWL_PAGE_FIELDS, (record["page_url"], record["crawl_date"], record["warc_file"],
-                                        record["offset"], record["record_id"])))
-    rows = []
-    for entry in record["images"]:
-        row = dict(page)
-        error = entry.get("error") or {}
-        row.update({name: entry.get(name) for name in CRAWL_IMAGE_FIELDS})
-        row.update(error_code=error.get("code"), error_message=error.get("message"))
-        result = entry.get("result") or {}
-        for name in RESULT_FIELDS:
-            value = result.get(name)
-            row[f"result_{name}"] = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
-        rows.append(row)
-    return rows
-
-
-def parquet_schema():
-    import pyarrow as pa
-
-    types = {"page_offset": pa.int64(), "offset": pa.int64(), "http_status": pa.int64(),
-             "result_ai_probability": pa.float64(), "result_mask_fraction": pa.float64(), "result_cached": pa.bool_()}
-    names = [*CRAWL_PAGE_FIELDS, *CRAWL_IMAGE_FIELDS, *(f"result_{name}" for name in RESULT_FIELDS)]
-    return pa.schema([(name, types.get(name, pa.string())) for name in names])
-
-
-class _ParquetOut:
-    """Rows written in row groups as pages come (memory bounded), to a temporary file renamed at the end."""
-    GROUP_ROWS = 10_000
-
-    def __init__(self, path: str):
-        self.check()
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        self.pa, self.schema, self.rows = pa, parquet_schema(), []
-        self.writer = pq.ParquetWriter(path, self.schema)
-
-    @staticmethod
-    def check() -> None:
-        try:
-            import pyarrow.parquet  # noqa: F401
-        except ImportError as exc:
-            raise SystemExit("gamma scan: --parquet needs pyarrow: pip install 'gamma-detect[parquet]'") from exc
-
-    def add(self, record: dict) -> None:
-        self.rows += parquet_rows(record)
-        if len(self.rows) >= self.GROUP_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(self.pa.Table.from_pylist(self.rows, schema=self.schema))
-            self.rows = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
 
 def scan_crawl(warc_files: list[str], scorer: Scorer, options: ScanOptions,
                input_errors: Iterable[ArchiveError] = ()) -> Summary:
@@ -395,7 +243,7 @@ def scan_crawl(warc_files: list[str], scorer: Scorer, options: ScanOptions,
                 for error in index.add(warc_file, progress=bar.update):
                     summary.archive_errors.append(error.to_dict())
                     summary.errors[error.code] += 1
-        parquet = _ParquetOut(str(stack.enter_context(atomic_path(options.parquet)))) if options.parquet else None
+        parquet = ParquetOut(str(stack.enter_context(atomic_path(options.parquet)))) if options.parquet else None
         out = stack.enter_context(open(stack.enter_context(atomic_path(options.out)), "w", encoding="utf-8"))
         bar = stack.enter_context(tqdm(total=index.page_count(), unit="page", desc="scan",
                                        disable=not options.progress, file=sys.stderr))
@@ -407,7 +255,7 @@ def scan_crawl(warc_files: list[str], scorer: Scorer, options: ScanOptions,
             bar.update(1)
             bar.set_postfix(images=summary.images, unique=summary.unique_images, refresh=False)
 
-        pipeline = _Pipeline(scorer, outcomes, options, write, summary)
+        pipeline = Pipeline(scorer, outcomes, options, write, summary)
         for page in pages(index, max_html_bytes=options.max_html_bytes):
             pipeline.add(page)
         pipeline.finish()
@@ -415,123 +263,6 @@ def scan_crawl(warc_files: list[str], scorer: Scorer, options: ScanOptions,
             parquet.close()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-# --------------------------------------------------------------------------- one WARC file as an RQ job
-_SCORER: LocalScorer | None = None   # a work horse's; loaded by its first job
-
-
-def _resume(partial: str) -> int:
-    """The pages an interrupted run of this job already wrote (its checkpoint); a line cut short is dropped."""
-    if not os.path.exists(partial):
-        return 0
-    with open(partial, "rb+") as handle:
-        data = handle.read()
-        keep = data.rfind(b"\n") + 1
-        handle.truncate(keep)
-    return data[:keep].count(b"\n")
-
-
-def scan_warc_file(warc_file: str, index_path: str, out: str, scorer: Scorer, options: ScanOptions,
-                   checkpoint: Callable[[int], None] = lambda pages: None) -> Summary:
-    """One file's pages (the crawl's index already built at ``index_path``, so revisits may point at other files),
-    appended to ``out``.partial page by page and resumed from it; renamed to ``out`` when the file is done."""
-    started = time.perf_counter()
-    summary = Summary()
-    partial = out + ".partial"
-    done = _resume(partial)
-    with tempfile.TemporaryDirectory(prefix="gamma-scan-") as work, open(partial, "a", encoding="utf-8") as handle:
-        index = CrawlIndex(index_path)
-        for error in index.add(warc_file):
-            summary.archive_errors.append(error.to_dict())
-            summary.errors[error.code] += 1
-        written = done
-
-        def write(record: dict) -> None:
-            nonlocal written
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            written += 1
-            checkpoint(written)
-
-        pipeline = _Pipeline(scorer, Outcomes(os.path.join(work, "outcomes.sqlite")), options, write, summary)
-        for number, page in enumerate(pages(index, max_html_bytes=options.max_html_bytes, warc_file=warc_file)):
-            if number >= done:   # pages come in record order: the first `done` were written before
-                pipeline.add(page)
-        pipeline.finish()
-        index.close()
-    os.replace(partial, out)
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def run_warc_job(payload: dict) -> dict:
-    """The body of jobs.scan_warc: {"warc_file", "index", "out"} -> the file's summary (a finished file: skipped)."""
-    global _SCORER
-    from rq import get_current_job
-
-    from .config import Settings
-
-    if os.path.exists(payload["out"]):
-        return {"warc_file": payload["warc_file"], "out": payload["out"], "skipped": "already scanned"}
-    job = get_current_job()
-
-    def checkpoint(pages_written: int) -> None:
-        if job is not None:
-            job.meta["checkpoint"] = {"pages": pages_written}
-            job.save_meta()
-
-    if _SCORER is None:
-        _SCORER = LocalScorer(Settings.from_env())
-    options = ScanOptions(payload["out"], progress=False)
-    summary = scan_warc_file(payload["warc_file"], payload["index"], payload["out"], _SCORER, options, checkpoint)
-    return {"warc_file": payload["warc_file"], "out": payload["out"], **summary.to_dict()}
-
-
-def warc_job_id(warc_file: str) -> str:
-    stat = os.stat(warc_file)
-    return "warc-" + sha256_bytes(f"{os.path.abspath(warc_file)}:{stat.st_size}:{stat.st_mtime}".encode())[:40]
-
-
-def enqueue(warc_files: list[str], results: str, index_path: str, connection, *, timeout: int,
-            retries: int = 3, progress: bool = True) -> list[dict]:
-    """Index the crawl at ``index_path`` (a path every worker reads), then one job per WARC file on the crawl
-    queue; a file whose results exist, or whose job is queued or running, is not enqueued again."""
-    from rq.job import Job, JobStatus, Retry
-    from rq.queue import Queue
-    from rq.serializers import JSONSerializer
-    from tqdm import tqdm
-
-    from . import jobs
-
-    os.makedirs(results, exist_ok=True)
-    index = CrawlIndex(index_path)
-    with tqdm(unit="record", desc="index", disable=not progress, file=sys.stderr) as bar:
-        for warc_file in warc_files:
-            index.add(warc_file, progress=bar.update)
-    index.close()
-    queue = Queue(jobs.CRAWL_QUEUE, connection=connection, serializer=JSONSerializer)
-    entries = []
-    for warc_file in warc_files:
-        job_id = warc_job_id(warc_file)
-        out = os.path.join(os.path.abspath(results), f"{os.path.basename(warc_file)}-{job_id[5:13]}.jsonl")
-        entry = {"warc_file": os.path.abspath(warc_file), "job_id": job_id, "out": out}
-        existing = Job.fetch_many([job_id], connection=connection, serializer=JSONSerializer)[0]
-        status = existing.get_status(refresh=False) if existing else None
-        if os.path.exists(out):
-            entry["state"] = "finished"
-        elif status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-            entry["state"] = "already_queued"
-        else:
-            if existing:
-                existing.delete()
-            queue.enqueue_call(jobs.SCAN_WARC, args=({"warc_file": entry["warc_file"], "index": os.path.abspath(index_path),
-                                                      "out": out},),
-                               job_id=job_id, timeout=timeout, result_ttl=7 * 86400, failure_ttl=7 * 86400,
-                               retry=Retry(max=retries), description=f"scan_warc {os.path.basename(warc_file)}")
-            entry["state"] = "queued"
-        entries.append(entry)
-    return entries
 
 
 # --------------------------------------------------------------------------- the command
@@ -575,6 +306,8 @@ def crawl_main(args, warc_files: list[str], input_errors: list[ArchiveError]) ->
             print("gamma scan --enqueue: set REDIS_URL to the Redis the crawl workers share", file=sys.stderr)
             return 2
         configure_rq(settings)   # the workers' RQ key prefix, before RQ is imported
+        from .crawl_jobs import enqueue
+
         entries = enqueue(warc_files, args.enqueue, args.index or os.path.join(args.enqueue, "index.sqlite"),
                           connect(settings.redis_url), timeout=args.job_timeout, progress=not args.no_progress)
         print(json.dumps({"jobs": entries}) if args.json else
@@ -591,7 +324,7 @@ def crawl_main(args, warc_files: list[str], input_errors: list[ArchiveError]) ->
     options = ScanOptions(args.out, parquet=args.parquet, index=args.index, max_html_bytes=args.max_html_bytes,
                           fetch_missing=fetch_missing, progress=not args.no_progress)
     if args.parquet:
-        _ParquetOut.check()
+        ParquetOut.check()
     if args.local:
         try:
             scorer = LocalScorer(Settings.from_env(), batch_images=args.batch_images)

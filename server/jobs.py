@@ -252,8 +252,8 @@ def analyze(payload: dict) -> dict:
 
 
 def scan_warc(payload: dict) -> dict:
-    """Scan one WARC file of a crawl ({"warc_file", "index", "out"}); resumes from its checkpoint (crawl_scan.py)."""
-    from .crawl_scan import run_warc_job
+    """Scan one WARC file of a crawl ({"warc_file", "index", "out"}); resumes from its checkpoint (crawl_jobs.py)."""
+    from .crawl_jobs import run_warc_job
 
     return run_warc_job(payload)
 

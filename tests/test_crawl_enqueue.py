@@ -20,7 +20,7 @@ from gamma_detect.server.redisconn import connect
 from server_support import STOP_BOUND, eventually
 from stub_detector import image_bytes
 
-PAGES = 6
+PAGES = 8   # about half a second each (the stub waits 150 ms per image): time to stop one mid-file
 
 
 def make_crawl(folder) -> list[str]:
@@ -47,9 +47,10 @@ def crawl_queue():
     queue.empty()
 
 
-def worker(name: str, env: dict) -> subprocess.Popen:
+def worker(name: str, env: dict, log) -> subprocess.Popen:
+    # The log to a file: RQ logs every job, and a full pipe nobody reads would block the worker.
     return subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker", "--crawl", "--name", name], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 
 
 @pytest.mark.timeout(180)
@@ -63,12 +64,12 @@ def test_enqueue_two_workers_one_stopped_mid_file(tmp_path, monkeypatch, crawl_q
     env = {**os.environ, "REDIS_URL": server_support.redis_url(), "GAMMA_DETECTOR": server_support.STUB,
            "GAMMA_STUB_DELAY_MS": "150", "GAMMA_LOG_LEVEL": "WARNING",
            "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
-    workers = {name: worker(name, env) for name in ("crawl-a", "crawl-b")}
+    workers = {name: worker(name, env, tmp_path / f"{name}.log") for name in ("crawl-a", "crawl-b")}
     try:
         def started_with_checkpoint():
             for entry in entries:
                 job = Job.fetch(entry["job_id"], connection=crawl_queue, serializer=JSONSerializer)
-                if job.get_status() == "started" and 0 < job.meta.get("checkpoint", {}).get("pages", 0) < PAGES:
+                if job.get_status() == "started" and 0 < job.meta.get("checkpoint", {}).get("pages", 0) <= PAGES - 3:
                     return job
             return None
 

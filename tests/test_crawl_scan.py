@@ -13,7 +13,9 @@ from crawl_support import DATE, WarcBuilder, digest_of
 from gamma_detect.contract import CRAWL_IMAGE_FIELDS, CRAWL_PAGE_FIELDS, CRAWL_STATUSES, RESULT_FIELDS
 from gamma_detect.server import cli
 from gamma_detect.server.config import Settings
-from gamma_detect.server.crawl_scan import LocalScorer, ScanOptions, parquet_rows, scan_crawl
+from gamma_detect.server.crawl_output import parquet_rows
+from gamma_detect.server.crawl_scan import ScanOptions, scan_crawl
+from gamma_detect.server.crawl_scorers import LocalScorer
 from stub_detector import image_bytes
 
 SITE = "http://site.test"
