@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gamma_detect import decision as fusion
 from gamma_detect.crops import CropPolicy, resize
 from gamma_detect.runtime.detector import MASK_SIDE, SHARE_SIDE
 from gamma_detect.runtime.manifest import Manifest
@@ -64,5 +65,29 @@ def write_fixtures(path: Path) -> None:
             stitches.append({"width": w, "height": h, "views": views, "masks": b64(masks[:views]),
                              "sources": b64(sources[:views]), "mask": b64(mask), "mask_shape": list(mask.shape),
                              "shares": b64(shares), "shares_shape": list(shares.shape)})
-    path.write_text(json.dumps({"policy": manifest.raw["crop_policy"], "mask_side": MASK_SIDE, "share_side": SHARE_SIDE,
+    # The fused decision (issue 21's `decision` section) on the same maps: its region evidence, score and the
+    # strongest region of the calibrated map.
+    rule = {"rule": "logistic_fusion", "name": "test", "features": list(fusion.FEATURES), "weights": [0.9, 0.2, 0.5, -0.3, 0.4],
+            "bias": -0.7, "map_side": 96, "top_share": 0.05}
+    calibration = {"bias": 0.8, "temperature": 1.3}
+    decided = fusion.Decision.from_dict(rule)
+    regions = []
+    for w, h in ((640, 480), (300, 200)):
+        plan = policy.plan(h, w)
+        y, x = np.mgrid[0:28, 0:28] / 27.0
+        masks = np.stack([np.exp(-((x - 0.3 - 0.04 * v) ** 2 + (y - 0.6) ** 2) * 12) for v in range(plan.views)]).astype(np.float32)
+        sources = rng.random((plan.views, 5, 28, 28), np.float32)
+        probabilities = rng.uniform(0.05, 0.95, plan.views)
+        evidence, _ = fusion.region_evidence(policy, plan, masks, np.moveaxis(sources, 1, -1).transpose(0, 3, 1, 2), decided)
+        logits = np.log(probabilities) - np.log1p(-probabilities)
+        z = float(decided.logit(fusion.features_of(decided, logits, evidence)[None])[0])
+        stitched = fusion.MaskCalibration.from_dict(calibration).apply(policy.stitch(masks, plan, max_side=MASK_SIDE))
+        regions.append({"width": w, "height": h, "masks": b64(masks), "sources": b64(np.moveaxis(sources, 1, -1)),
+                        "probabilities": probabilities.tolist(), "evidence": evidence.tolist(),
+                        "probability": 1 / (1 + np.exp(-z)), "region": fusion.strongest_region(stitched),
+                        "mask_fraction": float((stitched > 0.5).mean())})
+    constants = {"evidence_eps": fusion.EVIDENCE_EPS, "region_classes": list(fusion.REGION_CLASSES),
+                 "mask_side": MASK_SIDE, "share_side": SHARE_SIDE}
+    path.write_text(json.dumps({"policy": manifest.raw["crop_policy"], "manifest": manifest.raw, "constants": constants,
+                               "decision": rule, "mask_calibration": calibration, "regions": regions,
                                "resize": resizes, "plans": plans, "stitch": stitches}))

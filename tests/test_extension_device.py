@@ -197,7 +197,9 @@ def test_device_parity_with_the_python_runtime(device, test_site):
         rows.append({"image": name, "size": f"{got['image']['width']}x{got['image']['height']}",
                      "python": p_py, "device": p_dev, "diff": abs(p_py - p_dev), "band_py": expected["verdict"],
                      "band_dev": got["verdict"], "near_edge": near_edge, "marked": float(marked), "iou": iou,
-                     "views": got["model"]["on_device"]["views"], "ms": got["timings"]["total_ms"]})
+                     "views": got["model"]["on_device"]["views"], "ms": got["timings"]["total_ms"],
+                     "reason": (expected.get("verdict_reason"), got["verdict_reason"]),
+                     "extent": ((expected.get("ai_content") or {}).get("extent"), got["ai_content"]["extent"])})
     diffs = np.array([r["diff"] for r in rows])
     print(f"\nparity, {len(rows)} images, variant {bundle['variant']}: |p_python - p_device| "
           f"median {np.median(diffs):.4f}, p95 {np.percentile(diffs, 95):.4f}, max {diffs.max():.4f}; "
@@ -210,6 +212,8 @@ def test_device_parity_with_the_python_runtime(device, test_site):
     assert np.mean(diffs <= 0.02) >= 0.95 and diffs.max() <= 0.05, rows
     for r in rows:
         assert r["band_py"] == r["band_dev"] or r["near_edge"], r
+        # what kind of AI content, and whether the region decided (issue 21's fields), as the Python runtime says
+        assert r["reason"][0] in (None, r["reason"][1]) and r["extent"][0] in (None, r["extent"][1]) or r["near_edge"], r
         if r["marked"] >= 0.01:
             assert r["iou"] >= 0.9, r
 

@@ -63,3 +63,18 @@ def test_device_stitched_maps_match(report):
         for part in ("mask", "shares"):
             assert case[part]["shape"] == case[part]["want"], case
             assert case[part]["max"] < 1e-5, case
+
+
+def test_device_constants_match_the_python_runtime(report):
+    assert report["constants"]["same"], "extension/lib/device/decide.js constants differ from gamma_detect/decision.py"
+
+
+def test_device_fused_decision_and_strongest_region_match(report):
+    # issue 21's decision section (logistic fusion over view logits and region evidence), the mask calibration
+    # and the strongest region, on maps with one smooth blob
+    assert len(report["regions"]) == 2
+    for case in report["regions"]:
+        assert max(case["evidence"]) < 1e-4, case
+        assert case["probability"] < 1e-6, case
+        assert case["region"] is not None and case["region"] == case["want_region"], case
+        assert case["mask_fraction"][0] == case["mask_fraction"][1], case

@@ -12,10 +12,7 @@ import * as ort from "../vendor/ort/ort.wasm.min.mjs";
 const G = globalThis.GammaDetect;
 const D = G.device;
 const VENDOR = chrome.runtime.getURL("vendor/");
-// The Python runtime's map sides (gamma_detect/runtime/detector.py MASK_SIDE = the server's heatmap_side,
-// SHARE_SIDE); test_extension_device_port.py checks they agree.
-export const MASK_SIDE = 512;
-export const SHARE_SIDE = 128;
+const { MASK_SIDE, SHARE_SIDE } = D.decide;
 const HEATMAPS_KEPT = 64;
 
 let runtime = null; // { session, manifest, policy, decision, entry, info }
@@ -126,6 +123,14 @@ async function infer(rt, views) {
   return out;
 }
 
+/** decision.py region_evidence for the views that ran: the raw maps stitched at the decision's map side. */
+function evidenceOf(rt, plan, out) {
+  const side = rt.decision.fusion.mapSide;
+  const mask = D.policy.stitch(rt.policy, out.masks, out.side, 1, plan, side);
+  const shares = D.policy.stitch(rt.policy, out.sources, out.side, out.classes, plan, side);
+  return D.decide.regionEvidence(rt.decision.fusion, rt.decision.classes, mask.data, shares.data);
+}
+
 /** Decoded as server/decode.py does: EXIF orientation applied, no colour conversion, alpha composited on white. */
 async function decodeRgb(blob) {
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none", imageOrientation: "from-image" });
@@ -195,22 +200,22 @@ async function analyze(src, source) {
   const tTiled = performance.now();
   const first = await infer(rt, stage0);
   let out = first;
-  if (staged && plan.firstViews < plan.views && rt.policy.refine_bands.includes(rt.decision.verdict(rt.decision.combine(first.probabilities).probability))) {
+  const scored = (out) => rt.decision.decide(out.probabilities, () => evidenceOf(rt, plan, out));
+  if (staged && plan.firstViews < plan.views && rt.policy.refine_bands.includes(rt.decision.verdict(scored(first).probability))) {
     const more = await infer(rt, tiles.views(1));
     out = { probabilities: first.probabilities.concat(more.probabilities), masks: first.masks.concat(more.masks), sources: first.sources.concat(more.sources), side: first.side, classes: first.classes };
   }
   const t4 = performance.now();
-  const mask = D.policy.stitch(rt.policy, out.masks, out.side, 1, plan, MASK_SIDE);
+  const raw = D.policy.stitch(rt.policy, out.masks, out.side, 1, plan, MASK_SIDE);
+  const mask = Object.assign({}, raw, { data: rt.decision.calibrateMask(raw.data) });
   const shares = D.policy.stitch(rt.policy, out.sources, out.side, out.classes, plan, SHARE_SIDE);
-  const decided = D.decide.result(rt.decision, out.probabilities, mask.data, shares.data);
+  const decided = D.decide.result(rt.decision, scored(out), mask, shares.data);
   const tStitched = performance.now();
   const id = sha256 + ":" + rt.info.digest;
   remember(id, overlayPng(mask));
   const t5 = performance.now();
-  delete decided.probability;
   status.lastCheckMs = round(t5 - t0);
   return Object.assign(decided, {
-    verdict_reason: "pixels",
     evidence: [],
     // Where it ran, under `model` (the contract's fields stay as they are): threads, isolation, what was not checked.
     model: Object.assign({}, rt.info, { on_device: { threads: status.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark", "metadata"] } }),

@@ -75,31 +75,47 @@ test("a decision this runtime lacks is refused, never approximated", () => {
   const policy = Object.assign({}, MANIFEST.crop_policy, { combine_rule: { name: "fused_region_logit", weights: [1, 2] } });
   refused(other({ crop_policy: policy }));
   refused(other({ decision: { rule: "region_fusion" } }));
+  refused(other({ decision: { rule: "logistic_fusion", features: ["attention_logit"], weights: [1], bias: 0 } }));
   refused(other({ abstention: { max_view_spread: null, max_reencode_shift: 0.5, quality: 90 } }));
   refused(other({ verdict_bands: [] }));
 });
 
 test("the abstention's view-spread check turns an AI-side verdict into uncertain", () => {
   const d = decide.fromManifest(Object.assign({}, MANIFEST, { abstention: { max_view_spread: 0.5, max_reencode_shift: null, quality: 90 } }));
-  const mask = new Float32Array(4);
+  const mask = { data: new Float32Array(4), width: 2, height: 2 };
   const shares = new Float32Array(4 * 5);
-  const spread = decide.result(d, [0.999, 0.9999, 0.2], mask, shares);
+  const spread = decide.result(d, d.decide([0.999, 0.9999, 0.2]), mask, shares);
   assert.equal(spread.verdict, "uncertain");
   assert.equal(spread.uncertain_reason, "view_spread");
-  const agree = decide.result(d, [0.999, 0.999], mask, shares);
+  const agree = decide.result(d, d.decide([0.999, 0.999]), mask, shares);
   assert.equal(agree.verdict, "ai");
   assert.equal(agree.uncertain_reason, null);
 });
 
 test("result fields: mask fraction above 0.5, source shares by argmax", () => {
   const d = decide.fromManifest(MANIFEST);
-  const mask = Float32Array.from([0.9, 0.1, 0.6, 0.5]);
+  const mask = { data: Float32Array.from([0.9, 0.1, 0.6, 0.5]), width: 2, height: 2 };
   const shares = new Float32Array(4 * 5);
   [0, 1, 1, 2].forEach((c, i) => (shares[i * 5 + c] = 1));
-  const r = decide.result(d, [0.3], mask, shares);
+  const r = decide.result(d, d.decide([0.3]), mask, shares);
   assert.equal(r.mask_fraction, 0.5);
   assert.deepEqual(r.sources, { authentic: 0.25, generated: 0.5, inpainted: 0.25, copy_moved: 0, spliced: 0 });
   assert.equal(r.ai_probability, 0.3);
+  // no AI verdict: no AI content; the strongest region is the connected part with the most mass (0.9 above 0.6)
+  assert.deepEqual(r.ai_content, { extent: "none", region: { box: [0, 0, 0.5, 1], share: 0.5 } });
+  assert.equal(r.verdict_reason, "pixels");
+});
+
+test("a fused decision lets region evidence raise the verdict: verdict_reason region", () => {
+  const manifest = Object.assign({}, MANIFEST, { decision: { rule: "logistic_fusion", features: ["mean_logit", "mask_peak_logit"], weights: [1, 1], bias: 0, map_side: 4, top_share: 0.05 } });
+  const d = decide.fromManifest(manifest);
+  const scores = d.decide([0.3], () => [0, 6, 0]); // a quiet image score, a strong peak in the map
+  assert.ok(scores.probability > 0.99 && Math.abs(scores.alone - 0.3) < 1e-9);
+  const mask = { data: Float32Array.from([0.1, 0.1, 0.1, 0.99]), width: 2, height: 2 };
+  const r = decide.result(d, scores, mask, new Float32Array(4 * 5));
+  assert.equal(r.verdict, "ai");
+  assert.equal(r.verdict_reason, "region");
+  assert.deepEqual(r.ai_content, { extent: "region", region: { box: [0.5, 0.5, 1, 1], share: 0.25 } });
 });
 
 test("a short side under the policy's minimum is too small, as on the server", () => {

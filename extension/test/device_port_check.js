@@ -7,6 +7,7 @@
 const fs = require("fs");
 const { resize, image } = require("../lib/device/resize.js");
 const policyLib = require("../lib/device/policy.js");
+const decide = require("../lib/device/decide.js");
 
 function decode(b64, dtype) {
   const buf = Buffer.from(b64, "base64");
@@ -51,12 +52,48 @@ for (const c of fixtures.stitch) {
     maskViews.push(masks.slice(v * cell, (v + 1) * cell));
     sourceViews.push(sources.slice(v * cell * 5, (v + 1) * cell * 5));
   }
-  const mask = policyLib.stitch(policy, maskViews, 28, 1, p, fixtures.mask_side);
-  const shares = policyLib.stitch(policy, sourceViews, 28, 5, p, fixtures.share_side);
+  const mask = policyLib.stitch(policy, maskViews, 28, 1, p, fixtures.constants.mask_side);
+  const shares = policyLib.stitch(policy, sourceViews, 28, 5, p, fixtures.constants.share_side);
   report.stitch.push({
     case: `${c.width}x${c.height} ${c.views} views`,
     mask: Object.assign({ shape: [mask.height, mask.width], want: c.mask_shape }, compare(mask.data, decode(c.mask, "float32"))),
     shares: Object.assign({ shape: [shares.height, shares.width], want: c.shares_shape.slice(0, 2) }, compare(shares.data, decode(c.shares, "float32"))),
   });
 }
+const c = fixtures.constants;
+report.constants = {
+  same: decide.EVIDENCE_EPS === c.evidence_eps && JSON.stringify(decide.REGION_CLASSES) === JSON.stringify(c.region_classes) && decide.MASK_SIDE === c.mask_side && decide.SHARE_SIDE === c.share_side,
+};
+const manifest = Object.assign({}, fixtures.manifest, { decision: fixtures.decision, mask_calibration: fixtures.mask_calibration });
+const decision = decide.fromManifest(manifest);
+report.regions = fixtures.regions.map((c) => {
+  const p = policyLib.plan(policy, c.height, c.width);
+  const masks = decode(c.masks, "float32");
+  const sources = decode(c.sources, "float32");
+  const cell = 28 * 28;
+  const out = { masks: [], sources: [] };
+  for (let v = 0; v < p.views; v += 1) {
+    out.masks.push(masks.slice(v * cell, (v + 1) * cell));
+    out.sources.push(sources.slice(v * cell * 5, (v + 1) * cell * 5));
+  }
+  const side = decision.fusion.mapSide;
+  const evidence = () => {
+    const m = policyLib.stitch(policy, out.masks, 28, 1, p, side);
+    const sh = policyLib.stitch(policy, out.sources, 28, 5, p, side);
+    return decide.regionEvidence(decision.fusion, decision.classes, m.data, sh.data);
+  };
+  const scores = decision.decide(c.probabilities, evidence);
+  const raw = policyLib.stitch(policy, out.masks, 28, 1, p, decide.MASK_SIDE);
+  const mask = Object.assign({}, raw, { data: decision.calibrateMask(raw.data) });
+  const shares = policyLib.stitch(policy, out.sources, 28, 5, p, decide.SHARE_SIDE);
+  const result = decide.result(decision, scores, mask, shares.data);
+  return {
+    case: `${c.width}x${c.height}`,
+    evidence: evidence().map((v, i) => Math.abs(v - c.evidence[i])),
+    probability: Math.abs(scores.probability - c.probability),
+    region: result.ai_content.region,
+    want_region: c.region,
+    mask_fraction: [result.mask_fraction, Math.round(c.mask_fraction * 1e4) / 1e4],
+  };
+});
 process.stdout.write(JSON.stringify(report, null, 1) + "\n");
