@@ -24,8 +24,10 @@ from gamma_detect.server.multipart import file_field
 
 BENCH_FUZZ = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
 # Inputs per target: the whole file stays well under a minute on 2 cores (the C2PA reader starts a process each).
+# A new target in fuzz_support.TARGETS runs here with DEFAULT_EXAMPLES.
 EXAMPLES = {"decode": 60, "images": 40, "multipart": 150, "url": 600, "png_text": 150, "xmp": 150, "exif": 80,
             "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150}
+DEFAULT_EXAMPLES = 50
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +45,9 @@ def inputs(draw: st.DrawFn, name: str) -> bytes:
     return target.mutate(seed, draw(st.randoms(use_true_random=False)))
 
 
-def test_every_target_has_a_budget():
-    assert set(EXAMPLES) == set(TARGETS)
-
-
 @pytest.mark.parametrize("name", TARGETS)
 def test_every_input_gets_a_result_or_a_clear_error(sandbox, name):
-    @settings(derandomize=True, database=None, max_examples=EXAMPLES[name], deadline=None,
+    @settings(derandomize=True, database=None, max_examples=EXAMPLES.get(name, DEFAULT_EXAMPLES), deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(inputs(name))
     def fuzz(data: bytes) -> None:
