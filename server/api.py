@@ -18,6 +18,7 @@ from .multipart import file_field, file_fields
 from gamma_detect.contract import JOB_ENDED, LIMITS, SCAN_BYTES_ENDPOINT
 from gamma_detect.files import sha256_bytes
 
+from .processes import recent_failures
 from .service import Service
 from .worker import alive_workers, reap_abandoned
 
@@ -274,12 +275,13 @@ def healthz():
 def readyz():
     svc = service()
     checks = {"redis": False, "worker": False, "model": False}
-    model = None
+    model, failures = None, []
     try:
         checks["redis"] = bool(svc.connection.ping())
         checks["worker"] = alive_workers(svc.connection, svc.settings) > 0
         model = svc.cache.model()
         checks["model"] = model is not None
+        failures = recent_failures(svc.connection, svc.settings)
     except RedisError:
         pass  # Redis is away: the checks not yet passed stay False, and /readyz answers 503 saying which
     ready = all(checks.values())
@@ -287,6 +289,8 @@ def readyz():
     if model:
         body["model"] = {k: model[k] for k in ("name", "version", "digest", "backend", "variant", "fallback")
                          if k in model}
+    if failures:   # worker processes that cannot run (the others, if any, still serve): why
+        body["worker_failures"] = [{k: f[k] for k in ("worker", "error")} for f in failures]
     response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response

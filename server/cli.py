@@ -48,13 +48,12 @@ def serve_main(argv: list[str]) -> int:
 
 def _model_loads(settings: Settings, prog: str) -> bool:
     """Load the model once before any worker starts: one clear error here, not a crash loop in every worker."""
-    from gamma_detect.runtime.manifest import ManifestError
-
     from . import jobs
+    from .processes import MODEL_ERRORS
 
     try:
         jobs.load_model(settings)
-    except (ManifestError, OSError, ValueError) as exc:
+    except MODEL_ERRORS as exc:
         print(f"{prog}: the model cannot be loaded: {exc}", file=sys.stderr)
         return False
     return True

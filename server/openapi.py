@@ -177,7 +177,12 @@ SCHEMAS = {
         "type": "object", "required": ["status", "checks"],
         "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]},
                        "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
-                       "model": _ref("Model")},
+                       "model": _ref("Model"),
+                       "worker_failures": {
+                           "type": "array", "description": "worker processes that cannot run, and why (e.g. the "
+                           "model cannot be loaded); the others, if a worker is alive, still serve",
+                           "items": {"type": "object", "required": ["worker", "error"],
+                                     "properties": {"worker": {"type": "string"}, "error": {"type": "string"}}}}},
     },
 }
 

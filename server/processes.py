@@ -10,24 +10,66 @@ thread each: the Python between graph calls holds the GIL.
 process that supervises them, each loading the model itself. They run ``Settings.worker_nice`` steps below
 the API's CPU priority, so cached answers (a few milliseconds of the API's CPU) are not queued behind
 inference that holds every core. A worker that dies (killed, out of memory) is started again; its batch's
-jobs are failed or retried by the heartbeat reaper as for any lost worker.
+jobs are failed or retried by the heartbeat reaper as for any lost worker. One that keeps dying soon after its
+start (a model file replaced by an unreadable one under a running deployment) is started again ever later, up to
+every ``MAX_RESTART_DELAY`` seconds, not in a loop; one that cannot load the model says why in Redis
+(:func:`record_failure`), and ``/readyz`` shows it, while the workers that still hold the model keep serving.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import signal
+import socket
+import sys
 import threading
 import time
+
+from gamma_detect.runtime.manifest import ManifestError
 
 from .config import Settings, configure_logging
 
 log = logging.getLogger("gamma.server.processes")
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-RESTART_DELAY = 1.0   # seconds between a child's death and its restart (a crash loop stays slow)
+RESTART_DELAY = 1.0        # seconds between a child's death and its restart, doubled for each early death in a row
+MAX_RESTART_DELAY = 60.0
+STABLE_AFTER = 30.0        # a child that ran this long died late: its restart waits RESTART_DELAY again
+MODEL_UNLOADABLE = 3       # a child's exit code: the model cannot be loaded (the reason is in Redis)
+MODEL_ERRORS = (ManifestError, OSError, ValueError)   # what a model that cannot be loaded raises
+FAILURE_WINDOW = 600.0     # seconds a recorded failure is shown by /readyz (a failing slot records again each try)
+
+
+def restart_delay(early_deaths: int) -> float:
+    """Seconds before restarting a child after ``early_deaths`` deaths in a row, each soon after its start."""
+    return min(MAX_RESTART_DELAY, RESTART_DELAY * 2 ** max(0, early_deaths - 1))
+
+
+def failures_key(settings: Settings) -> str:
+    return settings.key("worker-failures")
+
+
+def record_failure(connection, settings: Settings, slot: str, error: str) -> None:
+    """Say in Redis why the worker process of ``slot`` cannot run (what /readyz shows)."""
+    connection.hset(failures_key(settings), slot, json.dumps({"worker": slot, "error": error, "at": time.time()}))
+
+
+def recent_failures(connection, settings: Settings) -> list[dict]:
+    """Failures recorded within FAILURE_WINDOW, oldest first; older ones are dropped."""
+    key, current, stale = failures_key(settings), [], []
+    for slot, raw in connection.hgetall(key).items():
+        try:
+            entry = json.loads(raw)
+            fresh = time.time() - float(entry["at"]) < FAILURE_WINDOW
+        except (ValueError, KeyError, TypeError):
+            fresh = False
+        (current.append(entry) if fresh else stale.append(slot))
+    if stale:
+        connection.hdel(key, *stale)
+    return sorted(current, key=lambda e: e["at"])
 
 
 def usable_cores() -> int:
@@ -50,7 +92,7 @@ def for_workers(settings: Settings) -> Settings:
     return settings.replace(threads=1)
 
 
-def _child(settings: Settings, burst: bool, name: str | None, parent: int) -> None:
+def _child(settings: Settings, burst: bool, name: str | None, parent: int, slot: str) -> None:
     from . import jobs
     from .redisconn import connect
     from .worker import run_worker
@@ -65,6 +107,13 @@ def _child(settings: Settings, burst: bool, name: str | None, parent: int) -> No
     threading.Thread(target=_exit_with_parent, args=(parent,), name="gamma-parent-watch", daemon=True).start()
     context = jobs.Context(settings, connect(settings.redis_url))
     jobs.set_context(context)
+    try:
+        context.get_detector()
+    except MODEL_ERRORS as exc:   # e.g. the model file replaced under a running deployment
+        log.error("worker process %s: the model cannot be loaded: %s", slot, exc)
+        record_failure(context.connection, settings, slot, f"the model cannot be loaded: {exc}")
+        sys.exit(MODEL_UNLOADABLE)
+    context.connection.hdel(failures_key(settings), slot)
     run_worker(context, burst=burst, name=name)
 
 
@@ -84,24 +133,43 @@ class WorkerProcesses:
         self.settings, self.count, self.burst, self.name = for_workers(settings), worker_count(settings), burst, name
         self._spawn = multiprocessing.get_context("spawn")   # no fork: the parent holds threads and sockets
         self._processes: list = [None] * self.count
+        self._started = [0.0] * self.count        # when each child was started (monotonic)
+        self._early_deaths = [0] * self.count     # deaths in a row soon after a start, per child
+        self._due: list[float | None] = [None] * self.count   # when a dead child is to be started again
+        self.starts = 0                            # children started, restarts included
         self._stopping = threading.Event()
 
+    def _slot(self, i: int) -> str:
+        return f"{self.name or socket.gethostname()}:{os.getpid()}:{i + 1}"
+
     def _start(self, i: int) -> None:
-        name = f"{self.name}-p{i + 1}" if self.name else None
-        process = self._spawn.Process(target=_child, args=(self.settings, self.burst, name, os.getpid()),
+        # A restart gets a name of its own: a killed child's RQ registration outlives it by worker_ttl, and RQ
+        # refuses a second worker of that name while it lasts.
+        restart = f"r{self.starts}" if self._started[i] else ""
+        name = f"{self.name}-p{i + 1}{restart}" if self.name else None
+        process = self._spawn.Process(target=_child, args=(self.settings, self.burst, name, os.getpid(), self._slot(i)),
                                       name=f"gamma-worker-{i + 1}", daemon=True)
         process.start()
-        self._processes[i] = process
+        self._processes[i], self._started[i], self._due[i] = process, time.monotonic(), None
+        self.starts += 1
 
     def _supervise(self) -> None:
-        while not self._stopping.wait(RESTART_DELAY):
+        while not self._stopping.wait(min(RESTART_DELAY, 0.5)):
             for i, process in enumerate(self._processes):
                 if process.exitcode is None or self._stopping.is_set():
                     continue
                 if self.burst and process.exitcode == 0:
                     continue   # a burst worker that emptied the queue is done
-                log.warning("worker process %s exited with %s; starting it again", process.name, process.exitcode)
-                self._start(i)
+                if self._due[i] is None:
+                    lived = time.monotonic() - self._started[i]
+                    self._early_deaths[i] = self._early_deaths[i] + 1 if lived < STABLE_AFTER else 1
+                    delay = restart_delay(self._early_deaths[i])
+                    self._due[i] = time.monotonic() + delay
+                    why = "it cannot load the model" if process.exitcode == MODEL_UNLOADABLE else \
+                        f"it exited with {process.exitcode}"
+                    log.warning("worker process %s stopped (%s); starting it again in %.0f s", process.name, why, delay)
+                elif time.monotonic() >= self._due[i]:
+                    self._start(i)
 
     def start(self) -> None:
         """Start them, and the thread that restarts one that dies."""

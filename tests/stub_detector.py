@@ -2,8 +2,10 @@
 
 Select it with ``GAMMA_DETECTOR=stub_detector:make_detector`` and ``tests/`` on ``PYTHONPATH``
 (tests, load tests of the service alone). It is deterministic: the probability is the image's mean brightness, the
-mask its normalised grey level. ``GAMMA_STUB_DELAY_MS`` adds a per-image delay, and
-``GAMMA_STUB_DIGEST`` names the model digest (tests change it to simulate a model update).
+mask its normalised grey level. ``GAMMA_STUB_DELAY_MS`` adds a per-image delay,
+``GAMMA_STUB_DIGEST`` names the model digest (tests change it to simulate a model update), and
+``GAMMA_STUB_MODEL_FILE`` names a file it loads as its "model": anything but :data:`STUB_MODEL` there (a model
+file replaced by an unreadable one) fails the load as the runtime's digest check does.
 """
 
 from __future__ import annotations
@@ -63,7 +65,15 @@ class StubDetector:
                                else "none", "region": None}}
 
 
+STUB_MODEL = b"stub model\n"
+
+
 def make_detector(settings=None) -> StubDetector:
+    path = os.environ.get("GAMMA_STUB_MODEL_FILE")
+    if path and open(path, "rb").read() != STUB_MODEL:
+        from gamma_detect.runtime.manifest import ManifestError
+
+        raise ManifestError(f"refusing {path}: it is not the stub's model file")
     return StubDetector(os.environ.get("GAMMA_STUB_DIGEST", "stub0000"),
                         float(os.environ.get("GAMMA_STUB_DELAY_MS", "0")))
 

@@ -95,3 +95,50 @@ def test_workers_stop_when_their_supervisor_is_killed_outright(backend):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_restart_delays_double_for_children_that_keep_dying_early_up_to_a_limit():
+    from gamma_detect.server.processes import MAX_RESTART_DELAY, RESTART_DELAY, restart_delay
+
+    assert [restart_delay(n) for n in (1, 2, 3, 4)] == [RESTART_DELAY * f for f in (1, 2, 4, 8)]
+    assert restart_delay(50) == MAX_RESTART_DELAY
+
+
+def test_a_model_file_made_unreadable_under_running_workers_backs_off_and_readyz_says_why(backend, tmp_path,
+                                                                                           monkeypatch, caplog):
+    """Found by bench/soak.py: a restarted worker that could not load the replaced model file died at once, was
+    started again every second (a crash loop), and nothing said why. Now its restarts back off, /readyz names the
+    failure, and the worker still holding the model keeps serving."""
+    import logging
+
+    from stub_detector import STUB_MODEL
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(STUB_MODEL)
+    monkeypatch.setenv("GAMMA_STUB_MODEL_FILE", str(model))
+    backend.publish_model()
+    workers = backend.start_worker(count=2)
+    assert "worker_failures" not in backend.client.get("/readyz").get_json()
+
+    model.write_bytes(b"not a model\n")   # replaced under the running deployment
+    caplog.set_level(logging.WARNING, logger="gamma.server.processes")
+    victim = min(worker_processes(os.getpid()))
+    os.kill(victim, signal.SIGKILL)
+
+    def delays() -> list[str]:
+        return [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records if "starting it again" in r.getMessage()]
+    eventually(lambda: len(delays()) >= 3, 30, what="three restarts planned")
+    assert delays()[:3] == ["1 s", "2 s", "4 s"], delays()   # backing off, not a loop
+    assert sum("cannot load the model" in r.getMessage() for r in caplog.records) >= 2
+    ready = backend.client.get("/readyz")
+    assert ready.status_code == 200   # the other worker still serves
+    failures = ready.get_json()["worker_failures"]
+    assert len(failures) == 1 and "the model cannot be loaded: refusing" in failures[0]["error"], failures
+    job = backend.upload(image_bytes(seed=990)).get_json()["job_id"]
+    assert backend.wait(job).get_json()["status"] == "finished"
+
+    model.write_bytes(STUB_MODEL)   # repaired: the next start loads it, and the failure is gone
+    eventually(lambda: "worker_failures" not in backend.client.get("/readyz").get_json(), 30,
+               what="the failure to clear after the repair")
+    assert len(worker_processes(os.getpid())) == 2
+    assert workers.starts <= 6
