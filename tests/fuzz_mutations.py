@@ -322,7 +322,8 @@ def byte_edit(data: bytes, rnd: random.Random, donors: list[bytes] = ()) -> byte
     """A format-blind edit: flip, insert, delete, repeat, truncate, or splice in a piece of another file."""
     if not data:
         return _filler(rnd, rnd.choice((1, 8, 64)))
-    op, at = rnd.randrange(6), rnd.randrange(len(data))
+    # Mostly past the signature (a broken one only meets the format sniffers), sometimes anywhere.
+    op, at = rnd.randrange(6), rnd.randrange(0 if rnd.random() < 0.1 else min(12, len(data) - 1), len(data))
     if op == 0:
         out = bytearray(data)
         for _ in range(rnd.randrange(1, 17)):
