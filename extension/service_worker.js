@@ -23,6 +23,9 @@ import "./lib/api/feedback.js";
 import "./lib/api/heatmap.js";
 import "./lib/api.js";
 import "./lib/tally.js";
+// (resize.js registers GammaDetect.device, which route.js joins)
+import "./lib/device/resize.js";
+import "./lib/device/route.js";
 
 const G = globalThis.GammaDetect;
 const TYPES = G.messages.TYPES;
@@ -95,8 +98,6 @@ export const client = G.api.createClient({
 // The runtime lives in an offscreen document (offscreen/runtime.js): a service worker can't start the
 // worker threads ONNX Runtime Web uses, and is stopped when idle, which would drop the loaded model.
 const OFFSCREEN_URL = "offscreen/offscreen.html";
-// On-device errors after which "auto" asks the server instead.
-const DEVICE_FALLBACK = new Set(["device_unavailable", "device_unsupported"]);
 let offscreenCreating = null;
 
 async function ensureOffscreen() {
@@ -183,19 +184,11 @@ async function analyzeOnDevice(key, force) {
 }
 
 /** Check one image where the settings say: the server, this device, or this device with the server as fallback. */
-async function analyzeWhere(message) {
-  const settings = await getSettings();
-  const viaServer = () => client.analyze({ src: message.src, pageUrl: message.pageUrl, force: message.force });
-  if (settings.mode === "server") return viaServer();
-  const key = G.urls.imageKey(message.src, message.pageUrl);
-  if (!key) throw new G.errors.GammaError("image_fetch_failed", "This kind of image address can't be fetched");
-  try {
-    return await analyzeOnDevice(key, message.force);
-  } catch (err) {
-    if (settings.mode === "auto" && DEVICE_FALLBACK.has(err && err.code)) return viaServer();
-    throw err;
-  }
-}
+const analyzeWhere = G.device.route.createRouter({
+  getSettings,
+  server: (message) => client.analyze({ src: message.src, pageUrl: message.pageUrl, force: message.force }),
+  device: analyzeOnDevice,
+});
 
 async function analyzeFor(sender, message) {
   const key = G.urls.imageKey(message.src, message.pageUrl);

@@ -132,3 +132,29 @@ test("settings: mode is server, device or auto", () => {
   assert.equal(bad.settings.mode, "server");
   assert.ok(bad.errors.mode);
 });
+
+test("routing: server, device only, or device with the server when the device can't run the model", async () => {
+  const { createRouter } = require("../lib/device/route.js");
+  const { GammaError } = require("../lib/errors.js");
+  const calls = [];
+  const route = (mode, deviceError) =>
+    createRouter({
+      getSettings: async () => ({ mode }),
+      server: async (m) => (calls.push("server " + m.src), { where: "server" }),
+      device: async (key) => {
+        calls.push("device " + key);
+        if (deviceError) throw new GammaError(deviceError, "no");
+        return { where: "device" };
+      },
+    });
+  const message = { src: "https://example.org/a.jpg", pageUrl: "https://example.org/" };
+  assert.equal((await route("server")(message)).where, "server");
+  assert.equal((await route("device")(message)).where, "device");
+  assert.equal((await route("auto", "device_unsupported")(message)).where, "server");
+  assert.equal((await route("auto", "device_unavailable")(message)).where, "server");
+  await assert.rejects(route("device", "device_unsupported")(message), (err) => err.code === "device_unsupported");
+  // an image the device refuses is not sent to the server instead
+  await assert.rejects(route("auto", "image_too_small")(message), (err) => err.code === "image_too_small");
+  await assert.rejects(route("device")({ src: "blob:https://example.org/x" }), (err) => err.code === "image_fetch_failed");
+  assert.deepEqual(calls.filter((c) => c.startsWith("server")).length, 3);
+});
