@@ -381,3 +381,17 @@ def test_device_model_from_the_server_is_refreshed_when_its_digest_changes(ext_b
     finally:
         ext_browser.sw("() => gammaDetect.closeDevice()")
         ext_browser.configure(mode="server", deviceModel="bundled")
+
+
+def test_device_tab_closed_mid_check_leaves_the_runtime_working(device, ext_browser, test_site):
+    page = ext_browser.context.new_page()
+    page.goto(test_site.page())
+    page.wait_for_load_state("load")
+    ext_browser.sw("() => gammaDetect.cache.clear()")
+    answer = device.context_click(page, "#ai2")
+    assert answer and answer["ok"], answer
+    page.close()   # while the runtime is still on it
+    result = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", f"{test_site.url}/ai/qwen-image.webp")
+    assert result["verdict"] in VERDICTS
+    status = device.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
+    assert status["loaded"] and status["error"] is None
