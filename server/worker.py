@@ -385,6 +385,9 @@ def run_worker(context: jobs.Context, *, burst: bool = False, name: str | None =
     context.get_detector()   # load the model once, before taking jobs
     attempt = 0
     while True:
+        # Held from here until the work loop can take a stop warmly (BatchWorker.check_for_suspension): also while a
+        # worker that lost Redis is replaced, when RQ's handlers are gone.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         worker = BatchWorker(context, name=f"{name}-{attempt}" if name else None, worker_ttl=worker_ttl)
         try:
             worker.work(burst=burst, logging_level=logging_level or context.settings.log_level)
