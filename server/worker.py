@@ -214,15 +214,16 @@ class BatchWorker(SimpleWorker):
     def execute_job(self, job, queue):
         if job.func_name != jobs.ANALYZE:
             return super().execute_job(job, queue)
-        batch, others = [(job, queue)], []
-        for extra, extra_queue in self._take_more(queue, self.batch_size - 1):
-            (batch if extra.func_name == jobs.ANALYZE else others).append((extra, extra_queue))
-        self.run_batch(batch)
+        self.run_batch([(job, queue), *self._take_more(queue, self.batch_size - 1)])
         self.set_state(WorkerStatus.IDLE)
-        for other, other_queue in others:
-            super().execute_job(other, other_queue)
 
     def _take_more(self, queue: Queue, count: int) -> list:
+        """Up to ``count`` more analyze jobs, waiting or arriving within the batch wait (run_batch starts them at once).
+
+        Another job met on the way (a scan's collector) goes back to the front of the queue, and the batch takes no
+        more: held until the batch ended, it sat taken off the queue but not started, where the abandoned-job reaper
+        cannot see it, so a worker killed mid-batch left it to RQ's intermediate-queue cleanup, which fails it
+        ("stuck in intermediate queue", no API error) a minute later (found by bench/soak.py)."""
         taken = []
         deadline = time.monotonic() + self.batch_wait
         while len(taken) < count:
@@ -236,6 +237,13 @@ class BatchWorker(SimpleWorker):
                     break
                 time.sleep(min(remaining, 0.003))
                 continue
+            job, job_queue = fetched
+            if job.func_name != jobs.ANALYZE:
+                with self.connection.pipeline() as pipe:
+                    pipe.lrem(job_queue.intermediate_queue_key, 1, job.id)
+                    job_queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                    pipe.execute()
+                break
             taken.append(fetched)
         return taken
 

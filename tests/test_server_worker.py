@@ -110,14 +110,29 @@ def test_retries_for_fetch_failures_only(image_server):
         server_support.delete_keys()
 
 
-def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
-    """SIGKILL a `gamma worker` process mid-batch: each job fails (worker_lost) or is retried, visibly."""
-    b = backend_with(fetch_test_allow=image_server.allow, heartbeat=1, heartbeat_grace=2)
+def _slow_worker(b, allow: str) -> subprocess.Popen:
+    """`gamma worker` (one process) whose stub takes 20 s per image: a batch it starts stays started."""
     env = {**os.environ, "REDIS_URL": b.settings.redis_url, "GAMMA_REDIS_PREFIX": server_support.PREFIX,
            "RQ_KEY_PREFIX": server_support.PREFIX + ":rq", "GAMMA_DETECTOR": server_support.STUB,
            "GAMMA_STUB_DELAY_MS": "20000", "GAMMA_HEARTBEAT": "1", "GAMMA_HEARTBEAT_GRACE": "2",
-           "GAMMA_BATCH_SIZE": "8", "GAMMA_BATCH_WAIT_MS": "300", "GAMMA_FETCH_TEST_ALLOW": image_server.allow,
+           "GAMMA_BATCH_SIZE": "8", "GAMMA_BATCH_WAIT_MS": "300", "GAMMA_FETCH_TEST_ALLOW": allow,
            "GAMMA_LOG_LEVEL": "WARNING", "GAMMA_WORKERS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_outright(worker: subprocess.Popen) -> None:
+    """The worker process itself dies, and its supervisor with it (else it would start another at once)."""
+    spawned = server_support.worker_processes(worker.pid)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    for pid in spawned:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
+    """SIGKILL a `gamma worker` process mid-batch: each job fails (worker_lost) or is retried, visibly."""
+    b = backend_with(fetch_test_allow=image_server.allow, heartbeat=1, heartbeat_grace=2)
     worker = None
     try:
         b.publish_model()
@@ -125,8 +140,7 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
         url = image_server.add("/retry-me.png", image_bytes(seed=399))
         with_retry = b.client.post("/v1/analyze", json={"url": url}).get_json()["job_id"]
         everything = uploads + [with_retry]
-        worker = subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = _slow_worker(b, image_server.allow)
         deadline = time.time() + 30
         while time.time() < deadline:
             if all(b.client.get(f"/jobs/{j}").get_json()["status"] == "started" for j in everything):
@@ -134,12 +148,7 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
             time.sleep(0.2)
         else:
             raise AssertionError("the worker did not start the batch")
-        # The worker process itself dies, and its supervisor with it (else it would start another at once).
-        spawned = server_support.worker_processes(worker.pid)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-        for pid in spawned:
-            os.kill(pid, signal.SIGKILL)
+        _kill_outright(worker)
         # Once heartbeat (1 s) + grace (2 s) have passed, looking at a job reaps it.
         server_support.eventually(lambda: all(b.client.get(f"/jobs/{j}").get_json()["status"] != "started"
                                               for j in everything), timeout=15, what="reaping the lost batch")
@@ -151,6 +160,40 @@ def test_worker_killed_mid_batch_leaves_no_job_started(image_server):
         assert not list(b.connection.scan_iter(b.settings.key("blob", "*")))   # bytes of ended jobs gone
         b.start_worker()                                      # a healthy worker finishes the retried one
         assert b.wait(with_retry, 30).get_json()["status"] == "finished"
+    finally:
+        if worker and worker.poll() is None:
+            worker.kill()
+        b.stop()
+        server_support.delete_keys()
+
+
+def test_a_scan_collector_met_while_filling_a_batch_goes_back_to_the_queue(image_server):
+    """Found by bench/soak.py: a page's collector taken with a batch was held, off the queue but not started, until
+    the batch ended; a worker killed mid-batch left it in RQ's intermediate queue, where no worker takes it and RQ
+    fails it a minute later without an API error. It goes back to the front of the queue at once."""
+    from rq.queue import Queue
+
+    b = backend_with(fetch_test_allow=image_server.allow, heartbeat=1, heartbeat_grace=2)
+    worker = None
+    try:
+        b.publish_model()
+        first = b.upload(image_bytes(seed=380)).get_json()["job_id"]
+        svc = b.app.extensions["gamma"]
+        collector = svc.submit_scan(None, [{"url": "http://refused.invalid/x.png", "error": {"code": "url_not_allowed",
+                                                                                      "message": "refused"}}])
+        later = b.upload(image_bytes(seed=381)).get_json()["job_id"]
+        worker = _slow_worker(b, image_server.allow)
+        server_support.eventually(lambda: b.client.get(f"/jobs/{first}").get_json()["status"] == "started", 30,
+                                  what="the first batch to start")
+        queue = Queue("inference", connection=b.connection, serializer=JSONSerializer)
+        server_support.eventually(lambda: queue.get_job_ids()[:2] == [collector, later], 10,
+                                  what="the collector back at the front of the queue")
+        _kill_outright(worker)
+        assert collector not in [i.decode() for i in b.connection.lrange(queue.intermediate_queue_key, 0, -1)]
+        b.start_worker()
+        view = b.wait(collector, 30).get_json()
+        assert view["status"] == "finished" and view["result"]["counts"] == {"failed": 1}, view
+        assert b.wait(later, 30).get_json()["status"] == "finished"
     finally:
         if worker and worker.poll() is None:
             worker.kill()
