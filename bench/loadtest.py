@@ -189,6 +189,7 @@ class Http:
             try:
                 conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
                 response = conn.getresponse()
+                self.local.headers = response.headers   # the last response's, for callers that check them
                 return response.status, response.read()
             except (http.client.HTTPException, OSError):
                 conn.close()
@@ -297,7 +298,8 @@ class ImageHost:
     def __init__(self, images: list[tuple[str, bytes]]):
         import http.server
 
-        files = {f"/img{i}.{fmt.lower()}": data for i, (fmt, data) in enumerate(images)}
+        # Served by path (a query string is ignored); callers may add files while it runs.
+        self.files = files = {f"/img{i}.{fmt.lower()}": data for i, (fmt, data) in enumerate(images)}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -306,7 +308,7 @@ class ImageHost:
                 pass
 
             def do_GET(self):
-                data = files.get(self.path)
+                data = files.get(self.path.split("?", 1)[0])
                 self.send_response(200 if data else 404)
                 self.send_header("Content-Length", str(len(data or b"")))
                 self.end_headers()
@@ -329,16 +331,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(env_extra: dict) -> tuple[str, list[subprocess.Popen], str]:
+def start_service(env_extra: dict, logs: tuple = (subprocess.DEVNULL, subprocess.DEVNULL)
+                  ) -> tuple[str, list[subprocess.Popen], str]:
+    """The service's processes; ``logs``: where the API's and the worker's output go (files, or nowhere)."""
     port = _free_port()
     env = {**os.environ, **env_extra}
     command = [sys.executable, "-m", "gamma_detect.cli"]
     processes = [subprocess.Popen(command + ["serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                                  stdout=logs[0], stderr=subprocess.STDOUT)]
     mode = "embedded Redis + worker processes (werkzeug threaded)"
     if env.get("REDIS_URL"):
-        processes.append(subprocess.Popen(command + ["worker"], env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+        processes.append(subprocess.Popen(command + ["worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT))
         mode = (f"gunicorn ({env.get('GAMMA_WEB_CONCURRENCY', '2')} processes) + `gamma worker` "
                 f"({env.get('GAMMA_WORKERS', 'one per core')} worker processes), Redis at REDIS_URL")
     return f"http://127.0.0.1:{port}", processes, mode
