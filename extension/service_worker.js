@@ -101,6 +101,7 @@ const OFFSCREEN_URL = "offscreen/offscreen.html";
 let offscreenCreating = null;
 
 async function ensureOffscreen() {
+  if (offscreenCreating) return offscreenCreating; // listed by getContexts before it has loaded
   const open = await chrome.runtime.getContexts({ contextTypes: ["OFFSCREEN_DOCUMENT"] });
   if (open.length) return;
   if (!offscreenCreating) {
@@ -149,7 +150,18 @@ export async function deviceSource(refresh) {
 export async function toDevice(type, extra) {
   await deviceBundle();
   await ensureOffscreen();
-  const answer = await chrome.runtime.sendMessage(Object.assign({ target: "offscreen", type }, extra || {}));
+  const message = Object.assign({ target: "offscreen", type }, extra || {});
+  let answer;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      answer = await chrome.runtime.sendMessage(message);
+      break;
+    } catch (err) {
+      // The document exists but its module (ONNX Runtime's) has not registered its listener yet.
+      if (attempt >= 50 || !/Receiving end does not exist/.test(String(err && err.message))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
   if (!answer) throw new G.errors.GammaError("device_unavailable", "The on-device runtime did not answer");
   if (!answer.ok) throw new G.errors.GammaError(answer.error.code, answer.error.message);
   return answer.value;
