@@ -59,7 +59,11 @@ def evaluate_main(argv: list[str]) -> int:
     _preset_args(parser)
     parser.add_argument("--protocol", choices=("loso", "kfold", "local-edit"), default="loso",
                         help="local-edit: LOSO with AI-region edits of the held-out photos and the decision variants "
-                             "that fuse region evidence (train/fusion_loso.py), written to OUT/local-edit/")
+                             "that fuse region evidence (train/fusion_loso.py), written to OUT/local-edit-runs/NAME/ "
+                             "(with --release: OUT/local-edit/, and the chosen decision written into the release)")
+    parser.add_argument("--fusion", dest="fusion_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="local-edit: a FusionConfig setting (train/fusion_loso.py), e.g. "
+                             "--fusion 'edge_kinds=[\"photo\",\"control\"]'")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/default/gamma-starter.pt"),
                         help="local-edit: the checkpoint whose heads give the region evidence")
     parser.add_argument("--out", type=Path, default=Path("runs/starter"), help="run folder (resumes if present)")
@@ -91,11 +95,14 @@ def evaluate_main(argv: list[str]) -> int:
     from .loso import loso_config, run_loso
     loso_cfg = loso_config(args.loso_overrides)
     if args.protocol == "local-edit":
+        from .fusion_loso import FusionConfig
         from .fusion_loso import run as run_local_edit
+        from .loso import config_from
         from .report import local_edit_table
         records = training_records(cfg)
-        summary = run_local_edit(records, cfg.crop, args.checkpoint, args.out / "local-edit", loso_cfg, seeds=seeds,
-                                 cache_root=args.features_cache, progress=progress)
+        fusion_cfg = config_from(FusionConfig, args.fusion_overrides, "fusion")
+        summary = run_local_edit(records, cfg.crop, args.checkpoint, args.out / ("local-edit" if args.release else f"local-edit-runs/{args.name}"),
+                                 loso_cfg, fusion_cfg, seeds=seeds, cache_root=args.features_cache, progress=progress)
         print(local_edit_table(summary))
         if args.release:
             from .fusion_loso import release_decision, write_release
@@ -103,7 +110,7 @@ def evaluate_main(argv: list[str]) -> int:
                 parser.error("--release with --protocol local-edit rewrites the checkpoint's own folder: pass the "
                              "folder of --checkpoint")
             decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, summary["chosen"], loso_cfg,
-                                                     cache_root=args.features_cache, progress=progress)
+                                                     fusion_cfg, cache_root=args.features_cache, progress=progress)
             path = write_release(args.checkpoint, decision, mask_cal, summary)
             from .report import with_local_edits
             from .trainer import load_checkpoint

@@ -62,6 +62,11 @@ class FusionConfig:
     mask_median: float = 0.01
     fusion_c: float = 1.0
     large_edit: float = 0.15   # the issue's "edits of 15 % of the image or more"
+    # Whose scores the fused bands' edges keep under the promise on every inner source: the photos as published,
+    # and optionally their processed controls too (hard negatives: the promise is about photos as they come).
+    edge_kinds: tuple[str, ...] = ("photo",)
+    # How far under each promise the fused bands' edges are fitted on the inner sources (None: the LOSO recipe's).
+    fit_margin: float | None = None
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -167,6 +172,7 @@ def fit_decision(name: str, x0: np.ndarray, x: np.ndarray, target: np.ndarray, u
     if name == "global":   # the probe's own nested calibration: exactly today's protocol
         return replace(fusion, likely_ai_edge=cal.likely_ai_edge, ai_edge=cal.ai_edge)
     pick = _columns(columns)
+    cfg = cfg if fcfg.fit_margin is None else replace(cfg, fit_margin=fcfg.fit_margin)
     f = fusion.logit(x[:, pick])
     fusion = replace(fusion, **dict(zip(("likely_ai_edge", "ai_edge"), _edges(f, units, photos, cfg))))
     if policy.staged:
@@ -257,8 +263,8 @@ class FoldFit:
                  policy: CropPolicy) -> Decision:
         kind = items.kind[self.train]
         target = np.isin(kind, ("ai", "edit")).astype(int)
-        return fit_decision(name, self.x0, self.x, target, unit_of[self.train], kind == "photo", cfg, fcfg, policy,
-                            self.cal)
+        return fit_decision(name, self.x0, self.x, target, unit_of[self.train], np.isin(kind, fcfg.edge_kinds), cfg,
+                            fcfg, policy, self.cal)
 
 
 def fit_fold(probe: Probe, records: Sequence[ImageRecord], items: Items, index: np.ndarray, units: list[str | None],

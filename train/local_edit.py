@@ -157,7 +157,12 @@ class RegionOutputs:
 
         self.model, _ = load_model(checkpoint)
         self.policy = replace(policy, coarse_grid=None, refine_bands=())  # every view, in the cache's order
-        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]
+        # Keyed by the weights, not the file: a release that only adds its decision to the checkpoint keeps the cache.
+        weights = hashlib.sha256()
+        for name, tensor in self.model.state_dict().items():
+            weights.update(name.encode())
+            weights.update(tensor.detach().contiguous().numpy().tobytes())
+        digest = weights.hexdigest()[:12]
         self.root = Path(root) / f"{digest}-grid{self.policy.max_grid}-{self.policy.input_size}"
 
     @torch.inference_mode()

@@ -84,17 +84,22 @@ class LosoConfig:
 
 def loso_config(overrides: Sequence[str] = ()) -> LosoConfig:
     """A LosoConfig from ``key=value`` strings (values as JSON where they parse: 0.1, false, ["aug0"])."""
-    values = LosoConfig().to_dict()
+    return config_from(LosoConfig, overrides, "LOSO")
+
+
+def config_from(kind: type, overrides: Sequence[str], what: str):
+    """A frozen config dataclass (with ``to_dict``) from its defaults and ``key=value`` strings."""
+    values = kind().to_dict()
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or key not in values:
-            raise ValueError(f"LOSO setting {item!r} must be key=value with key one of {', '.join(values)}")
+            raise ValueError(f"{what} setting {item!r} must be key=value with key one of {', '.join(values)}")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
         values[key] = tuple(value) if isinstance(value, list) else value
-    return LosoConfig(**values)
+    return kind(**values)
 
 
 def photo_units(records: Sequence[ImageRecord], min_photos: int = 20) -> list[str | None]:

@@ -3,7 +3,9 @@
 ``manifest.json`` sits beside the artifacts it describes. It is the only place
 that holds the input size and layout, the crop policy and how crop results
 combine, the output names and meanings, the calibration temperature (for
-transparency: it is folded into the graphs), the verdict bands, the training
+transparency: it is folded into the graphs), the image decision (``decision``: how
+view scores and region evidence make the score the bands are over) and the head-1
+map's calibration (``mask_calibration``; both in gamma_detect/decision.py), the verdict bands, the training
 data digest, the evaluation summary, each file's sha256 and the versions that
 built it. Runtimes read everything from here; nothing is duplicated as a
 constant on the serving side.
