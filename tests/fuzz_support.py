@@ -109,23 +109,25 @@ def check_decode(data: bytes) -> str:
     """server/decode.py: probe (what the API runs), decode whole, and decode as the worker does (the model's short
     side, at the crop policy's DCT scale)."""
     limit, policy = LIMITS["image_pixels"], _policy()
+    # The code alone is kept: a kept exception would keep its frames, and with them the image Pillow opened.
+    probed, refused = None, None
     try:
         probed = server_decode.probe(data, max_pixels=limit)
     except ApiError as exc:
-        probed = exc
-    labels = ["probe=" + (f"ApiError:{probed.code}" if isinstance(probed, ApiError) else "ok")]
+        refused = exc.code
+    labels = [f"probe=ApiError:{refused}" if refused else "probe=ok"]
     for min_side, work in ((1, None), (policy.min_side, policy.working_size)):
         try:
             rgb, info = server_decode.decode(data, max_pixels=limit, min_side=min_side, work=work)
         except ApiError as exc:
             if exc.code not in IMAGE_ERRORS:
                 raise Finding(f"decode raised the unexpected code {exc.code}") from exc
-            if isinstance(probed, ApiError) and exc.code != probed.code:
-                raise Finding(f"probe said {probed.code}, decode {exc.code}") from exc
+            if refused and exc.code != refused:
+                raise Finding(f"probe said {refused}, decode {exc.code}") from exc
             labels.append(f"ApiError:{exc.code}")
             continue
-        if isinstance(probed, ApiError):
-            raise Finding(f"probe refused the image ({probed.code}) but decode read it")
+        if refused:
+            raise Finding(f"probe refused the image ({refused}) but decode read it")
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.flags.c_contiguous:
             raise Finding(f"decode returned {rgb.dtype} {rgb.shape}")
         if work is not None and (info.width, info.height) != (probed.width, probed.height):

@@ -4,6 +4,7 @@ The long run is bench/fuzz.py (atheris)."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import server_support  # noqa: F401  (sets the test key prefix first)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from server_support import image_server  # noqa: F401
 from werkzeug.http import parse_options_header
 
@@ -132,3 +134,16 @@ def test_the_long_run_command_reports_inputs_and_outcomes(tmp_path):
     png = report["targets"]["png_text"]
     assert png["inputs"] > png["seeds"] and png["distinct_outcomes"] >= 2
     assert not (png["findings"] or png["hangs"] or png["crashes"])
+
+
+def test_a_webp_header_past_the_pixel_limit_is_too_large_in_probe_and_decode_alike(sandbox):
+    """A small lossless WebP whose VP8L header claims 4308x14357 px (what bench/fuzz.py made): Pillow reserves its canvas when it opens
+    the file, so under the 1 GiB limit the answer must not depend on what an earlier open still holds."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), (40, 120, 200)).save(buffer, "WEBP", lossless=True)
+    seed = buffer.getvalue()
+    at = seed.index(b"VP8L") + 9   # the 14-bit width-1 and height-1 after the 0x2f signature byte
+    size = (4308 - 1) | (14357 - 1) << 14 | int.from_bytes(seed[at:at + 4], "little") & ~((1 << 28) - 1)
+    claiming = seed[:at] + size.to_bytes(4, "little") + seed[at + 4:]
+    outcome = sandbox.check("decode", claiming)
+    assert outcome.label == " ".join(["probe=ApiError:image_too_large"] + ["ApiError:image_too_large"] * 2), outcome
