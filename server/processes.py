@@ -111,10 +111,20 @@ def _child(settings: Settings, burst: bool, name: str | None, parent: int, slot:
         context.get_detector()
     except MODEL_ERRORS as exc:   # e.g. the model file replaced under a running deployment
         log.error("worker process %s: the model cannot be loaded: %s", slot, exc)
-        record_failure(context.connection, settings, slot, f"the model cannot be loaded: {exc}")
+        _tell_redis(lambda: record_failure(context.connection, settings, slot, f"the model cannot be loaded: {exc}"))
         sys.exit(MODEL_UNLOADABLE)
-    context.connection.hdel(failures_key(settings), slot)
+    _tell_redis(lambda: context.connection.hdel(failures_key(settings), slot))
     run_worker(context, burst=burst, name=name)
+
+
+def _tell_redis(action) -> None:
+    """Best effort: Redis may be restarting just now (the log has the failure all the same)."""
+    import redis.exceptions
+
+    try:
+        action()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        log.warning("could not record the worker's state in Redis: %s", exc)
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -229,8 +229,10 @@ class BatchWorker(SimpleWorker):
         while len(taken) < count:
             # Non-blocking dequeues (LMOVE into RQ's intermediate queue) and short sleeps: Redis wakes blocked
             # clients on its 100 ms timer, far coarser than a batch wait of a few milliseconds.
-            fetched = Queue.dequeue_any([queue], None, connection=self.connection, job_class=self.job_class,
-                                        serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+            # Through a Redis restart: a loss here would leave the jobs already taken off the queue unstarted.
+            fetched = _redis_retry(lambda: Queue.dequeue_any(
+                [queue], None, connection=self.connection, job_class=self.job_class, serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class), "filling a batch")
             if fetched is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -396,7 +398,9 @@ def run_worker(context: jobs.Context, *, burst: bool = False, name: str | None =
         # Held from here until the work loop can take a stop warmly (BatchWorker.check_for_suspension): also while a
         # worker that lost Redis is replaced, when RQ's handlers are gone.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        worker = BatchWorker(context, name=f"{name}-{attempt}" if name else None, worker_ttl=worker_ttl)
+        # RQ's Worker talks to Redis as it is made: a Redis still restarting is waited out, not fatal to the process.
+        worker = _redis_retry(lambda: BatchWorker(context, name=f"{name}-{attempt}" if name else None,
+                                                  worker_ttl=worker_ttl), "starting a worker")
         try:
             worker.work(burst=burst, logging_level=logging_level or context.settings.log_level)
         except _REDIS_ERRORS as exc:

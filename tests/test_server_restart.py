@@ -98,3 +98,46 @@ def test_redis_restart_loses_no_accepted_job(monkeypatch):
         redis_process.terminate()
         redis_process.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_worker_processes_ride_out_a_redis_restart_while_filling_a_batch():
+    """Found by bench/soak.py: Redis going away while a worker waited to fill a batch ended its work loop, and the
+    fresh worker made one second later met Redis still down and killed the process (a traceback, a restart, the
+    model loaded again) while the job it had taken sat unstarted in RQ's intermediate queue (failed a minute
+    later). Now the batch's dequeues and the fresh worker wait Redis out: same processes, the job finishes."""
+    import os
+
+    from rq.queue import Queue
+    from rq.serializers import JSONSerializer
+
+    port, folder = server_support.free_port(), tempfile.mkdtemp(prefix="gamma-restart-")
+    redis_process = start_redis(port, folder)
+    backend = server_support.Backend(server_support.make_settings(redis_url=f"redis://127.0.0.1:{port}/0",
+                                                                  batch_wait_ms=3000))
+    try:
+        backend.publish_model()
+        backend.start_worker()
+        pids = server_support.worker_processes(os.getpid()) - {redis_process.pid}
+        queue = Queue("inference", connection=backend.connection, serializer=JSONSerializer)
+        job = backend.upload(image_bytes(seed=310)).get_json()["job_id"]
+        server_support.eventually(lambda: queue.count == 0, 10, what="the worker to take the job")
+        redis_process.terminate()              # while the worker waits for more jobs to fill its batch
+        redis_process.wait(10)
+        time.sleep(3.0)                        # longer than the worker's pause before it starts afresh
+        redis_process = start_redis(port, folder)
+        view = server_support.eventually(lambda: _ended(backend, job), 30, what="the job to end")
+        assert view["status"] == "finished", view
+        assert server_support.worker_processes(os.getpid()) - {redis_process.pid} == pids   # none died
+    finally:
+        backend.stop()
+        redis_process.terminate()
+        redis_process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ended(backend, job_id: str) -> dict | None:
+    try:
+        view = backend.client.get(f"/jobs/{job_id}?wait=2").get_json()
+    except Exception:   # the app's Redis connection is still reconnecting
+        return None
+    return view if view.get("status") in ("finished", "failed", "canceled") else None
