@@ -19,6 +19,8 @@ const MODEL_DIR = path.resolve(ROOT, process.env.GAMMA_MODEL_DIR || "../models/d
 const ORT_DIST = path.join(ROOT, "node_modules", "onnxruntime-web", "dist");
 // ONNX Runtime Web's WASM-only build: its ES module, the module the threads run, and the SIMD + threads binary.
 const ORT_FILES = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
+// exifr's full ES module: the metadata evidence on device (EXIF, XMP, PNG text chunks).
+const EXIFR_FILE = path.join(ROOT, "node_modules", "exifr", "dist", "full.esm.mjs");
 // What the extension loads (everything else in this folder is for development and tests).
 const SHIPPED = ["manifest.json", "service_worker.js", "overlay.css", "lib", "content", "offscreen", "popup", "options", "help", "icons", "vendor"];
 
@@ -43,6 +45,9 @@ function vendor(variant) {
     if (!fs.existsSync(from)) fail(`${from} is missing: run \`npm install\` in extension/ first`);
     fs.copyFileSync(from, path.join(vendorDir, "ort", file));
   }
+  if (!fs.existsSync(EXIFR_FILE)) fail(`${EXIFR_FILE} is missing: run \`npm install\` in extension/ first`);
+  fs.mkdirSync(path.join(vendorDir, "exifr"));
+  fs.copyFileSync(EXIFR_FILE, path.join(vendorDir, "exifr", "exifr.mjs"));
   const manifestPath = path.join(MODEL_DIR, "manifest.json");
   if (!fs.existsSync(manifestPath)) fail(`no model manifest at ${manifestPath} (set GAMMA_MODEL_DIR)`);
   const manifest = JSON.parse(fs.readFileSync(manifestPath, "utf8"));

@@ -16,6 +16,7 @@ import numpy as np
 
 from gamma_detect import decision as fusion
 from gamma_detect.crops import CropPolicy, resize
+from gamma_detect.runtime.evidence.reader import read_evidence
 from gamma_detect.runtime.detector import MASK_SIDE, SHARE_SIDE
 from gamma_detect.runtime.manifest import Manifest
 
@@ -24,6 +25,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 def b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode()
+
+
+def _evidence_files() -> dict[str, bytes]:
+    """The evidence reader's fixtures (generator parameters, camera EXIF) and XMP packets written here."""
+    import io
+
+    from PIL import Image
+
+    from evidence_support import textured, xmp_packet
+
+    files = {p.name: p.read_bytes() for d in ("sd_parsers", "piexif")
+             for p in sorted((REPO / "tests" / "assets" / "evidence" / d).glob("*")) if p.suffix in (".png", ".jpg")}
+    for name, fields in (("xmp-ai.jpg", 'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/'
+                                         'trainedAlgorithmicMedia">'),
+                         ("xmp-edited.jpg", "><Iptc4xmpExt:DigitalSourceType>compositeWithTrainedAlgorithmicMedia"
+                                            "</Iptc4xmpExt:DigitalSourceType>"),
+                         ("xmp-tool.jpg", 'xmp:CreatorTool="Photo Editor 3">')):
+        out = io.BytesIO()
+        Image.fromarray(textured(96, 96)).save(out, "JPEG", xmp=xmp_packet(fields))
+        files[name] = out.getvalue()
+    return files
 
 
 def write_fixtures(path: Path) -> None:
@@ -86,8 +108,11 @@ def write_fixtures(path: Path) -> None:
                         "probabilities": probabilities.tolist(), "evidence": evidence.tolist(),
                         "probability": 1 / (1 + np.exp(-z)), "region": fusion.strongest_region(stitched),
                         "mask_fraction": float((stitched > 0.5).mean())})
+    evidence = [{"name": name, "data": b64(np.frombuffer(data, np.uint8)),
+                 "items": [{k: e.to_dict()[k] for k in ("source", "status", "strength", "reason", "summary")}
+                           for e in read_evidence(data)]} for name, data in _evidence_files().items()]
     constants = {"evidence_eps": fusion.EVIDENCE_EPS, "region_classes": list(fusion.REGION_CLASSES),
                  "mask_side": MASK_SIDE, "share_side": SHARE_SIDE}
     path.write_text(json.dumps({"policy": manifest.raw["crop_policy"], "manifest": manifest.raw, "constants": constants,
-                               "decision": rule, "mask_calibration": calibration, "regions": regions,
+                               "decision": rule, "evidence": evidence, "mask_calibration": calibration, "regions": regions,
                                "resize": resizes, "plans": plans, "stitch": stitches}))

@@ -395,3 +395,24 @@ def test_device_tab_closed_mid_check_leaves_the_runtime_working(device, ext_brow
     assert result["verdict"] in VERDICTS
     status = device.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
     assert status["loaded"] and status["error"] is None
+
+
+def test_device_check_shows_the_files_metadata_evidence(device, ext_page, test_site, no_server):
+    from gamma_detect.runtime.evidence.reader import read_evidence
+
+    ext_page.goto(test_site.page("provenance.html"))
+    ext_page.wait_for_load_state("load")
+    for element_id, path in (("params", "provenance/params.png"), ("camera", "photos/street.jpg")):
+        answer = device.context_click(ext_page, f"#{element_id}")
+        assert answer and answer["ok"] and answer["found"], answer
+        state = device.wait_for(ext_page, final(element_id), timeout=120, what=f"the on-device result on #{element_id}")
+        entry = image(state, element_id)
+        assert entry["state"] == "done", entry["error"]
+        # the server's reader on the same bytes says the same sentences
+        for item in read_evidence(test_site.files[path]):
+            if item.source not in ("c2pa", "watermark"):
+                assert item.summary in entry["panel"]["text"], (item.summary, entry["panel"]["text"])
+        if element_id == "params":
+            assert entry["verdict"] == "ai"
+            assert "Verdict from generator parameters in the file's metadata" in entry["panel"]["text"]
+    assert no_server.connections == 0

@@ -64,7 +64,7 @@
       body.append(el("ul", { class: "evidence", "aria-label": "Provenance evidence in the file" }, lines.map(item)));
     }
     if (entry.result.cached) body.append(el("div", { class: "note" }, "Result from the server's cache"));
-    if (s.device) body.append(el("div", { class: "note" }, "Not checked here: Content Credentials, watermark, metadata (ask the server for a second opinion)"));
+    if (s.device) body.append(el("div", { class: "note" }, "Not checked here: Content Credentials, watermark (ask the server for a second opinion)"));
     const hm = entry.heatmap;
     const hasHeatmap = Boolean(entry.result.heatmap_url);
     const whereText = !hasHeatmap ? "No heatmap" : hm && hm.loading ? "Loading…" : hm && hm.shown ? "Hide where" : "Show where";

@@ -8,6 +8,7 @@
  * {..., type: "gamma:device:status"}, {..., type: "gamma:device:heatmap", id}.
  */
 import * as ort from "../vendor/ort/ort.wasm.min.mjs";
+import * as exifr from "../vendor/exifr/exifr.mjs";
 
 const G = globalThis.GammaDetect;
 const D = G.device;
@@ -210,15 +211,20 @@ async function analyze(src, source) {
   const mask = Object.assign({}, raw, { data: rt.decision.calibrateMask(raw.data) });
   const shares = D.policy.stitch(rt.policy, out.sources, out.side, out.classes, plan, SHARE_SIDE);
   const decided = D.decide.result(rt.decision, scored(out), mask, shares.data);
+  // The file's metadata (EXIF, XMP, generator parameters), read and combined as the server does; an unreadable
+  // header is the reader's own error item, never a failed check.
+  const parsed = await exifr.parse(bytes, D.metadata.EXIFR_OPTIONS).catch(() => null);
+  const evidence = D.metadata.itemsFrom(parsed);
+  Object.assign(decided, D.metadata.combine(decided.verdict, decided.verdict_reason, evidence));
   const tStitched = performance.now();
   const id = sha256 + ":" + rt.info.digest;
   remember(id, overlayPng(mask));
   const t5 = performance.now();
   status.lastCheckMs = round(t5 - t0);
   return Object.assign(decided, {
-    evidence: [],
+    evidence,
     // Where it ran, under `model` (the contract's fields stay as they are): threads, isolation, what was not checked.
-    model: Object.assign({}, rt.info, { on_device: { threads: status.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark", "metadata"] } }),
+    model: Object.assign({}, rt.info, { on_device: { threads: status.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark"] } }),
     image: { sha256, format: info.format, width: rgb.width, height: rgb.height },
     heatmap_url: "device:" + id,
     timings: { model_ms: round(t1 - t0), fetch_ms: round(t2 - t1), decode_ms: round(t3 - t2), views_ms: round(tTiled - t3), inference_ms: round(t4 - tTiled), stitch_ms: round(tStitched - t4), heatmap_ms: round(t5 - tStitched), total_ms: round(t5 - t0) },

@@ -96,4 +96,16 @@ report.regions = fixtures.regions.map((c) => {
     mask_fraction: [result.mask_fraction, Math.round(c.mask_fraction * 1e4) / 1e4],
   };
 });
-process.stdout.write(JSON.stringify(report, null, 1) + "\n");
+const metadata = require("../lib/device/metadata.js");
+
+async function evidence() {
+  const exifr = await import("../node_modules/exifr/dist/full.esm.mjs");
+  report.evidence = [];
+  for (const c of fixtures.evidence) {
+    const parsed = await exifr.parse(Buffer.from(c.data, "base64"), metadata.EXIFR_OPTIONS).catch(() => null);
+    const got = metadata.itemsFrom(parsed).map((e) => ({ source: e.source, status: e.status, strength: e.strength, reason: e.reason, summary: e.summary }));
+    report.evidence.push({ case: c.name, got, want: c.items });
+  }
+}
+
+evidence().then(() => process.stdout.write(JSON.stringify(report, null, 1) + "\n"));
