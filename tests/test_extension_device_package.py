@@ -26,7 +26,8 @@ def test_device_package_bundles_the_wasm_runtime_and_the_model(package):
     manifest = json.loads(z.read("manifest.json"))
     for name in manifest["content_scripts"][0]["js"] + [manifest["background"]["service_worker"], "offscreen/offscreen.html",
                                                          "offscreen/runtime.js", "vendor/ort/ort.wasm.min.mjs",
-                                                         "vendor/ort/ort-wasm-simd-threaded.wasm", "vendor/model/manifest.json"]:
+                                                         "vendor/ort/ort-wasm-simd-threaded.wasm", "vendor/model/manifest.json",
+                                                         "vendor/exifr/exifr.mjs", "lib/device/metadata.js"]:
         assert name in names, name
     bundle = json.loads(z.read("vendor/model/bundle.json"))
     model = z.read("vendor/model/" + bundle["file"])
