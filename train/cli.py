@@ -64,6 +64,9 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--fusion", dest="fusion_overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="local-edit: a FusionConfig setting (train/fusion_loso.py), e.g. "
                              "--fusion 'edge_kinds=[\"photo\",\"control\"]'")
+    parser.add_argument("--decision", default=None, help="local-edit --release: the decision variant to release "
+                        "(default: the one chosen on inner scores; name another when that one breaks the band "
+                        "promise on the outer folds, and say so)")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/default/gamma-starter.pt"),
                         help="local-edit: the checkpoint whose heads give the region evidence")
     parser.add_argument("--out", type=Path, default=Path("runs/starter"), help="run folder (resumes if present)")
@@ -109,8 +112,9 @@ def evaluate_main(argv: list[str]) -> int:
             if args.release.resolve() != args.checkpoint.parent.resolve():
                 parser.error("--release with --protocol local-edit rewrites the checkpoint's own folder: pass the "
                              "folder of --checkpoint")
-            decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, summary["chosen"], loso_cfg,
-                                                     fusion_cfg, cache_root=args.features_cache, progress=progress)
+            name = args.decision or summary["chosen"]
+            decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, name, loso_cfg, fusion_cfg,
+                                                     cache_root=args.features_cache, progress=progress)
             path = write_release(args.checkpoint, decision, mask_cal, summary)
             from .report import with_local_edits
             from .trainer import load_checkpoint
