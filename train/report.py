@@ -114,7 +114,12 @@ def with_local_edits(model_dir: Path, summary: dict, decision: dict, mask_calibr
              f"Released decision (`manifest.json` `decision`, fitted by the same nested steps on every source): "
              f"**{decision['name']}**, features {', '.join(f'`{f}`' for f in decision['features'])}, weights "
              f"{', '.join(f'{w:.3f}' for w in decision['weights'])}, bias {decision['bias']:.3f}; head-1 level "
-             f"{mask_calibration['level']:.3f} (`mask_calibration`, the map's 0.5). Bands over the fused probability:",
+             f"{mask_calibration['level']:.3f} (`mask_calibration`, the map's 0.5)."
+             + ("" if decision["name"] == summary["chosen"] else
+                f" Released instead of the inner choice `{summary['chosen']}`, which breaks the band promise on the "
+                f"outer folds (worst source in `ai`: "
+                f"{_pct(summary['decisions'][summary['chosen']]['worst']['photo_in_ai'])}).")
+             + " Bands over the fused probability:",
              "", "| verdict | fused probability |", "|---|---|",
              *[f"| {b['name']} | [{b['min']:.3f}, {min(b['max'], 1.0):.3f}) |" for b in bands]]
     _put_section(model_dir, LOCAL_EDIT_HEADING, lines, "local_edit",
