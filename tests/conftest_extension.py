@@ -456,6 +456,11 @@ def launch_extension(profile: Path, extension: Path = EXTENSION_DIR):
             context.close()
 
 
+# One browser per test session, whichever test modules ask for it: each module that imports this fixture gets its
+# own session fixture, and a second sync_playwright() in one process fails ("Sync API inside the asyncio loop").
+_SHARED: dict = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def ext_browser(tmp_path_factory):
     _require(chromium_path() is not None, "Debian's chromium is not installed (apt-get install -y chromium)")
@@ -463,8 +468,16 @@ def ext_browser(tmp_path_factory):
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _require(False, "Playwright for Python is not installed (pip install playwright)")
-    with launch_extension(tmp_path_factory.mktemp("chromium-profile")) as browser:
-        yield browser
+    if not _SHARED["users"]:
+        _SHARED["stack"] = contextlib.ExitStack()
+        _SHARED["browser"] = _SHARED["stack"].enter_context(launch_extension(tmp_path_factory.mktemp("chromium-profile")))
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            _SHARED.pop("stack").close()
 
 
 @pytest.fixture()

@@ -91,8 +91,12 @@ def test_device_check_from_the_menu_without_a_server(device, ext_page, test_site
         assert "Not checked here" in entry["panel"]["text"]
     # "Show where" draws the on-device heatmap over the picture, and the panel moves off it
     click_settled(device, page, "ai1", "where")
-    state = device.wait_for(page, lambda s: ((image(s, "ai1") or {}).get("heatmap") or {}).get("drawn")
-                            and image(s, "ai1")["heatmap"]["shown"], what="the on-device heatmap")
+    def drawn_over_the_image(s):
+        e = image(s, "ai1") or {}
+        hm = e.get("heatmap") or {}
+        return hm.get("drawn") and hm["shown"] and all(abs(hm["rect"][k] - e["imageRect"][k]) <= 1.5
+                                                       for k in ("x", "y", "width", "height"))
+    state = device.wait_for(page, drawn_over_the_image, what="the on-device heatmap over the image")
     entry = image(state, "ai1")
     assert entry["heatmap"]["error"] is None and entry["heatmap"]["canvas"]["width"] > 0
     for key in ("x", "y", "width", "height"):
@@ -177,8 +181,10 @@ def test_device_parity_with_the_python_runtime(device, test_site):
 
     from gamma_detect.runtime import load_detector
 
+    # The bundled model and manifest on both sides (models/default may have moved on since the build)
     bundle = __import__("json").loads((EXTENSION_DIR / "vendor" / "model" / "bundle.json").read_text())
-    detector = load_detector(REPO / "models" / "default", backend="onnxruntime-cpu", variant=bundle["variant"], threads=1)
+    detector = load_detector(EXTENSION_DIR / "vendor" / "model", backend="onnxruntime-cpu", variant=bundle["variant"],
+                             threads=1, self_check=False)
     bands = detector.bands
     edges = [b["min"] for b in bands[1:]]
     files = _parity_files()
@@ -221,7 +227,8 @@ def test_device_parity_with_the_python_runtime(device, test_site):
 # --------------------------------------------------------------------------- page scan, requests, model cache, bad input
 
 def _fetched_by_extension(device) -> list[str]:
-    """Every address the service worker and the offscreen runtime fetched (their resource timelines)."""
+    """Every address the service worker and the offscreen runtime fetched (their resource timelines, emptied or
+    started afresh at the test's start)."""
     worker = device.sw("() => performance.getEntriesByType('resource').map((e) => e.name)")
     offscreen = device.sw("() => gammaDetect.toDevice('gamma:device:status', {})")["fetched"]
     return worker + offscreen
@@ -231,6 +238,8 @@ def test_device_page_scan_badges_every_eligible_image_and_reaches_no_other_host(
     from conftest_extension import EXTENSION_ORIGIN
 
     page_requests: list[str] = []
+    device.sw("() => { performance.clearResourceTimings(); performance.setResourceTimingBufferSize(5000); }")
+    device.sw("() => gammaDetect.closeDevice()")   # a fresh runtime document: its timeline starts now
     ext_page.on("request", lambda r: page_requests.append(r.url))
     ext_page.goto(test_site.page())
     ext_page.wait_for_load_state("load")
@@ -328,25 +337,49 @@ def test_device_bad_input_ends_in_the_servers_states(device, test_site):
 
 # --------------------------------------------------------------------------- the model from the server
 
+def _later_manifests() -> list[dict]:
+    """models/default's manifest, and the committed one (while a re-export is under way in the working tree the
+    two differ): the server's "new" model is taken from whichever lists another ONNX file that is on disk."""
+    import hashlib
+    import json as json_
+    import subprocess
+
+    folder = REPO / "models" / "default"
+    texts = [(folder / "manifest.json").read_text()]
+    committed = subprocess.run(["git", "show", "HEAD:models/default/manifest.json"], cwd=REPO, capture_output=True, text=True)
+    if committed.returncode == 0:
+        texts.append(committed.stdout)
+    out = []
+    for text in texts:
+        manifest = json_.loads(text)
+        present = [a for a in manifest["artifacts"] if a["format"] == "onnx" and (folder / a["file"]).is_file()
+                   and hashlib.sha256((folder / a["file"]).read_bytes()).hexdigest() == a["sha256"]]
+        out.append(dict(manifest, artifacts=[a for a in manifest["artifacts"] if a["format"] != "onnx"] + present))
+    return out
+
+
 @pytest.fixture()
 def model_server(tmp_path):
     """The real API app (GET /v1/model) on a loopback port, serving a model folder whose manifest the test edits
-    (the app reads it on each request, as after a model update): the default model's files linked in."""
+    (the app reads it on each request, as after a model update): first the bundled model, then models/default's
+    other ONNX files (another variant, or a newer export)."""
     import json as json_
 
     import server_support
     from werkzeug.serving import make_server
 
-    for item in (REPO / "models" / "default").iterdir():
-        if item.name != "manifest.json":
-            (tmp_path / item.name).symlink_to(item)
-    (tmp_path / "manifest.json").write_text((REPO / "models" / "default" / "manifest.json").read_text())
+    for folder in (REPO / "models" / "default", EXTENSION_DIR / "vendor" / "model"):
+        for item in folder.iterdir():
+            if item.suffix == ".onnx" and not (tmp_path / item.name).exists():
+                (tmp_path / item.name).symlink_to(item)
+    bundled = json_.loads((EXTENSION_DIR / "vendor" / "model" / "bundle.json").read_text())
+    (tmp_path / "manifest.json").write_text((EXTENSION_DIR / "vendor" / "model" / "manifest.json").read_text())
     backend = server_support.backend_with(model=str(tmp_path))
     http = make_server("127.0.0.1", 0, backend.app, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     try:
-        yield {"url": f"http://127.0.0.1:{http.server_port}", "folder": tmp_path,
-               "manifest": json_.loads((tmp_path / "manifest.json").read_text())}
+        yield {"url": f"http://127.0.0.1:{http.server_port}", "folder": tmp_path, "bundled": bundled,
+               "manifest": json_.loads((tmp_path / "manifest.json").read_text()), "later": _later_manifests()}
     finally:
         http.shutdown()
         backend.stop()
@@ -361,23 +394,27 @@ def test_device_model_from_the_server_is_refreshed_when_its_digest_changes(ext_b
         ext_browser.sw("() => gammaDetect.cache.clear()")
         ext_browser.sw("() => gammaDetect.closeDevice()")   # a runtime of the same digest would simply be kept
         manifest = model_server["manifest"]
-        fp32 = next(a for a in manifest["artifacts"] if a["variant"] == "fp32" and a["format"] == "onnx")
+        fp32 = next(a for a in manifest["artifacts"] if a["sha256"] == model_server["bundled"]["sha256"])
         check = "async (src) => { const source = await gammaDetect.deviceSource(true); " \
                 "return gammaDetect.toDevice('gamma:device:analyze', {src, source}); }"
         first = ext_browser.sw(check, f"{test_site.url}/ai/flux1.webp")
         assert first["model"]["digest"] == fp32["sha256"]
         status = ext_browser.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
         assert status["modelSource"] == "server"
-        # the server's model changes (here: its manifest lists only the INT8 file): the next check loads that file
-        # from the server, checks its digest and runs it
-        int8 = next(a for a in manifest["artifacts"] if a["variant"] == "int8")
-        changed = dict(manifest, artifacts=[a for a in manifest["artifacts"] if a["format"] != "onnx" or a is int8])
+        # the server's model changes (models/default's manifest, listing only its ONNX files other than the bundled one:
+        # another variant, or a newer export): the next check loads that file from the server, checks it and runs it
+        def other_onnx(m: dict) -> list[dict]:
+            return sorted((a for a in m["artifacts"] if a["format"] == "onnx" and a["sha256"] != fp32["sha256"]
+                           and a["variant"] in ("fp32", "int8")), key=lambda a: a["variant"] != "int8")
+        later, others = next(((m, other_onnx(m)) for m in model_server["later"] if other_onnx(m)), (None, []))
+        assert others, "models/default lists no ONNX file but the bundled one to change to"
+        changed = dict(later, artifacts=[a for a in later["artifacts"] if a["format"] != "onnx" or a is others[0]])
         (model_server["folder"] / "manifest.json").write_text(json_.dumps(changed))
         second = ext_browser.sw(check, f"{test_site.url}/ai/flux1.webp")
-        assert second["model"]["digest"] == int8["sha256"] and second["model"]["variant"] == "int8"
+        assert second["model"]["digest"] == others[0]["sha256"] and second["model"]["variant"] == others[0]["variant"]
         status = ext_browser.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
         assert status["modelEvents"] == ["fetched"], status   # downloaded from the server, digest checked
-        assert any(u.startswith(model_server["url"] + "/v1/model/files/" + int8["sha256"]) for u in status["fetched"])
+        assert any(u.startswith(model_server["url"] + "/v1/model/files/" + others[0]["sha256"]) for u in status["fetched"])
     finally:
         ext_browser.sw("() => gammaDetect.closeDevice()")
         ext_browser.configure(mode="server", deviceModel="bundled")
