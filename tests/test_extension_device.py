@@ -173,7 +173,9 @@ def _device_mask(device, heatmap_url: str):
 
     png = device.sw("async (id) => gammaDetect.toDevice('gamma:device:heatmap', {id})", heatmap_url[len("device:"):])
     rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(png["base64"]))).convert("RGBA"))
-    return (255 - rgba[..., 1].astype(int)) >= 128   # the overlay's green channel is 255 - round(255 * mask)
+    # the overlay's alpha is floor(m * 180 / 255) with m = round(255 * mask): alpha >= 90 exactly when m >= 128 (its
+    # colour channels are lost where it is transparent: the canvas stores premultiplied pixels)
+    return rgba[..., 3].astype(int) >= 90
 
 
 def test_device_parity_with_the_python_runtime(device, test_site):
