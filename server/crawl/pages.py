@@ -12,10 +12,11 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from typing import Iterator
-from urllib.parse import unquote_to_bytes, urljoin
+from urllib.parse import unquote_to_bytes
 
 from .html import image_references
 from .index import CrawlIndex
+from .urls import join
 from .warc import ArchiveError, Capture, RecordError, read_payload
 
 MAX_REDIRECTS = 10
@@ -81,8 +82,9 @@ def resolve(index: CrawlIndex, url: str, date: str) -> ImageRef:
                     f"({capture.file} at offset {capture.offset}) names a payload that is not in the crawl"})
             status = status or holder.status
         if status is not None and 300 <= status < 400 and capture.location:
-            current = urljoin(capture.uri, capture.location.strip())
-            continue
+            current = join(capture.uri, capture.location.strip())
+            if current is not None:   # else a Location no client could follow: the archived 3xx is the answer
+                continue
         if status is not None and 200 <= status < 300:
             return ImageRef(url, None, holder, status)
         return ImageRef(url, "archived_error", capture, status)

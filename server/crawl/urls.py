@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 unreserved characters and the reserved ones kept as they are; everything else percent-encoded.
@@ -47,3 +47,12 @@ def normalize(url: str) -> str:
     path = _requote(parts.path or "/", _SAFE)
     query = _requote(parts.query, _SAFE_QUERY)
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def join(base: str, reference: str) -> str | None:
+    """``reference`` made absolute against ``base``, or None when either cannot be parsed (urlsplit raises
+    ValueError on ``http://[::1``): a browser loads nothing from a URL it cannot parse."""
+    try:
+        return urljoin(base, reference)
+    except ValueError:
+        return None

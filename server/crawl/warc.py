@@ -74,7 +74,7 @@ def input_kind(path: str) -> str:
         try:
             with gzip.open(path, "rb") as handle:
                 head = handle.read(16)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:   # zlib.error: a corrupt deflate stream
             raise CrawlInputError(f"{path}: a gzip file that cannot be read ({exc})") from exc
     if head.startswith(b"WARC/"):
         return "warc"
@@ -124,7 +124,8 @@ def captures(path: str) -> Iterator[Capture | ArchiveError]:
         complete = _member_complete(handle, start, end)
     # An uncompressed record's length leaves out its closing CRLF CRLF; nothing else may follow the last record.
     if not complete:
-        yield ArchiveError(path, start, "warc_unreadable", "the record's gzip member is truncated (the file was cut short)")
+        yield ArchiveError(path, start, "warc_unreadable",
+                           "the record's gzip member is truncated or corrupt (the file was cut short or damaged)")
     elif size - end > TAIL_SLACK or tail.strip(b"\r\n"):
         yield ArchiveError(path, end, "warc_unreadable",
                            f"{size - end} bytes after the last complete record could not be read "
@@ -132,8 +133,9 @@ def captures(path: str) -> Iterator[Capture | ArchiveError]:
 
 
 def _member_complete(handle, start: int, end: int) -> bool:
-    """Whether the gzip member at [start, end) reaches its end (warcio yields a truncated last member's record as
-    if whole); True for an uncompressed record. Decompressed a megabyte at a time, the output dropped."""
+    """Whether the gzip member at [start, end) reaches its end intact (warcio yields a truncated or corrupt last
+    member's record as if whole); True for an uncompressed record. Decompressed a megabyte at a time, the output
+    dropped."""
     handle.seek(start)
     if handle.read(2) != b"\x1f\x8b":
         return True
@@ -146,7 +148,10 @@ def _member_complete(handle, start: int, end: int) -> bool:
             break
         remaining -= len(data)
         while data and not member.eof:
-            member.decompress(data, 1 << 20)
+            try:
+                member.decompress(data, 1 << 20)
+            except zlib.error:   # a bad CRC or deflate stream past what warcio read
+                return False
             data = member.unconsumed_tail
     return member.eof
 
