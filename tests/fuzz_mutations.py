@@ -6,12 +6,18 @@ lying length field, a wrong CRC, huge or many PNG text chunks, an EXIF block wit
 XMP, a huge canvas) and writes the file back; byte-level edits (flips, cuts, splices) mix in. ``rnd`` is a
 ``random.Random``: hypothesis passes its own (shrinkable, derandomized), atheris's custom mutator a seeded one.
 Large payloads are patterns or come from a seeded local generator, so that hypothesis draws only sizes and seeds.
+
+The crawl reader's inputs have their own: ``mutate_html`` edits a page at its tag and attribute level (hostile
+URLs and srcsets in every reference form), ``mutate_warc`` a WARC file at its record level (lengths that lie,
+header fields, HTTP payloads chunked or gzipped wrongly, gzip members cut short, garbage between records).
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import random
+import re
 import struct
 import zlib
 from typing import Callable
@@ -369,4 +375,237 @@ def mutate(data: bytes, rnd: random.Random, donors: list[bytes] = ()) -> bytes:
             data = join(units, tail, rnd.choice(HUGE_LENGTHS + (0, 4)))
         else:
             data = join(units, tail)
+    return data
+
+
+# --------------------------------------------------------------------------- HTML pages (tag and attribute level)
+HOSTILE_URLS = ("http://[::1", "http://[x/a.png", "https://a b/c.png", "//cdn.test/p.png", "../../../../a.png",
+                "javascript:alert(1)", "data:image/png;base64,@@", "data:,", "data:image/png;base64,iVBORw0KGgo=",
+                "data:" + "A" * 70_000, "http://site.test:99999/a.png", "http://site.test:-1/", "HTTP://SITE.TEST:80/%7e",
+                "http://b\u00fccher.test/\u00e4.png", "http://\u0000x/", "\t\n a.png \r", "%zz%", "http:", "#top",
+                "http://site.test/" + "a" * 10_000, "mailto:x@y", "http://[fe80::1%25eth0]/a.png", "\ud800.png",
+                "http://site.test/a.png?q=\u00fc#f", "blob:http://site.test/1", "?", "/%2e%2e/a.png")
+HOSTILE_SRCSETS = ("a.png 1x, b.png 2x", ",,,,", "a.png (((((", "data:image/png;base64,AA,BB 2x, c.png",
+                   ", ".join(f"i{n}.png {n}w" for n in range(2000)), "a.png 1x,", " \t\n", "a.png )))), b.png")
+HTML_ATTRIBUTES = ("src", "data-src", "data-lazy-src", "data-original", "srcset", "data-srcset", "style", "content",
+                   "href", "property", "name")
+HTML_SNIPPETS = (
+    '<img src="{u}">', '<img srcset="{s}">', '<img data-srcset="{s}" data-src="{u}">',
+    '<picture><source srcset="{s}"><img src="{u}"></picture>', '<noscript><img src="{u}"></noscript>',
+    '<noscript><noscript><img src="{u}"></noscript></noscript>', '<noscript>&lt;img src="{u}"&gt;</noscript>',
+    '<meta property="og:image" content="{u}">', '<meta name="TWITTER:IMAGE" content="{u}">', '<base href="{u}">',
+    '<div style="background: url({u}) , url(\'{u}\'), url(&quot;{u}&quot;)">', '<div style="url(">',
+    '<svg><image href="{u}"/><style>div{{background:url({u})}}</style></svg>', '<img src>', '<img src="{u}"',
+    '<template><img src="{u}"></template>', '<iframe srcdoc="<img src={u}>"></iframe>', '<math><mi><img src="{u}">',
+    '<table><img src="{u}"><tr><td>', '<!-- <img src="{u}"> -->', '<script><img src="{u}"></script>',
+    '<plaintext><img src="{u}">', '<select><img src="{u}"></select>', '<img src=&#0;&#x110000;&#xd800;>',
+)
+
+
+def html_snippet(rnd: random.Random) -> bytes:
+    """One element a hostile page carries: every reference form, with a hostile URL or srcset."""
+    snippet = rnd.choice(HTML_SNIPPETS).format(u=rnd.choice(HOSTILE_URLS).replace('"', "&quot;"),
+                                               s=rnd.choice(HOSTILE_SRCSETS))
+    return snippet.encode("utf-8", "surrogatepass")
+
+
+_TAG = re.compile(rb"<[^<>]*>")
+_ATTRIBUTE = re.compile(rb"""([\w:-]+)(\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""")
+HTML_MAX_BYTES = 4 << 20   # repeated edits stay within the fuzzer's input size
+# Lexbor's tree builder is superlinear in the depth of unclosed block elements (a finding left open: 15,000
+# nested <div>s take 0.4 s, 30,000 take 3-4 s); deeper repeats would only time out here again.
+MAX_DEPTH = 10_000
+HTML_ENCODINGS = ("utf-16", "utf-16-be", "latin-1", "shift_jis", "cp1252")
+
+
+def mutate_html(data: bytes, rnd: random.Random) -> bytes:
+    """One to three edits of a page: an element inserted, a tag deleted, repeated, moved or left open, an
+    attribute's name or value replaced, many or deeply nested elements, another encoding, or byte edits."""
+    for _ in range(rnd.randrange(1, 4)):
+        tags = list(_TAG.finditer(data))
+        attributes = list(_ATTRIBUTE.finditer(data))
+        op = rnd.randrange(9)
+        at = rnd.choice(tags).start() if tags else 0
+        if op == 0:
+            data = data[:at] + html_snippet(rnd) + data[at:]
+        elif op == 1 and tags:
+            tag = rnd.choice(tags)
+            data = rnd.choice((data[:tag.start()] + data[tag.end():],                       # deleted
+                               data[:tag.end()] + tag.group() * rnd.choice((2, 50)) + data[tag.end():],
+                               data[:tag.end() - 1] + data[tag.end():],                     # left open
+                               data[:tag.start()] + data[tag.end():at] + tag.group() + data[at:]
+                               if tag.end() <= at else data))
+        elif op in (2, 3) and attributes:
+            attribute = rnd.choice(attributes)
+            name, equals, value = attribute.groups()
+            if op == 2:
+                name = rnd.choice(HTML_ATTRIBUTES).encode()
+            else:
+                text = rnd.choice(HOSTILE_SRCSETS if b"srcset" in name else HOSTILE_URLS)
+                value = b'"' + text.replace('"', "&quot;").encode("utf-8", "surrogatepass") + b'"'
+            data = data[:attribute.start()] + name + equals + value + data[attribute.end():]
+        elif op == 4:   # many elements (a few MiB at most), or elements nested deep
+            snippet, count = html_snippet(rnd), rnd.choice((100, 2000, MAX_DEPTH))
+            data = data[:at] + rnd.choice((snippet * min(count, (2 << 20) // len(snippet)), b"<div>" * count + snippet,
+                                           b"<noscript>" * count)) + data[at:]
+        elif op == 5:
+            text = data.decode("utf-8", "replace")
+            encoding = rnd.choice(HTML_ENCODINGS)
+            declared = rnd.choice(("", f'<meta charset="{encoding}">', '<meta charset="x-bogus">'))
+            data = (declared + text).encode(encoding, "replace")
+        else:
+            data = byte_edit(data, rnd)
+        data = data[:HTML_MAX_BYTES]
+    return data
+
+
+# --------------------------------------------------------------------------- WARC files (record level)
+WARC_URIS = ("http://site.test/p.html", "<http://site.test/p.html>", "HTTP://SITE.TEST:80/p.html#f", "http://[::1",
+             "https://site.test", "dns:site.test", "", " ", "http://site.test/a b.html", "http://b\u00fccher.test/",
+             "metadata://gnu.org/software/wget/warc/MANIFEST.txt", "<http://site.test/", "http://site.test:0/",
+             "http://site.test/" + "x" * 5000, "http://site.test/img/a.png", "http://site.test/r.png")
+WARC_TYPES = (b"response", b"revisit", b"request", b"metadata", b"resource", b"warcinfo", b"conversion", b"RESPONSE",
+              b"")
+WARC_DATES = (b"2026-01-02T03:04:05Z", b"", b"yesterday", b"9999-99-99T99:99:99Z", b"2026-01-02T03:04:05.123456Z",
+              b"-4713-11-24T12:00:00Z")
+HTTP_STATUS_LINES = (b"HTTP/1.1 200 OK", b"HTTP/1.1 301 Moved", b"HTTP/1.1 302 Found", b"HTTP/1.1 404 Not Found",
+                     b"HTTP/1.1 abc", b"HTTP/1.1", b"HTTP/1.0 200", b"ICY 200 OK", b"", b"HTTP/1.1 99999999999999999999 x",
+                     b"HTTP/1.1 -200 OK")
+HTTP_HEADERS = (b"Transfer-Encoding: chunked", b"Content-Encoding: gzip", b"Content-Encoding: br",
+                b"Content-Encoding: deflate", b"Content-Encoding: gzip, gzip", b"Location: http://[::1",
+                b"Location: /p.html", b"Location: \x00", b"Content-Type: text/html; charset=x-bogus",
+                b"Content-Type: application/xhtml+xml", b"Content-Type:", b"Content-Length: 99999999", b"X: " + b"y" * 70_000,
+                b"no colon at all")
+WARC_LENGTHS = (b"0", b"1", b"-1", b"abc", b"", b"99999999999", b"18446744073709551617", b" 12 ", b"1e3")
+
+
+def _warc_record(text: bytes) -> tuple[list | None, bytes]:
+    """The first record of uncompressed WARC text as [version, headers, block, length, compress, cut], and the rest;
+    None when the text does not start with a well-formed record."""
+    head, sep, rest = text.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    if not sep or not lines[0].startswith(b"WARC/"):
+        return None, text
+    headers = [line.split(b":", 1) for line in lines[1:]]
+    if any(len(pair) != 2 for pair in headers):
+        return None, text
+    lengths = [value.strip() for name, value in headers if name.strip().lower() == b"content-length"]
+    if len(lengths) != 1 or not lengths[0].isdigit() or rest[int(lengths[0]):int(lengths[0]) + 4] != b"\r\n\r\n":
+        return None, text
+    length = int(lengths[0])
+    headers = [[name, value.strip()] for name, value in headers if name.strip().lower() != b"content-length"]
+    return [lines[0], headers, rest[:length], None, False, None], rest[length + 4:]
+
+
+def warc_split(data: bytes) -> tuple[list[list], bytes]:
+    """A WARC file's records (each gzip member one record, or the records of a plain file) and what follows them."""
+    records = []
+    while data:
+        if data[:2] == b"\x1f\x8b":
+            member = zlib.decompressobj(wbits=31)
+            try:
+                text = member.decompress(data, 64 << 20)
+            except zlib.error:
+                break
+            record, rest = _warc_record(text)
+            if record is None or rest or not member.eof:
+                break
+            record[4] = True
+            records.append(record)
+            data = member.unused_data
+        else:
+            record, data = _warc_record(data)
+            if record is None:
+                break
+            records.append(record)
+    return records, data
+
+
+def warc_join(records: list[list], tail: bytes) -> bytes:
+    out = []
+    for version, headers, block, length, compress, cut in records:
+        declared = str(len(block)).encode() if length is None else length
+        text = b"\r\n".join([version] + [name + b": " + value for name, value in headers]
+                            + [b"Content-Length: " + declared]) + b"\r\n\r\n" + block + b"\r\n\r\n"
+        if compress:
+            text = gzip.compress(text, 6, mtime=0)
+        out.append(text if cut is None else text[:cut])
+    return b"".join(out) + tail
+
+
+def _set_header(headers: list[list], name: bytes, value: bytes | None) -> None:
+    """The header replaced where it stands (appended when absent), or removed when ``value`` is None."""
+    at = next((i for i, pair in enumerate(headers) if pair[0].lower() == name.lower()), len(headers))
+    headers[:] = [pair for pair in headers if pair[0].lower() != name.lower()]
+    if value is not None:
+        headers.insert(at, [name, value])
+
+
+def _http_edit(block: bytes, rnd: random.Random) -> bytes:
+    """The HTTP response inside a record: its status line, a header that lies, or its payload (HTML mutated,
+    chunking or gzip that breaks, a payload that inflates to megabytes)."""
+    head, sep, payload = block.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    op = rnd.randrange(5)
+    if op == 0:
+        lines[0] = rnd.choice(HTTP_STATUS_LINES)
+    elif op == 1:
+        lines.insert(rnd.randrange(1, len(lines) + 1), rnd.choice(HTTP_HEADERS))
+    elif op == 2 and b"<" in payload:
+        payload = mutate_html(payload, rnd)
+    elif op == 3:
+        lines.append(rnd.choice((b"Transfer-Encoding: chunked", b"Content-Encoding: gzip")))
+        payload = rnd.choice((
+            b"".join(b"%x\r\n%s\r\n" % (len(payload[i:i + 50]), payload[i:i + 50]) for i in range(0, len(payload), 50)),
+            b"fffffffff\r\n" + payload, b"5\r\nab", b"-1\r\n\r\n",
+            gzip.compress(payload)[:rnd.choice((None, 10, -8))], zeros_deflated(16 << 20)))
+    else:
+        payload = byte_edit(payload, rnd)
+    return b"\r\n".join(lines) + (sep or b"\r\n\r\n") + payload
+
+
+def _warc_edit(records: list[list], rnd: random.Random) -> None:
+    i = rnd.randrange(len(records))
+    record = records[i]
+    op = rnd.randrange(10)
+    if op == 0:
+        record[3] = rnd.choice(WARC_LENGTHS + (str(len(record[2]) + rnd.choice((-3, -1, 1, 100))).encode(),))
+    elif op == 1:
+        _set_header(record[1], b"WARC-Target-URI", rnd.choice(WARC_URIS).encode("utf-8"))
+    elif op == 2:
+        _set_header(record[1], b"WARC-Type", rnd.choice(WARC_TYPES))
+    elif op == 3:
+        name = rnd.choice((b"WARC-Date", b"WARC-Record-ID", b"WARC-Payload-Digest", b"WARC-Refers-To",
+                           b"WARC-Refers-To-Target-URI", b"WARC-Refers-To-Date", b"WARC-Profile"))
+        value = rnd.choice(WARC_DATES + (None, b"<urn:uuid:00000000-0000-0000-0000-000000000000>", b"sha1:AAAA",
+                                         b"\xff\xfe", records[rnd.randrange(len(records))][2][:40]))
+        _set_header(record[1], name, value)
+    elif op == 4:
+        record[2] = _http_edit(record[2], rnd)
+    elif op == 5:   # a gzip member cut short, or a record compressed differently from its neighbours
+        if record[4] and rnd.random() < 0.6:
+            record[5] = rnd.choice((10, 30, -1, -20, len(record[2]) // 2))
+        else:
+            record[4] = not record[4]
+    elif op == 6:
+        record[0] = rnd.choice((b"WARC/1.0", b"WARC/1.1", b"WARC/0.9", b"WARC/2", b"WARC/", b"warc/1.0"))
+    else:   # deleted, duplicated or moved
+        _unit_edit(records, i, 0, rnd)
+
+
+def mutate_warc(data: bytes, rnd: random.Random) -> bytes:
+    """One to three edits of a WARC file at its record level (lengths, headers, HTTP payloads, gzip members),
+    garbage between records, or byte edits of the file as written."""
+    for _ in range(rnd.randrange(1, 4)):
+        records, tail = warc_split(data)
+        if not records or rnd.random() < 0.2:
+            data = byte_edit(data, rnd)
+            continue
+        _warc_edit(records, rnd)
+        if rnd.random() < 0.15:   # garbage between two records
+            at = rnd.randrange(len(records) + 1)
+            garbage = rnd.choice((b"\r\n", b"\x00" * 16, b"WARC/1.1\r\n", b"\x1f\x8b\x08\x00", _filler(rnd, 64)))
+            data = warc_join(records[:at], garbage) + warc_join(records[at:], tail)
+        else:
+            data = warc_join(records, tail)
     return data

@@ -17,6 +17,7 @@ The sandbox's child (``Sandbox``, program ``CHILD``) sets its address-space limi
 from __future__ import annotations
 
 import functools
+import gzip
 import ipaddress
 import io
 import json
@@ -41,9 +42,10 @@ from PIL import Image, PngImagePlugin
 from werkzeug.http import parse_options_header
 
 import fuzz_mutations
+from crawl_support import DATE, WarcBuilder, chunked, digest_of, reference_forms_page
 from evidence_support import IPTC, created, make_chain, sign, xmp_packet
 from gamma_detect import images
-from gamma_detect.contract import LIMITS
+from gamma_detect.contract import CRAWL_ERRORS, CRAWL_STATUSES, LIMITS
 from gamma_detect.crops import CropPolicy, ImageTooSmall
 from gamma_detect.runtime import default_model_path
 from gamma_detect.runtime.evidence import ERROR_CODES, Evidence, EvidenceConfig, EvidenceError, read_evidence
@@ -51,6 +53,12 @@ from gamma_detect.runtime.evidence import c2pa, exif, generators, reader, waterm
 from gamma_detect.runtime.evidence.container import check_png_text, mime_type
 from gamma_detect.runtime.manifest import Manifest
 from gamma_detect.server import decode as server_decode
+from gamma_detect.server.crawl.html import image_references
+from gamma_detect.server.crawl.index import CrawlIndex
+from gamma_detect.server.crawl.pages import pages
+from gamma_detect.server.crawl.urls import normalize
+from gamma_detect.server.crawl.warc import CrawlInputError, RecordError, input_kind
+from gamma_detect.server.crawl_scan import ScanOptions
 from gamma_detect.server.errors import ApiError
 from gamma_detect.server.fetch import Target as FetchTarget
 from gamma_detect.server.fetch import address_allowed, redirect_url, resolve
@@ -307,6 +315,73 @@ def check_c2pa_store(data: bytes) -> str:
     return _check_items(c2pa.interpret(answer))
 
 
+def check_html(data: bytes) -> str:
+    """server/crawl/html.py and urls.py: line 1 the page's URL, the rest its HTML. Every reference found is an
+    absolute http(s) or data: URL, listed once, whose index key (``normalize``) is its own normal form."""
+    page_url, _, html = data.partition(b"\n")
+    urls = image_references(html, page_url.decode("utf-8", "replace"))
+    if len(set(urls)) != len(urls):
+        raise Finding(f"a reference listed twice in {urls[:20]}")
+    for url in urls:
+        if not isinstance(url, str) or not url[:6].lower().startswith(("http:", "https:", "data:")):
+            raise Finding(f"image_references returned {url!r}")
+        key = normalize(url)
+        if not url[:5].lower() == "data:" and normalize(key) != key:
+            raise Finding(f"normalize({url!r}) = {key!r}, which normalizes to {normalize(key)!r}")
+    kinds = sorted({url.split(":", 1)[0].lower() for url in urls})
+    return f"refs:{min(len(urls), 10)}{'+' if len(urls) > 10 else ''}:{'+'.join(kinds) or 'none'}"
+
+
+def _check_archive_error(error: dict, path: str, size: int) -> str:
+    """An archive error as the scan writes it: a contract code, and the file and an offset inside it named."""
+    if error["code"] not in CRAWL_ERRORS or error["warc_file"] != path or not 0 <= error["offset"] <= size:
+        raise Finding(f"malformed archive error {error}")
+    if f"{path} at offset {error['offset']}" not in error["message"]:
+        raise Finding(f"the error does not name its file and offset: {error['message']}")
+    return error["code"]
+
+
+def check_warc(data: bytes) -> str:
+    """The crawl reader's two passes on one file, as `gamma scan` runs them: sniffed (input_kind), indexed, then
+    every page read with its references resolved and each archived image read within the scan's limits. Every
+    error is the reader's documented one (a CRAWL_ERRORS code naming file and offset), never another exception."""
+    options = ScanOptions("unused.jsonl")
+    outcomes: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="gamma-fuzz-warc-") as work:
+        path = os.path.join(work, "input.warc.gz")
+        Path(path).write_bytes(data)
+        try:
+            if input_kind(path) != "warc":
+                return "jsonl"
+        except CrawlInputError as exc:
+            if not str(exc).startswith(path):
+                raise Finding(f"the input error does not name the file: {exc}") from exc
+            return "CrawlInputError"
+        index = CrawlIndex(os.path.join(work, "index.sqlite"))
+        try:
+            outcomes |= {"index:" + _check_archive_error(e.to_dict(), path, len(data)) for e in index.add(path)}
+            for page in pages(index, max_html_bytes=options.max_html_bytes):
+                if page.error is not None:
+                    outcomes.add("page:" + _check_archive_error(page.error, path, len(data)))
+                for ref in page.images:
+                    if ref.status not in (None,) + CRAWL_STATUSES or (ref.error and ref.error["code"] not in CRAWL_ERRORS):
+                        raise Finding(f"an image reference {ref.url!r} with status {ref.status}, error {ref.error}")
+                    if ref.status is not None:
+                        outcomes.add(ref.status + (":" + ref.error["code"] if ref.error else ""))
+                        continue
+                    try:
+                        ref.read(options.max_image_bytes)
+                        outcomes.add("image")
+                    except RecordError as exc:
+                        outcomes.add("image:" + _check_archive_error(exc.error.to_dict(), path, len(data)))
+                    except OverflowError:
+                        outcomes.add("image:too_large")
+                outcomes.add("page")
+        finally:
+            index.close()
+    return " ".join(sorted(outcomes)) or "empty"
+
+
 # --------------------------------------------------------------------------- seeds
 def _encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
     buffer = io.BytesIO()
@@ -371,6 +446,47 @@ URL_SEEDS = ("https://example.com/images/photo.jpg?w=640#frag", "http://93.184.2
 XMP_SEEDS = (xmp_packet(f'Iptc4xmpExt:DigitalSourceType="{IPTC}trainedAlgorithmicMedia" xmp:CreatorTool="Gen">'
                         '<Iptc4xmpExt:AIPromptInformation>a tree</Iptc4xmpExt:AIPromptInformation>'),) \
     + tuple(fuzz_mutations.xmp_packet(random.Random(seed)) for seed in range(8))
+
+
+SITE = "http://site.test"
+HTML_SEEDS = (
+    f"{SITE}/dir/page.html\n{reference_forms_page()}",
+    f"{SITE}/\n<!doctype html><html><head><meta charset=utf-8><title>News</title>"
+    '<link rel=stylesheet href="/s.css"><meta property="og:image:secure_url" content="https://cdn.site.test/og.jpg">'
+    '</head><body><article><figure><picture><source type="image/webp" srcset="/a.webp 1x, /a@2x.webp 2x">'
+    '<img src="/a.jpg" alt="A" loading="lazy" width="640" height="480"></picture><figcaption>A</figcaption></figure>'
+    '<img class="lazyload" data-src="//cdn.site.test/b.png" data-srcset="//cdn.site.test/b-320.png 320w, '
+    '//cdn.site.test/b-640.png 640w" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+    "<div style=\"background-image:url('/hero%20image.jpg');color:red\"></div>"
+    '<noscript><img src="/c.jpg?w=1&amp;h=2"></noscript></article></body></html>',
+    "<http://site.test/wget/>\n<html><base href=\"../img/\"><img src=\"caf\u00e9.png\"><img src=\"%7Ex.png\">"
+    "<img srcset=\"data:image/png;base64,AA,BB 2x, x.png 3x\"></html>",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def warc_seeds() -> tuple[bytes, ...]:
+    """Small crawls as warcio writes them (gzip and plain): a page using every reference form, its images
+    archived, redirected, revisited by digest, chunked and gzip-encoded, or missing; Wget's metadata records."""
+    image, other = _encode(Image.new("RGB", (8, 8), (200, 40, 90)), "PNG"), _encode(Image.new("L", (8, 8), 99), "GIF")
+    seeds = []
+    with tempfile.TemporaryDirectory(prefix="gamma-fuzz-seeds-") as work:
+        for number, (compress, version) in enumerate(((True, "WARC/1.1"), (False, "WARC/1.0"), (True, "WARC/1.0"))):
+            path = Path(work) / f"{number}.warc"
+            with WarcBuilder(path, gzip=compress, warc_version=version) as w:
+                w.metadata("metadata://gnu.org/software/wget/warc/MANIFEST.txt", b"wget log")
+                w.response(f"<{SITE}/p.html>" if number == 1 else f"{SITE}/p.html", (
+                    reference_forms_page() + '<img src="/img/r.png"><img src="/img/copy.png"><img src="/img/c.png">'
+                    '<img src="/img/gone.png">').encode())
+                w.response(f"{SITE}/img/src.png", image, "image/png")
+                w.response(f"{SITE}/img/r.png", b"", "text/html", "301 Moved Permanently", [("Location", "/img/set1.png")])
+                w.response(f"{SITE}/img/set1.png", other, "image/gif")
+                w.revisit(f"{SITE}/img/copy.png", f"{SITE}/img/src.png", DATE, digest_of(image))
+                w.response(f"{SITE}/img/c.png", chunked(gzip.compress(image), 40), "image/png",
+                           headers=[("Transfer-Encoding", "chunked"), ("Content-Encoding", "gzip")])
+                w.response(f"{SITE}/img/gone.png", b"gone", "text/plain", "404 Not Found")
+            seeds.append(path.read_bytes())
+    return tuple(seeds)
 
 
 # --------------------------------------------------------------------------- mutations per input kind
@@ -509,6 +625,8 @@ TARGETS: dict[str, Target] = {
     "c2pa": Target(check_c2pa, c2pa_seeds, _mutate_c2pa),
     # The C2PA reader's output is typed JSON: a byte edit would make stores it never hands on.
     "c2pa_store": Target(check_c2pa_store, store_seeds, _mutate_store, byte_mutations=False),
+    "html": Target(check_html, lambda: tuple(seed.encode() for seed in HTML_SEEDS), fuzz_mutations.mutate_html),
+    "warc": Target(check_warc, warc_seeds, fuzz_mutations.mutate_warc),
 }
 
 

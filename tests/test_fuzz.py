@@ -18,8 +18,14 @@ from PIL import Image
 from server_support import image_server  # noqa: F401
 from werkzeug.http import parse_options_header
 
+from crawl_support import WarcBuilder
 from fuzz_support import TARGETS, Sandbox
 from gamma_detect.runtime.evidence import EvidenceConfig, EvidenceError, xmp
+from gamma_detect.server.crawl.html import image_references
+from gamma_detect.server.crawl.index import CrawlIndex
+from gamma_detect.server.crawl.pages import resolve as resolve_capture
+from gamma_detect.server.crawl import warc
+from gamma_detect.server.crawl.warc import CrawlInputError, input_kind
 from gamma_detect.server.errors import ApiError
 from gamma_detect.server.fetch import fetch, resolve
 from gamma_detect.server.multipart import file_field
@@ -28,7 +34,7 @@ BENCH_FUZZ = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
 # Inputs per target: the whole file stays well under a minute on 2 cores (the C2PA reader starts a process each).
 # A new target in fuzz_support.TARGETS runs here with DEFAULT_EXAMPLES.
 EXAMPLES = {"decode": 60, "images": 40, "multipart": 150, "url": 600, "png_text": 150, "xmp": 150, "exif": 80,
-            "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150}
+            "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150, "html": 250, "warc": 200}
 DEFAULT_EXAMPLES = 50
 
 
@@ -147,3 +153,45 @@ def test_a_webp_header_past_the_pixel_limit_is_too_large_in_probe_and_decode_ali
     claiming = seed[:at] + size.to_bytes(4, "little") + seed[at + 4:]
     outcome = sandbox.check("decode", claiming)
     assert outcome.label == " ".join(["probe=ApiError:image_too_large"] + ["ApiError:image_too_large"] * 2), outcome
+
+
+def test_a_reference_or_base_that_urlsplit_refuses_is_left_out():
+    """urljoin raises ValueError on 'http://[::1' (an unclosed IPv6 literal): one such <img src> or <base href>,
+    or a page URL of that form, ended image_references and with it the crawl scan."""
+    page = b'<base href="http://[x/"><img src="http://[::1"><img src="a.png"><img src="data:,x">'
+    assert image_references(page, "http://site.test/p/") == ["http://site.test/p/a.png", "data:,x"]
+    assert image_references(page, "http://[::1/") == ["data:,x"]
+
+
+def test_thousands_of_nested_noscripts_are_read_in_linear_time(sandbox):
+    """Each <noscript>'s deep text was read for the fallback markup: 30,000 nested ones (300 KB) took 17 s."""
+    outcome = sandbox.check("html", b"http://site.test/\n" + b"<noscript>" * 30_000 + b'<img src="a.png">')
+    assert outcome.label == "refs:1:http", outcome
+
+
+def test_an_archived_redirect_to_a_malformed_location_is_an_archived_error(tmp_path):
+    """Following 'Location: http://[::1' raised ValueError out of the second pass (a 500 of the whole scan)."""
+    path = str(tmp_path / "a.warc.gz")
+    with WarcBuilder(path) as w:
+        w.response("http://site.test/r.png", b"", "text/html", "302 Found", [("Location", "http://[::1")])
+    index = CrawlIndex(str(tmp_path / "index.sqlite"))
+    assert index.add(path) == []
+    ref = resolve_capture(index, "http://site.test/r.png", "2026-01-02T03:04:05Z")
+    assert (ref.status, ref.http_status) == ("archived_error", 302)
+
+
+def test_a_gzip_member_with_a_bad_checksum_is_a_clear_error(tmp_path):
+    """A corrupt deflate stream or CRC raises zlib.error, which is not an OSError: it escaped input_kind's guard,
+    and the check that the last member is complete (a record warcio had read as whole, its CRC unchecked)."""
+    good = str(tmp_path / "good.warc.gz")
+    with WarcBuilder(good) as w:
+        w.response("http://site.test/p.html", b"<html>" + b"x" * 200 + b"</html>")
+    data = open(good, "rb").read()
+    bad = tmp_path / "bad.warc.gz"
+    bad.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:])   # the CRC-32 flipped
+    with open(bad, "rb") as handle:
+        assert warc._member_complete(handle, 0, len(data)) is False
+    broken = tmp_path / "broken.warc.gz"
+    broken.write_bytes(data[:10] + b"\xff" * 8 + data[18:])   # the deflate stream itself
+    with pytest.raises(CrawlInputError, match="a gzip file that cannot be read"):
+        input_kind(str(broken))
