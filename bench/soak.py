@@ -477,7 +477,8 @@ class Faults:
             if status == "failed":
                 code = (job.meta or {}).get("error", {}).get("code", "no error recorded")
                 status = f"failed ({code})"
-                if code in ("internal_error", "no error recorded") and len(self.examples[status]) < 5:
+                seen = {e["job"] for e in self.examples[status]}
+                if code in ("internal_error", "no error recorded") and job_id not in seen and len(seen) < 5:
                     result = job.latest_result()   # what RQ recorded: the reason behind a bare internal_error
                     reason = (result.exc_string or "").strip().splitlines()[-1:] if result else []
                     self.examples[status].append({"job": job_id, "kind": (job.meta or {}).get("kind"),
