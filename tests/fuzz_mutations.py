@@ -411,7 +411,7 @@ def html_snippet(rnd: random.Random) -> bytes:
 
 _TAG = re.compile(rb"<[^<>]*>")
 _ATTRIBUTE = re.compile(rb"""([\w:-]+)(\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""")
-HTML_MAX_BYTES = 4 << 20   # repeated edits stay within the fuzzer's input size
+HTML_MAX_BYTES = 1 << 20   # repeated edits stay within a large real page (and the fuzzer keeps its pace)
 # Lexbor's tree builder is superlinear in the depth of unclosed block elements (a finding left open: 15,000
 # nested <div>s take 0.4 s, 30,000 take 3-4 s); deeper repeats would only time out here again.
 MAX_DEPTH = 10_000
@@ -444,9 +444,9 @@ def mutate_html(data: bytes, rnd: random.Random) -> bytes:
                 text = rnd.choice(HOSTILE_SRCSETS if b"srcset" in name else HOSTILE_URLS)
                 value = b'"' + text.replace('"', "&quot;").encode("utf-8", "surrogatepass") + b'"'
             data = data[:attribute.start()] + name + equals + value + data[attribute.end():]
-        elif op == 4:   # many elements (a few MiB at most), or elements nested deep
+        elif op == 4:   # many elements (256 KiB at most), or elements nested deep
             snippet, count = html_snippet(rnd), rnd.choice((100, 2000, MAX_DEPTH))
-            data = data[:at] + rnd.choice((snippet * min(count, (2 << 20) // len(snippet)), b"<div>" * count + snippet,
+            data = data[:at] + rnd.choice((snippet * min(count, (256 << 10) // len(snippet)), b"<div>" * count + snippet,
                                            b"<noscript>" * count)) + data[at:]
         elif op == 5:
             text = data.decode("utf-8", "replace")

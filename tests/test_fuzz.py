@@ -4,6 +4,7 @@ The long run is bench/fuzz.py (atheris)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
@@ -195,3 +196,19 @@ def test_a_gzip_member_with_a_bad_checksum_is_a_clear_error(tmp_path):
     broken.write_bytes(data[:10] + b"\xff" * 8 + data[18:])   # the deflate stream itself
     with pytest.raises(CrawlInputError, match="a gzip file that cannot be read"):
         input_kind(str(broken))
+
+
+def test_a_negative_content_length_or_a_huge_http_status_is_a_clear_error(tmp_path):
+    """'Content-Length: -1' in a gzip member made warcio report a negative record length, so the error's offset
+    was negative; an HTTP status of 20 digits overflowed SQLite's INTEGER (OverflowError out of the index)."""
+    record = (b"WARC/1.1\r\nWARC-Type: response\r\nWARC-Target-URI: http://site.test/p.html\r\n"
+              b"Content-Type: application/http; msgtype=response\r\nContent-Length: %d\r\n\r\n%s\r\n\r\n")
+    http = b"HTTP/1.1 99999999999999999999 OK\r\nContent-Type: text/html\r\n\r\n<img src=a.png>"
+    huge, negative = tmp_path / "huge.warc", tmp_path / "negative.warc"
+    huge.write_bytes(record % (len(http), http))
+    negative.write_bytes(gzip.compress(record % (-1, http) + record % (len(http), http)))   # one gzip member
+    index = CrawlIndex(str(tmp_path / "index.sqlite"))
+    assert index.add(str(huge)) == [] and index.page_count() == 0   # no status: not a 2xx page
+    [error] = index.add(str(negative))
+    assert (error.code, error.offset) == ("warc_unreadable", 0)
+    assert "Content-Length is negative" in error.message

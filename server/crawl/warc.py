@@ -93,6 +93,8 @@ def _capture(path: str, offset: int, record) -> Capture:
             status = int(http.get_statuscode())
         except (TypeError, ValueError):
             status = None
+        if status is not None and not 100 <= status <= 999:   # HTTP's three digits (SQLite takes 64 bits only)
+            status = None
         mime = (http.get_header("Content-Type") or "").split(";", 1)[0].strip().lower()
         location = http.get_header("Location")
     refers = header("WARC-Refers-To")
@@ -111,6 +113,9 @@ def captures(path: str) -> Iterator[Capture | ArchiveError]:
         try:
             for record in iterator:
                 offset = iterator.get_record_offset()   # reads the record to its end (its headers are kept)
+                if iterator.get_record_length() < 0:   # Content-Length: -N (warcio's offsets past it mean nothing)
+                    yield ArchiveError(path, offset, "warc_unreadable", "the record's Content-Length is negative")
+                    return
                 start, end = offset, offset + iterator.get_record_length()
                 if record.rec_type in CAPTURE_TYPES:
                     uri = strip_brackets(record.rec_headers.get_header("WARC-Target-URI") or "")
