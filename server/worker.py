@@ -353,12 +353,17 @@ class BatchWorker(SimpleWorker):
         payload = job.args[0] if job.args else {}
 
         def canceled() -> bool:
-            return job.get_status(refresh=True) in (JobStatus.CANCELED, JobStatus.STOPPED)
+            # A cancel that landed between run_batch's status check and the start had `started` written over its
+            # status (and its upload deleted): RQ's canceled registry still holds the job.
+            return job.get_status(refresh=True) in (JobStatus.CANCELED, JobStatus.STOPPED) \
+                or job.id in queue.canceled_job_registry
 
         if _redis_retry(canceled, "checking for cancellation"):
             def drop():
                 with self.connection.pipeline() as pipe:
                     self.cleanup_execution(job, pipeline=pipe, execution=execution)
+                    if job.get_status(refresh=False) not in (JobStatus.CANCELED, JobStatus.STOPPED):
+                        job.set_status(JobStatus.CANCELED, pipeline=pipe)
                     pipe.execute()
                 jobs.end_of_job(payload, self.connection)
             _redis_retry(drop, "dropping a canceled job")

@@ -253,6 +253,31 @@ def test_cancel_a_started_job(monkeypatch):
         server_support.delete_keys()
 
 
+def test_a_cancel_landing_between_the_check_and_the_start_still_cancels(monkeypatch):
+    """Found by bench/soak.py: a DELETE answered `canceled` between run_batch's status check and the start had
+    `started` written over it, and the job then failed with internal_error (its upload already deleted)."""
+    from gamma_detect.server.worker import BatchWorker
+
+    b = backend_with()
+    try:
+        b.publish_model()
+        job_id = b.upload(image_bytes(seed=650)).get_json()["job_id"]
+        start = BatchWorker.prepare_execution
+
+        def cancel_first(self, job):   # the client's DELETE arrives just after the worker looked
+            assert b.client.delete(f"/jobs/{job.id}").get_json()["status"] == "canceled"
+            return start(self, job)
+        monkeypatch.setattr(BatchWorker, "prepare_execution", cancel_first)
+        b.run_burst()
+        view = b.client.get(f"/jobs/{job_id}").get_json()
+        assert view["status"] == "canceled", view
+        assert StartedJobRegistry("inference", connection=b.connection).get_job_ids() == []
+        assert b.detector.calls == []   # nothing was scored
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
+
 def test_job_timeout(monkeypatch):
     monkeypatch.setenv("GAMMA_STUB_DELAY_MS", "2500")
     b = backend_with(job_timeout=1)
