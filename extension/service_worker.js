@@ -98,18 +98,21 @@ export const client = G.api.createClient({
 // The runtime lives in an offscreen document (offscreen/runtime.js): a service worker can't start the
 // worker threads ONNX Runtime Web uses, and is stopped when idle, which would drop the loaded model.
 const OFFSCREEN_URL = "offscreen/offscreen.html";
-let offscreenCreating = null;
+let offscreenReady = null;
 
-async function ensureOffscreen() {
-  if (offscreenCreating) return offscreenCreating; // listed by getContexts before it has loaded
-  const open = await chrome.runtime.getContexts({ contextTypes: ["OFFSCREEN_DOCUMENT"] });
-  if (open.length) return;
-  if (!offscreenCreating) {
-    offscreenCreating = chrome.offscreen
-      .createDocument({ url: OFFSCREEN_URL, reasons: ["WORKERS"], justification: "Runs the detector with ONNX Runtime Web's worker threads and keeps the model loaded" })
-      .finally(() => (offscreenCreating = null));
+// Every caller waits on the one check in flight: getContexts lists the document as soon as its creation starts,
+// before its module has registered its listener (a message then finds no receiving end), while createDocument
+// resolves only once the document has loaded. So a document is taken as open only when no creation is under way.
+function ensureOffscreen() {
+  if (!offscreenReady) {
+    offscreenReady = (async () => {
+      const open = await chrome.runtime.getContexts({ contextTypes: ["OFFSCREEN_DOCUMENT"] });
+      if (!open.length) {
+        await chrome.offscreen.createDocument({ url: OFFSCREEN_URL, reasons: ["WORKERS"], justification: "Runs the detector with ONNX Runtime Web's worker threads and keeps the model loaded" });
+      }
+    })().finally(() => (offscreenReady = null));
   }
-  await offscreenCreating;
+  return offscreenReady;
 }
 
 let bundlePromise = null;
@@ -150,18 +153,7 @@ export async function deviceSource(refresh) {
 export async function toDevice(type, extra) {
   await deviceBundle();
   await ensureOffscreen();
-  const message = Object.assign({ target: "offscreen", type }, extra || {});
-  let answer;
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      answer = await chrome.runtime.sendMessage(message);
-      break;
-    } catch (err) {
-      // The document exists but its module (ONNX Runtime's) has not registered its listener yet.
-      if (attempt >= 50 || !/Receiving end does not exist/.test(String(err && err.message))) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  const answer = await chrome.runtime.sendMessage(Object.assign({ target: "offscreen", type }, extra || {}));
   if (!answer) throw new G.errors.GammaError("device_unavailable", "The on-device runtime did not answer");
   if (!answer.ok) throw new G.errors.GammaError(answer.error.code, answer.error.message);
   return answer.value;
@@ -169,6 +161,7 @@ export async function toDevice(type, extra) {
 
 /** Close the runtime (tests and benchmarks: the next check loads the model again). */
 export async function closeDevice() {
+  if (offscreenReady) await offscreenReady.catch(() => {}); // not while it loads
   const open = await chrome.runtime.getContexts({ contextTypes: ["OFFSCREEN_DOCUMENT"] });
   if (open.length) await chrome.offscreen.closeDocument();
 }

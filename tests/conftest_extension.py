@@ -8,7 +8,7 @@
   render added later, a small image, a thumbnail, an SVG logo, an image below the fold and a
   duplicate; it logs who fetched what (browser or the server's fetcher).
 - ``browser``: Debian's chromium (Playwright's ``executable_path``) with the unpacked
-  extension in a persistent context, headless, one per test session.
+  extension in a persistent context, headless, one for every test that uses it in a row (closed after the last).
 """
 
 from __future__ import annotations
@@ -456,28 +456,38 @@ def launch_extension(profile: Path, extension: Path = EXTENSION_DIR):
             context.close()
 
 
-# One browser per test session, whichever test modules ask for it: each module that imports this fixture gets its
-# own session fixture, and a second sync_playwright() in one process fails ("Sync API inside the asyncio loop").
-_SHARED: dict = {"users": 0}
+# One browser for the tests that use it, whichever modules they are in (each module that imports ext_browser gets its
+# own fixture, and a second sync_playwright() while one is open fails: "Sync API inside the asyncio loop"). It closes
+# once no test still to run needs it: left open, Playwright's driver is a child of this process while other modules
+# run, where tests/test_worker_processes.py kills this process's children.
+_SHARED = contextlib.ExitStack()
+_BROWSER: list[ExtensionBrowser] = []
 
 
-@pytest.fixture(scope="session")
-def ext_browser(tmp_path_factory):
+def _needed_later(request: pytest.FixtureRequest) -> bool:
+    items = request.session.items
+    last = max(i for i, item in enumerate(items) if item.module is request.module)
+    return any("ext_browser" in item.fixturenames for item in items[last + 1:])
+
+
+def _close_browser() -> None:
+    _BROWSER.clear()
+    _SHARED.close()
+
+
+@pytest.fixture(scope="module")
+def ext_browser(request, tmp_path_factory):
     _require(chromium_path() is not None, "Debian's chromium is not installed (apt-get install -y chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _require(False, "Playwright for Python is not installed (pip install playwright)")
-    if not _SHARED["users"]:
-        _SHARED["stack"] = contextlib.ExitStack()
-        _SHARED["browser"] = _SHARED["stack"].enter_context(launch_extension(tmp_path_factory.mktemp("chromium-profile")))
-    _SHARED["users"] += 1
-    try:
-        yield _SHARED["browser"]
-    finally:
-        _SHARED["users"] -= 1
-        if not _SHARED["users"]:
-            _SHARED.pop("stack").close()
+    if not _BROWSER:
+        _BROWSER.append(_SHARED.enter_context(launch_extension(tmp_path_factory.mktemp("chromium-profile"))))
+        request.config.add_cleanup(_close_browser)   # a run stopped early (-x, Ctrl-C)
+    yield _BROWSER[0]
+    if not _needed_later(request):
+        _close_browser()
 
 
 @pytest.fixture()

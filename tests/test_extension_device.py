@@ -436,6 +436,15 @@ def test_device_tab_closed_mid_check_leaves_the_runtime_working(device, ext_brow
     assert status["loaded"] and status["error"] is None
 
 
+def test_device_messages_sent_while_the_runtime_opens_all_get_answers(device):
+    """Checks that start together while the runtime's document is being created: each message waits until the
+    document's listener exists (it used to find 'no receiving end' while getContexts already listed it)."""
+    for _ in range(5):
+        device.sw("() => gammaDetect.closeDevice()")
+        answers = device.sw("() => Promise.all(Array.from({length: 4}, () => gammaDetect.toDevice('gamma:device:status', {})))")
+        assert len(answers) == 4 and all("loaded" in a for a in answers), answers
+
+
 def test_device_check_shows_the_files_metadata_evidence(device, ext_page, test_site, no_server):
     from gamma_detect.runtime.evidence.reader import read_evidence
 
