@@ -1,7 +1,7 @@
 """The long fuzz run: atheris (coverage-guided libFuzzer) on every parser of untrusted bytes, in limited children.
 
     nice -n 19 python3 bench/fuzz.py --seconds 20                 # every target, 20 s each
-    nice -n 19 python3 bench/fuzz.py --target decode --seconds 60
+    nice -n 19 python3 bench/fuzz.py --target decode --seconds 60  # decode's entry replaced, the others kept
 
 The targets, their seeds (real files from tests/assets) and their structure-aware mutations are
 tests/fuzz_support.py's (the suite's hypothesis tests use the same); a new parser is one entry there. Per target a
@@ -15,6 +15,8 @@ suite's sandbox without instrumentation (a hang or crash there is reported as on
 coverage tracing is listed apart), and a new child goes on with the corpus so far until the target's time is
 spent. The report (printed, and written as JSON) gives per target the
 inputs tried, the distinct outcomes, the findings, hangs and crashes, with the command, the CPU and its flags.
+A run of chosen targets (--target) merges into the existing report: their entries replaced, the others kept,
+each entry with the command and CPU that measured it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ TESTS = ROOT / "tests"
 MAX_LEN = 8 << 20            # inputs up to 8 MiB: huge PNG text chunks and XMP packets fit
 FLUSH_S = 0.5                # how often a child writes its counts (a hang or a crash loses at most this much)
 # What atheris instruments for coverage: the project's parsers and the pure-Python libraries under them.
-INSTRUMENT = ["gamma_detect", "PIL", "sd_parsers", "werkzeug", "urllib", "ipaddress", "xml"]
+INSTRUMENT = ["gamma_detect", "PIL", "sd_parsers", "werkzeug", "urllib", "ipaddress", "xml", "warcio"]
 
 
 def child(name: str, seconds: int, work: Path, memory_bytes: int, timeout_s: float) -> None:
@@ -151,6 +153,13 @@ def run_target(name: str, seconds: float, work: Path) -> dict:
             "stopped_only_when_instrumented": unconfirmed}
 
 
+def _earlier_targets(report: dict) -> dict:
+    """An existing report's entries, each with the command and CPU that measured it (older reports kept these
+    once, at the top)."""
+    return {name: {key: entry.get(key, report.get(key)) for key in ("command", "cpu", "nice")} | entry
+            for name, entry in report.get("targets", {}).items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", action="append", help="a target of tests/fuzz_support.py (repeat; default all)")
@@ -183,11 +192,14 @@ def main(argv: list[str] | None = None) -> None:
               "pillow": PIL.__version__, "atheris": getattr(atheris, "__version__", "3"),
               "limits": {"timeout_s": fuzz_support.TIMEOUT_S, "address_space_bytes": fuzz_support.MEMORY_BYTES},
               "work": str(work), "targets": {}}
+    if args.target and args.out.exists():
+        report["targets"] = _earlier_targets(json.loads(args.out.read_text()))
     for name in names:
         started = time.monotonic()
         result = run_target(name, args.seconds, work / name)
         result["inputs_per_s"] = round(result["inputs"] / max(time.monotonic() - started, 1e-9), 1)
-        report["targets"][name] = result
+        report["targets"][name] = {"command": report["command"], "cpu": report["cpu"], "nice": report["nice"],
+                                   **result}
         print(f"{name:12s} {result['inputs']:8d} inputs {result['inputs_per_s']:8.1f}/s "
               f"{result['distinct_outcomes']:4d} outcomes {len(result['findings']):3d} findings "
               f"{len(result['hangs']):3d} hangs {len(result['crashes']):3d} crashes "

@@ -35,7 +35,7 @@ BENCH_FUZZ = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
 # Inputs per target: the whole file stays well under a minute on 2 cores (the C2PA reader starts a process each).
 # A new target in fuzz_support.TARGETS runs here with DEFAULT_EXAMPLES.
 EXAMPLES = {"decode": 60, "images": 40, "multipart": 150, "url": 600, "png_text": 150, "xmp": 150, "exif": 80,
-            "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150, "html": 250, "warc": 200}
+            "generators": 80, "watermark": 40, "evidence": 50, "c2pa": 8, "c2pa_store": 150, "html": 250, "warc": 100}
 DEFAULT_EXAMPLES = 50
 
 
