@@ -441,8 +441,9 @@ def test_device_messages_sent_while_the_runtime_opens_all_get_answers(device):
     document's listener exists (it used to find 'no receiving end' while getContexts already listed it)."""
     for _ in range(5):
         device.sw("() => gammaDetect.closeDevice()")
-        answers = device.sw("() => Promise.all(Array.from({length: 4}, () => gammaDetect.toDevice('gamma:device:status', {})))")
-        assert len(answers) == 4 and all("loaded" in a for a in answers), answers
+        answers = device.sw("() => Promise.all(Array.from({length: 12}, (_, i) => new Promise((r) => setTimeout(r, 15 * i))"
+                            ".then(() => gammaDetect.toDevice('gamma:device:status', {}))))")
+        assert len(answers) == 12 and all("loaded" in a for a in answers), answers
 
 
 def test_device_check_shows_the_files_metadata_evidence(device, ext_page, test_site, no_server):
