@@ -466,8 +466,8 @@ _BROWSER: list[ExtensionBrowser] = []
 
 def _needed_later(request: pytest.FixtureRequest) -> bool:
     items = request.session.items
-    last = max(i for i, item in enumerate(items) if item.module is request.module)
-    return any("ext_browser" in item.fixturenames for item in items[last + 1:])
+    last = max(i for i, item in enumerate(items) if getattr(item, "module", None) is request.module)
+    return any("ext_browser" in getattr(item, "fixturenames", ()) for item in items[last + 1:])
 
 
 def _close_browser() -> None:
