@@ -71,12 +71,12 @@ def alive(pid: int) -> bool:
 
 
 def worker_processes(pid: int) -> set[int]:
-    """The worker processes a `gamma worker` / `gamma serve` process spawned (multiprocessing also starts a
-    resource tracker, which is no worker)."""
+    """The worker processes ``pid`` spawned (WorkerProcesses' spawn children; not multiprocessing's resource
+    tracker, nor another child such as the test session's Playwright driver)."""
     found = set()
     for child in children(pid):
         try:
-            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
                 found.add(child)
         except OSError:   # ended meanwhile
             pass
