@@ -8,9 +8,13 @@ only those keys are ever deleted: the shared Redis is never flushed.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.server
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -81,6 +85,23 @@ def worker_processes(pid: int) -> set[int]:
         except OSError:   # ended meanwhile
             pass
     return found
+
+
+@contextlib.contextmanager
+def worker_command(env: dict, prefix: tuple = ()):
+    """A `gamma worker` command (its stderr piped); on leaving, it and its worker processes are gone, killed if
+    they still run (a test that failed mid-round must not leave a worker taking the next test's jobs)."""
+    command = subprocess.Popen([*prefix, sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield command
+    finally:
+        if command.poll() is None:
+            for pid in worker_processes(command.pid):
+                os.kill(pid, signal.SIGKILL)
+            command.kill()
+            command.wait(10)
+        command.stderr.close()
 
 
 def redis_url() -> str:

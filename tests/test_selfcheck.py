@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -191,9 +189,7 @@ def test_the_worker_command_that_fell_back_stops_warm_on_sigterm(reduced_dir, tm
     env.pop("GAMMA_DETECTOR", None)
     try:
         for _ in range(server_support.STOP_ROUNDS):
-            command = subprocess.Popen([sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
+            with server_support.worker_command(env) as command:
                 server_support.eventually(lambda: b.client.get("/readyz").status_code == 200
                                           or command.poll() is not None, 60, what="a ready worker")
                 assert b.client.get("/readyz").get_json()["model"]["variant"] == "fp32"
@@ -202,11 +198,6 @@ def test_the_worker_command_that_fell_back_stops_warm_on_sigterm(reduced_dir, tm
                 assert b"killing it" not in command.stderr.read()
                 server_support.eventually(lambda: alive_workers(b.connection, b.settings) == 0, 10,
                                           what="the worker to deregister")
-            finally:
-                if command.poll() is None:
-                    command.kill()
-                    command.wait(10)
-                command.stderr.close()
     finally:
         b.stop()
         server_support.delete_keys()

@@ -17,12 +17,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import server_support
-from server_support import STOP_BOUND, STOP_ROUNDS as ROUNDS, alive, backend_with, eventually, worker_processes
+from server_support import (STOP_BOUND, STOP_ROUNDS as ROUNDS, alive, backend_with, eventually, worker_command,
+                            worker_processes)
 
 from gamma_detect.server.worker import alive_workers
 from stub_detector import image_bytes
@@ -74,13 +74,11 @@ def test_the_worker_command_stops_warm_on_sigterm(situation, monkeypatch):
     b = backend_with()
     env = {**os.environ, "REDIS_URL": b.settings.redis_url, "GAMMA_DETECTOR": server_support.STUB,
            "GAMMA_WORKERS": "1", "GAMMA_HEARTBEAT": "1", "GAMMA_HEARTBEAT_GRACE": "2", "GAMMA_LOG_LEVEL": "WARNING"}
-    pin = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if shutil.which("taskset") else []
+    pin = ("taskset", "-c", str(min(os.sched_getaffinity(0)))) if shutil.which("taskset") else ()
     slow = []
     try:
         for round_ in range(ROUNDS):
-            command = subprocess.Popen([*pin, sys.executable, "-m", "gamma_detect.cli", "worker"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
+            with worker_command(env, pin) as command:
                 eventually(lambda: alive_workers(b.connection, b.settings) >= 1 or command.poll() is not None, 60,
                            what="a live worker")
                 assert command.poll() is None, command.stderr.read().decode()[-2000:]
@@ -99,13 +97,6 @@ def test_the_worker_command_stops_warm_on_sigterm(situation, monkeypatch):
                 assert time.monotonic() - start < STOP_BOUND
                 check_after_stop(b, situation, job_id)
                 eventually(lambda: alive_workers(b.connection, b.settings) == 0, 10, what="the worker to deregister")
-            finally:
-                if command.poll() is None:
-                    for pid in worker_processes(command.pid):
-                        os.kill(pid, signal.SIGKILL)
-                    command.kill()
-                    command.wait(10)
-                command.stderr.close()
         assert not slow, f"rounds {slow} of {ROUNDS} did not stop within {STOP_BOUND} s of SIGTERM ({situation})"
     finally:
         b.stop()
