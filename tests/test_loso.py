@@ -24,7 +24,8 @@ def _records() -> list[ImageRecord]:
 def _features(records, seed=0, dim=12) -> FeatureSet:
     """Separable but noisy: AI images shifted along one direction, each source/family with its own offset."""
     rng = np.random.default_rng(seed)
-    offsets = {g: rng.normal(0, 0.5, dim) for g in {r.group for r in records}}
+    # sorted: a set's order changes with each process's hash seed, and with it which group draws which offset
+    offsets = {g: rng.normal(0, 0.5, dim) for g in sorted({r.group for r in records})}
     views, q90, aug = [], [], []
     for r in records:
         centre = offsets[r.group] + (1.5 if r.label else -1.5) * np.eye(dim)[0]
