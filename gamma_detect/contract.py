@@ -118,6 +118,7 @@ CRAWL_STATUSES = ("scored", "fetched", "not_archived", "archived_error", "failed
 CRAWL_ERRORS: dict[str, str] = {
     "warc_unreadable": "the WARC record could not be read (truncated, corrupt, or its declared length is wrong)",
     "html_too_large": "the HTML page is larger than the scan's HTML byte limit",
+    "html_too_deep": "the HTML page nests elements deeper than browsers do (512): refused before parsing",
     "revisit_unresolved": "a revisit record whose original payload is not in the crawl",
     "too_many_redirects": "the archived redirect chain is too long or loops",
     "bad_data_url": "the data: URL could not be decoded",

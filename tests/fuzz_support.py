@@ -53,7 +53,7 @@ from gamma_detect.runtime.evidence import c2pa, exif, generators, reader, waterm
 from gamma_detect.runtime.evidence.container import check_png_text, mime_type
 from gamma_detect.runtime.manifest import Manifest
 from gamma_detect.server import decode as server_decode
-from gamma_detect.server.crawl.html import image_references
+from gamma_detect.server.crawl.html import TooDeep, image_references
 from gamma_detect.server.crawl.index import CrawlIndex
 from gamma_detect.server.crawl.pages import pages
 from gamma_detect.server.crawl.urls import normalize
@@ -319,7 +319,10 @@ def check_html(data: bytes) -> str:
     """server/crawl/html.py and urls.py: line 1 the page's URL, the rest its HTML. Every reference found is an
     absolute http(s) or data: URL, listed once, whose index key (``normalize``) is its own normal form."""
     page_url, _, html = data.partition(b"\n")
-    urls = image_references(html, page_url.decode("utf-8", "replace"))
+    try:
+        urls = image_references(html, page_url.decode("utf-8", "replace"))
+    except TooDeep:
+        return "too-deep"
     if len(set(urls)) != len(urls):
         raise Finding(f"a reference listed twice in {urls[:20]}")
     for url in urls:

@@ -5,7 +5,7 @@ import gzip
 import pytest
 
 from crawl_support import DATE, FORM_IMAGES, WarcBuilder, chunked, digest_of, reference_forms_page
-from gamma_detect.server.crawl.html import image_references, srcset_urls
+from gamma_detect.server.crawl.html import MAX_DEPTH, TooDeep, image_references, nesting_bound, srcset_urls
 from gamma_detect.server.crawl.index import CrawlIndex
 from gamma_detect.server.crawl.pages import pages, resolve
 from gamma_detect.server.crawl.urls import normalize
@@ -39,6 +39,27 @@ def test_every_reference_form_resolved_against_base_href():
     assert sum(u.startswith("data:image/png;base64,") for u in found) == 1
     html = b'<img src="javascript:x"><img src="#top"><img src="a.png"><img src="a.png"><img src="">'
     assert image_references(html, f"{SITE}/p/") == [f"{SITE}/p/a.png"]
+
+
+def test_nesting_bound_counts_what_the_parser_keeps_open():
+    assert nesting_bound(b"<html><body><div><DIV><span>x</span></div></Div>") == 3
+    assert nesting_bound(b"<div/><div/>") == 2                   # the slash does not close a div
+    assert nesting_bound(b"<p>a" * 5000 + b"<li>" * 5000 + b"<option><img><br>" * 5000) == 0   # closed by the parser
+    assert nesting_bound(b"<!-- x --><b>" + b"</b>" * 5) == 1    # end tags with none open close nothing
+    # End tags that close nothing in the parser close nothing here either: other names, or a name with a NUL.
+    assert nesting_bound(b"<div></span>" * 3000) == 3000
+    assert nesting_bound(b"<div\x00x></div>" * 3000) == 3000
+    assert nesting_bound(b"<a-very-long-custom-element-name></a-very-long-custom-element-name>" * 3000) == 3000
+    assert nesting_bound(b"<my-card></my-card>" * 3000) == 1
+
+
+def test_a_page_nested_deeper_than_browsers_nest_is_refused_before_parsing():
+    page = b"<div>" * 100_000 + b'<img src="a.png">'    # Lexbor: tens of seconds
+    with pytest.raises(TooDeep, match=f"more than {MAX_DEPTH}"):
+        image_references(page, f"{SITE}/p/")
+    with pytest.raises(TooDeep):
+        image_references("<noscript>" + "<div>" * (MAX_DEPTH + 1) + "</noscript>", f"{SITE}/p/")   # parsed again
+    assert image_references(b"<div>" * MAX_DEPTH + b'<img src="a.png">', f"{SITE}/p/") == [f"{SITE}/p/a.png"]
 
 
 def test_input_kind_by_content_not_name(tmp_path):
@@ -106,9 +127,12 @@ def test_pages_yield_references_with_their_records(tmp_path):
         w.response(f"{SITE}/p.html", '<img src="/a.png"><img src="/b.png"><img src="data:image/png;base64,@@">'.encode())
         w.response(f"{SITE}/a.png", image_bytes(), "image/png")
         w.response(f"{SITE}/x.css", b"body{}", "text/css")
+        w.response(f"{SITE}/deep.html", b"<div>" * 20_000 + b'<img src="/a.png">')
     index = CrawlIndex(str(tmp_path / "i.sqlite"))
     index.add(str(path))
-    [page] = list(pages(index, max_html_bytes=10**6))
+    page, deep = list(pages(index, max_html_bytes=10**6))
+    assert deep.images == [] and deep.error["code"] == "html_too_deep"
+    assert f"{path} at offset {deep.capture.offset}" in deep.error["message"]
     assert page.url == f"{SITE}/p.html" and page.capture.date == DATE and page.error is None
     a, b, data = page.images
     assert a.status is None and a.capture.uri == f"{SITE}/a.png" and a.capture.record_id.startswith("<urn:uuid:")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 from urllib.parse import unquote_to_bytes
 
-from .html import image_references
+from .html import TooDeep, image_references
 from .index import CrawlIndex
 from .urls import join
 from .warc import ArchiveError, Capture, RecordError, read_payload
@@ -103,7 +103,12 @@ def pages(index: CrawlIndex, *, max_html_bytes: int, warc_file: str | None = Non
         except OverflowError as exc:
             page.error = ArchiveError(capture.file, capture.offset, "html_too_large", str(exc)).to_dict()
         else:
-            for url in image_references(html, capture.uri):
+            try:
+                references = image_references(html, capture.uri)
+            except TooDeep as exc:
+                page.error = ArchiveError(capture.file, capture.offset, "html_too_deep", str(exc)).to_dict()
+                references = []
+            for url in references:
                 page.images.append(_data_url(url, capture) if url[:5].lower() == "data:" else
                                    resolve(index, url, capture.date))
         yield page
