@@ -196,6 +196,8 @@ def markdown() -> str:
              f"| job statuses (ended: {names(JOB_ENDED)}) | {names(JOB_STATUSES)} |",
              f"| feedback labels | {names(FEEDBACK_LABELS)} |",
              f"| `uncertain_reason` | {names(UNCERTAIN_REASONS)} |",
+             f"| crawl image statuses (`status`, `gamma scan` on WARC files) | {names(CRAWL_STATUSES)} |",
+             f"| crawl error codes (`error.code`, beside the codes above) | {names(CRAWL_ERRORS)} |",
              f"| limits (server defaults) | {', '.join(f'`{k}` {v}' for k, v in LIMITS.items())} |"]
     return "\n".join(rows)
 
