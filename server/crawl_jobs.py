@@ -76,12 +76,11 @@ def run_warc_job(payload: dict) -> dict:
     job = get_current_job()
 
     def checkpoint(pages_written: int) -> None:
-        if job is not None:
-            job.meta["checkpoint"] = {"pages": pages_written}
-            job.save_meta()
+        job.meta["checkpoint"] = {"pages": pages_written}
+        job.save_meta()
 
-    if _SCORER is None:
-        _SCORER = LocalScorer(Settings.from_env())
+    if _SCORER is None:   # the service's result cache shared: an image in several files of the crawl scored once
+        _SCORER = LocalScorer(Settings.from_env(), connection=job.connection)
     options = ScanOptions(payload["out"], progress=False)
     summary = scan_warc_file(payload["warc_file"], payload["index"], payload["out"], _SCORER, options, checkpoint)
     return {"warc_file": payload["warc_file"], "out": payload["out"], **summary.to_dict()}

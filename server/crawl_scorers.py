@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from typing import Iterable, Protocol
 
 from gamma_detect.contract import LIMITS
 
+from . import cache
 from .errors import ApiError
 
 Outcome = dict   # {"result": {...}} or {"error": {"code", "message"}}
@@ -23,13 +25,17 @@ class Scorer(Protocol):
 
 class LocalScorer:
     """In process: the server's decode and evidence steps, one predict call per batch (each image alone when
-    the batch's call fails, so one bad image fails alone)."""
+    the batch's call fails, so one bad image fails alone).
 
-    def __init__(self, settings, batch_images: int = 16, decode_threads: int | None = None):
+    With ``connection`` (a crawl worker's Redis) the service's result cache, keyed by sha256 and model digest, is
+    read before scoring and filled after, as the API's workers do: the jobs of one crawl, one per WARC file, then
+    score an image shown in several files once, and its heatmap URL answers on the API."""
+
+    def __init__(self, settings, batch_images: int = 16, decode_threads: int | None = None, connection=None):
         from . import jobs
 
         self.jobs = jobs
-        self.context = jobs.Context(settings, connection=None)
+        self.context = jobs.Context(settings, connection=connection)
         self.detector = self.context.get_detector()
         self.min_side = jobs.model_record(self.detector)["min_side"]
         self.batch_images = batch_images
@@ -42,8 +48,25 @@ class LocalScorer:
         except ApiError as exc:
             return exc
 
+    def _cached(self, shas: list[str]) -> dict[str, Outcome]:
+        connection = self.context.connection
+        if connection is None or not shas:
+            return {}
+        digest = self.detector.model_info["digest"]
+        hits = connection.mget([self.context.settings.key("result", digest, sha) for sha in shas])
+        return {sha: {"result": cache.with_request(json.loads(hit), path=None, cached=True)}
+                for sha, hit in zip(shas, hits) if hit}
+
+    def _result(self, ready, prediction, timings: dict) -> dict:
+        if self.context.connection is not None:   # stored in the cache, with its heatmap
+            return self.jobs.finish(ready, prediction, self.detector, self.context, timings)
+        result = self.jobs.make_result(ready, prediction, self.detector, timings)
+        result.pop("heatmap_url", None)   # no heatmap is stored by a local scan
+        return result
+
     def score(self, images: list[tuple[str, bytes]]) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
+        outcomes = self._cached([sha for sha, _ in images])
+        images = [(sha, data) for sha, data in images if sha not in outcomes]
         prepared = []
         for (sha, _), ready in zip(images, self.pool.map(self._prepare, images)):
             if isinstance(ready, ApiError):
@@ -61,9 +84,7 @@ class LocalScorer:
         for index, ready in enumerate(prepared):
             try:
                 prediction = predictions[index] if predictions else self.jobs.predict_one(self.context, ready)
-                result = self.jobs.make_result(ready, prediction, self.detector, timings)
-                result.pop("heatmap_url", None)   # no heatmap is stored by a local scan
-                outcomes[ready.sha256] = {"result": result}
+                outcomes[ready.sha256] = {"result": self._result(ready, prediction, timings)}
             except ApiError as exc:
                 outcomes[ready.sha256] = {"error": exc.to_dict()}
         return outcomes

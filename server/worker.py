@@ -63,11 +63,11 @@ def alive_workers(connection, settings: Settings, window: float | None = None) -
     return int(connection.zcount(live_key(settings), time.time() - window, "+inf"))
 
 
-def reap_abandoned(connection, settings: Settings) -> None:
-    """Fail (or retry) started jobs whose worker stopped sending heartbeats."""
-    # Timer-based death penalty: this runs in API threads and the maintenance thread, where
+def reap_abandoned(connection, settings: Settings, queue: str = jobs.INFERENCE_QUEUE) -> None:
+    """Fail (or retry) started jobs of ``queue`` whose worker stopped sending heartbeats."""
+    # Timer-based death penalty: this runs in API threads and maintenance threads, where
     # signals (RQ's default for the failure callback's time limit) are not available.
-    StartedJobRegistry(jobs.INFERENCE_QUEUE, connection=connection, serializer=JSONSerializer,
+    StartedJobRegistry(queue, connection=connection, serializer=JSONSerializer,
                        death_penalty_class=TimerDeathPenalty).cleanup()
 
 
@@ -85,7 +85,20 @@ def _redis_retry(action, what: str, patience: float = 120.0):
             delay = min(delay * 2, 2.0)
 
 
-class BatchWorker(SimpleWorker):
+class PromptUnsubscribe:
+    """A worker mixin: its warm stop never waits on RQ's pubsub thread."""
+
+    def unsubscribe(self):
+        # RQ sends UNSUBSCRIBE and then stops its pubsub thread, which redis-py joins without a time limit. A
+        # thread that has already read the UNSUBSCRIBE reply goes back into get_message and, no longer
+        # subscribed, waits there for a subscription for its whole poll (RQ's 60 s): the warm stop of an idle
+        # worker then hung for a minute. Ending the thread's loop first makes that reply its last read.
+        if self.pubsub_thread:
+            self.pubsub_thread.stop(timeout=0)
+        super().unsubscribe()
+
+
+class BatchWorker(PromptUnsubscribe, SimpleWorker):
     """Runs analyze jobs in batches; any other job (a scan collector) as RQ's SimpleWorker would."""
 
     log_job_description = False   # job arguments hold URLs: keep them out of the logs
@@ -149,15 +162,6 @@ class BatchWorker(SimpleWorker):
         except _REDIS_ERRORS:
             pass
         super().teardown()
-
-    def unsubscribe(self):
-        # RQ sends UNSUBSCRIBE and then stops its pubsub thread, which redis-py joins without a time limit. A
-        # thread that has already read the UNSUBSCRIBE reply goes back into get_message and, no longer
-        # subscribed, waits there for a subscription for its whole poll (RQ's 60 s): the warm stop of an idle
-        # worker then hung for a minute. Ending the thread's loop first makes that reply its last read.
-        if self.pubsub_thread:
-            self.pubsub_thread.stop(timeout=0)
-        super().unsubscribe()
 
     def publish_model(self, replace: bool = False) -> dict:
         record = self.context.model

@@ -1,7 +1,7 @@
 """Workers stop warm, promptly, whenever they are told: the stop stress test of issue 20.
 
 An idle worker used to miss its stop one time in three (RQ unsubscribed from its command channel before stopping
-the pubsub thread, which redis-py 8.2 then joins without a time limit: see ``BatchWorker.unsubscribe``). Each round
+the pubsub thread, which redis-py 8.2 then joins without a time limit: see ``PromptUnsubscribe``). Each round
 here starts a worker, brings it to one situation (just started, mid-batch, just after a job, idle for a while),
 sends SIGTERM and requires a warm exit within :data:`server_support.STOP_BOUND` seconds, on one core where the
 machine lets us pin (a loaded machine is where the race showed). Both ways workers run: the ``gamma worker``
