@@ -6,7 +6,8 @@
 - ``test_site``: a local page with camera photos (Apache-2.0/BSD, ``tests/assets/photos``) and
   AI-generated images (MIT, ``tests/assets/ai``), both from the starter training set, a synthetic
   render added later, a small image, a thumbnail, an SVG logo, an image below the fold and a
-  duplicate; it logs who fetched what (browser or the server's fetcher).
+  duplicate; it logs who fetched what (browser or the server's fetcher). ``add_edit_page`` adds a
+  page with a photo given an AI-edited region (``edited_photo``) and the untouched photo.
 - ``browser``: Debian's chromium (Playwright's ``executable_path``) with the unpacked
   extension in a persistent context, headless, one for every test that uses it in a row (closed after the last).
 """
@@ -154,6 +155,38 @@ def _provenance_files() -> tuple[dict[str, bytes], bytes]:
     files = {"provenance.html": PROVENANCE_PAGE.encode(), "provenance/signed.jpg": signed,
              "provenance/params.png": encode(textured(256, 256), "PNG", pnginfo=info)}
     return files, chain.root
+
+
+# A photo with an AI-edited region (made as train/local_edit.py makes the local-edit protocol's edits) beside the
+# untouched photo, each shown at another size than its own (the outline is drawn at the displayed size).
+EDIT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>An edited photo</title>
+<style>body { margin: 0; padding: 24px; font: 15px/1.4 Georgia, serif; } img { display: block; margin-bottom: 360px; }</style>
+</head><body>
+<img id="edited" src="edits/robin-edited.jpg" width="570" height="381" alt="a robin with an AI-edited region">
+<img id="untouched" src="photos/robin.jpg" width="300" height="200" alt="the robin, untouched">
+</body></html>"""
+
+
+def edited_photo() -> bytes:
+    """robin.jpg with a box of qwen-image.webp Poisson-cloned in by the project's own local edit
+    (gamma_detect.train.local_edit, seed 1), as a JPEG (quality 90): a region the default model marks."""
+    from gamma_detect.train.local_edit import local_edit
+
+    photo = np.asarray(Image.open(PHOTO_ASSETS / "robin.jpg").convert("RGB"))
+    donor = np.asarray(Image.open(AI_ASSETS / "qwen-image.webp").convert("RGB"))
+    edited, _, _ = local_edit(photo, donor, np.random.default_rng(1))
+    buffer = io.BytesIO()
+    Image.fromarray(edited).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def add_edit_page(site: "LocalSite") -> str:
+    """Serve EDIT_PAGE and its edited photo from ``site``; returns the page's URL."""
+    if "edits/robin-edited.jpg" not in site.files:
+        site.files["edits/robin-edited.jpg"] = edited_photo()
+        site.files["photos/robin.jpg"] = (PHOTO_ASSETS / "robin.jpg").read_bytes()
+        site.files["edited.html"] = EDIT_PAGE.encode()
+    return site.page("edited.html")
 
 
 @dataclass
@@ -413,6 +446,17 @@ class ExtensionBrowser:
             "await chrome.tabs.get(id))",
             [self.tab_id(page), src, page.url])
 
+    def marked(self, heatmap_url: str) -> np.ndarray:
+        """The pixels of a result's heatmap (the server's or the device's PNG, through the worker) that stand out:
+        the overlay's alpha is floor(m * 180 / 255) with m = round(255 * map), so alpha >= 90 exactly when m >= 128,
+        the map above 0.5 (its colour channels are lost where it is transparent: canvases keep premultiplied pixels)."""
+        import base64
+
+        answer = self.sw("(path) => gammaDetect.handlers['gamma:heatmap']({path})", heatmap_url)
+        assert answer and answer["ok"], answer
+        rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["base64"]))).convert("RGBA"))
+        return rgba[..., 3] >= 90
+
     def wait_for(self, page, predicate, timeout: float = 180, what: str = "condition") -> dict:
         deadline = time.monotonic() + timeout
         state = None
@@ -505,4 +549,5 @@ def screenshot(page, name: str) -> Path:
 
 
 __all__ = ["EXTENSION_ID", "EXTENSION_ORIGIN", "ARTIFACTS", "GammaServer", "ExtensionBrowser", "LocalSite", "launch_extension", "serve_files",
+           "add_edit_page", "edited_photo",
            "ext_browser", "ext_page", "gamma_server", "test_site", "screenshot"]

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest_extension import EXTENSION_DIR, ext_browser, ext_page, screenshot, test_site  # noqa: E402,F401
-from test_extension_e2e import click_settled  # noqa: E402
+from test_extension_e2e import check_outlines, click_settled  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +108,13 @@ def test_device_check_from_the_menu_without_a_server(device, ext_page, test_site
     assert sorted(set(fetched)) <= ["/ai/flux1.webp", "/photos/robin.jpg"], fetched
 
 
+def test_device_outline_marks_the_edited_region_and_none_on_the_untouched_photo(device, ext_page, test_site, no_server):
+    check_outlines(device, ext_page, test_site)
+    ext_page.mouse.move(0, 0)
+    screenshot(ext_page, "device-outline.png")
+    assert no_server.connections == 0
+
+
 # --------------------------------------------------------------------------- parity with the Python runtime
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,20 +171,6 @@ def _python_side(data: bytes, detector) -> tuple[dict, "np.ndarray"]:
     return detector.result(prediction), prediction.mask > 0.5
 
 
-def _device_mask(device, heatmap_url: str):
-    import base64
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    png = device.sw("async (id) => gammaDetect.toDevice('gamma:device:heatmap', {id})", heatmap_url[len("device:"):])
-    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(png["base64"]))).convert("RGBA"))
-    # the overlay's alpha is floor(m * 180 / 255) with m = round(255 * mask): alpha >= 90 exactly when m >= 128 (its
-    # colour channels are lost where it is transparent: the canvas stores premultiplied pixels)
-    return rgba[..., 3].astype(int) >= 90
-
-
 def test_device_parity_with_the_python_runtime(device, test_site):
     import numpy as np
 
@@ -195,7 +188,7 @@ def test_device_parity_with_the_python_runtime(device, test_site):
     for name, data in files.items():
         expected, py_mask = _python_side(data, detector)
         got = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", f"{test_site.url}/{name}")
-        dev_mask = _device_mask(device, got["heatmap_url"])
+        dev_mask = device.marked(got["heatmap_url"])
         assert dev_mask.shape == py_mask.shape, (name, dev_mask.shape, py_mask.shape)
         marked = max(py_mask.mean(), dev_mask.mean())
         union = np.logical_or(py_mask, dev_mask).sum()

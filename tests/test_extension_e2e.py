@@ -21,6 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest_extension import (  # noqa: E402,F401  (fixtures are used by name)
     EXTENSION_ID,
+    add_edit_page,
     ext_browser,
     ext_page,
     gamma_server,
@@ -79,6 +80,78 @@ def click_settled(ready, page, element_id: str, button: str) -> None:
     click_center(page, seen[-1])
 
 
+def beside(panel: dict, img: dict) -> bool:
+    """Whether a panel's box leaves the image's box uncovered."""
+    return (panel["x"] >= img["x"] + img["width"] or panel["x"] + panel["width"] <= img["x"]
+            or panel["y"] >= img["y"] + img["height"] or panel["y"] + panel["height"] <= img["y"])
+
+
+def _decode_alpha(data_url: str):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGBA"))[..., 3]
+
+
+def check_outlines(ext, page, site) -> dict:
+    """Right-click the edit page's edited photo, then its untouched one (server or device mode: one code path). The
+    edited one's outline is drawn over the picture on the boundary of what its heatmap marks and around the result's
+    region; the untouched one says that no region stands out and draws none; neither panel covers its image.
+    Returns the edited photo's entry."""
+    import cv2
+    import numpy as np
+
+    page.goto(add_edit_page(site))
+    page.wait_for_load_state("load")
+    answer = ext.context_click(page, "#edited")
+    assert answer and answer["ok"] and answer["found"], answer
+
+    def outlined(s) -> bool:
+        e = image(s, "edited") or {}
+        drawn = ((e.get("heatmap") or {}).get("outline") or {}).get("png")
+        return e.get("state") in FINAL and (e["state"] != "done" or e["region"] is None or bool(drawn))
+    entry = image(ext.wait_for(page, outlined, what="the edited photo's outline"), "edited")
+    assert entry["state"] == "done", entry["error"]
+    assert entry["region"], "the model marks no region on the edited photo: pick an edit it marks (conftest_extension.edited_photo)"
+    outline, img = entry["heatmap"]["outline"], entry["imageRect"]
+    assert outline["segments"] > 0 and not entry["heatmap"]["shown"]   # the outline alone, without "Show where"
+    for key in ("x", "y", "width", "height"):
+        assert outline["rect"][key] == pytest.approx(img[key], abs=1.5), key
+    assert "Outlined on the picture: the region that stands out" in entry["panel"]["text"]
+    assert beside(entry["panel"]["rect"], img), (entry["panel"]["rect"], img)
+
+    # every pixel drawn lies on the boundary of the map's marked pixels, shown at the picture's size (within the
+    # line's half width, its anti-aliasing and a map pixel's rounding), and the whole boundary is drawn
+    drawn = _decode_alpha(outline["png"]) > 0
+    h, w = drawn.shape
+    shown = cv2.resize(ext.marked(entry["heatmap"]["path"]).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    kernel = np.ones((3, 3), np.uint8)
+    inner = shown != cv2.erode(shown, kernel, borderValue=0)
+    edge = inner | (shown != cv2.dilate(shown, kernel))
+    from_edge = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 5)
+    assert drawn.any() and from_edge[drawn].max() <= 4.5, from_edge[drawn].max()
+    from_line = cv2.distanceTransform((~drawn).astype(np.uint8), cv2.DIST_L2, 5)
+    assert np.mean(from_line[inner] <= 1.5) >= 0.98, np.mean(from_line[inner] <= 1.5)
+    # and it goes round the region the result names (its box: fractions of the picture)
+    ys, xs = np.nonzero(drawn)
+    x0, y0, x1, y1 = (v * s for v, s in zip(entry["region"]["box"], (w, h, w, h)))
+    assert xs.min() <= x0 + 3 and ys.min() <= y0 + 3 and xs.max() >= x1 - 4 and ys.max() >= y1 - 4, (entry["region"], xs.min(), ys.min(), xs.max(), ys.max())
+
+    answer = ext.context_click(page, "#untouched")
+    assert answer and answer["ok"] and answer["found"], answer
+    untouched = image(ext.wait_for(page, image_state("untouched"), what="the untouched photo's result"), "untouched")
+    assert untouched["state"] == "done", untouched["error"]
+    assert untouched["region"] is None, untouched
+    assert "No region stands out" in untouched["panel"]["text"]
+    assert untouched["panel"]["buttons"]["where"]["disabled"]
+    assert (untouched["heatmap"] or {}).get("outline") is None
+    assert beside(untouched["panel"]["rect"], untouched["imageRect"])
+    return entry
+
+
 @pytest.fixture()
 def ready(gamma_server, ext_browser):
     """The extension pointed at the running server (default privacy mode: URL), its cache empty."""
@@ -119,9 +192,8 @@ def test_context_menu_overlay_shows_the_backends_verdict(ready, ext_page, gamma_
         assert {"where", "report", "explain", "close"} <= set(entry["panel"]["buttons"])
         # the page's `div, span { font-family: Comic Sans !important }` doesn't reach the shadow root
         assert "Comic" not in entry["panel"]["style"]["fontFamily"]
-        # the overlay sits on the image
-        panel, img = entry["panel"]["rect"], entry["imageRect"]
-        assert img["x"] <= panel["x"] <= img["x"] + 20 and img["y"] <= panel["y"] <= img["y"] + 20
+        # the panel sits beside the image, not over it
+        assert beside(entry["panel"]["rect"], entry["imageRect"]), (entry["panel"]["rect"], entry["imageRect"])
     # URL mode (the default): the server fetched the image itself, the extension uploaded nothing
     assert any(agent.startswith("gamma-detect/") for agent in test_site.fetched_by("/photos/robin.jpg"))
     page.mouse.move(0, 0)
@@ -153,6 +225,12 @@ def test_show_where_draws_the_heatmap_over_the_image(ready, ext_page, test_site)
     screenshot(page, "heatmap.png")
     click_settled(ready, page, "ai1", "where")
     ready.wait_for(page, lambda s: not image(s, "ai1")["heatmap"]["shown"], what="the heatmap to hide")
+
+
+def test_outline_marks_the_edited_region_and_none_on_the_untouched_photo(ready, ext_page, test_site):
+    check_outlines(ready, ext_page, test_site)
+    ext_page.mouse.move(0, 0)
+    screenshot(ext_page, "outline.png")
 
 
 def test_page_scan_badges_every_eligible_image_and_skips_small_ones(ready, ext_browser, ext_page, gamma_server, test_site):

@@ -51,6 +51,7 @@
       verdict: entry.result ? entry.result.verdict : null,
       probability: entry.result ? entry.result.ai_probability : null,
       sha256: entry.result && entry.result.image ? entry.result.image.sha256 : null,
+      region: entry.result && entry.result.ai_content ? entry.result.ai_content.region : null,
       error: entry.error,
       progress: entry.progress,
       imageRect: entry.el ? rectOf(entry.el) : null,
@@ -67,14 +68,22 @@
     }
     if (entry.heatmap) {
       d.heatmap = {
+        path: entry.heatmap.path,
         shown: entry.heatmap.shown,
         drawn: Boolean(entry.heatmap.canvas),
         error: entry.heatmap.error,
         rect: entry.heatmap.shown ? rectOf(entry.heatmap.wrap) : null,
         canvas: entry.heatmap.canvas ? { width: entry.heatmap.canvas.width, height: entry.heatmap.canvas.height, opaquePixels: entry.heatmap.opaquePixels } : null,
+        outline: entry.heatmap.outlined && entry.heatmap.outline ? describeOutline(entry.heatmap.outline) : null,
       };
     }
     return d;
+  }
+
+  // The outline as drawn: where its canvas is, its segments, and its pixels (a PNG data URL) to compare with the map.
+  function describeOutline(outline) {
+    const c = outline.canvas;
+    return { rect: rectOf(c), width: c.width, height: c.height, segments: outline.segments.length / 4, png: outline.drawn ? c.toDataURL("image/png") : null };
   }
 
   C.counts = { changed, pageState };

@@ -35,6 +35,7 @@
       token: 0,
       badge: null,
       panel: null,
+      panelSide: null, // where the panel sits beside the image (lib/geometry.js beside)
       heatmap: null,
       feedback: { open: false, sending: false, sent: null, error: null, note: "" },
     };

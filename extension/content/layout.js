@@ -1,6 +1,6 @@
 /*
- * Layout: keeps badges, panels and heatmaps on their images as the page scrolls,
- * resizes and shifts, one pass per animation frame.
+ * Layout: keeps badges, heatmaps and outlines on their images, and panels beside
+ * them, as the page scrolls, resizes and shifts, one pass per animation frame.
  */
 (() => {
   "use strict";
@@ -47,8 +47,11 @@
     if (!host.isConnected) document.documentElement.appendChild(host);
     const origin = host.getBoundingClientRect();
     const vw = document.documentElement.clientWidth || innerWidth;
+    const vh = document.documentElement.clientHeight || innerHeight;
     for (const [key, entry] of Array.from(C.entries.all)) {
-      if (!entry.badge && !entry.panel && !(entry.heatmap && entry.heatmap.shown)) continue;
+      const hm = entry.heatmap;
+      const over = Boolean(hm && hm.wrap && (hm.shown || hm.outlined) && entry.el); // drawn over the picture
+      if (!entry.badge && !entry.panel && !over) continue;
       if (entry.el && !entry.el.isConnected) {
         C.entries.remove(key, entry);
         continue;
@@ -63,30 +66,29 @@
       }
       if (entry.panel) {
         entry.panel.hidden = hidden;
-        const minX = 8;
-        const maxX = vw - PANEL_WIDTH - 8;
-        const x = Math.min(Math.max(r.left + 6, minX), Math.max(minX, maxX));
-        let y = Math.max(r.top + 6, Math.min(8, r.bottom - 40));
-        if (entry.heatmap && entry.heatmap.shown && entry.el) {
-          // Showing where: move off the picture, below it (or above it when the viewport ends first).
-          const h = entry.panel.offsetHeight;
-          const vh = document.documentElement.clientHeight || innerHeight;
-          y = r.bottom + 6 + h > vh && r.top - h - 6 >= 0 ? r.top - h - 6 : r.bottom + 6;
+        let at = { x: r.left + 6, y: r.top + 6 };
+        if (entry.el) {
+          // Beside the picture, never over it (the side it had while that still fits, so scrolling doesn't flip it).
+          const size = { width: PANEL_WIDTH, height: entry.panel.offsetHeight };
+          at = G.geometry.beside(r, size, { width: vw, height: vh }, entry.panelSide);
+          entry.panelSide = at.side;
         }
-        place(entry.panel, x - origin.left, y - origin.top);
+        place(entry.panel, at.x - origin.left, at.y - origin.top);
       }
-      const hm = entry.heatmap;
-      if (hm && hm.shown && hm.wrap && entry.el) {
+      if (over) {
         const box = contentBox(entry.el, r);
         hm.wrap.hidden = hidden;
         hm.wrap.style.width = box.width + "px";
         hm.wrap.style.height = box.height + "px";
         place(hm.wrap, box.left - origin.left, box.top - origin.top);
         const fit = G.geometry.fitRect(box.width, box.height, entry.el.naturalWidth, entry.el.naturalHeight, box.fit, box.position);
-        hm.canvas.style.left = fit.x + "px";
-        hm.canvas.style.top = fit.y + "px";
-        hm.canvas.style.width = fit.width + "px";
-        hm.canvas.style.height = fit.height + "px";
+        for (const canvas of [hm.canvas, hm.outline.canvas]) {
+          canvas.style.left = fit.x + "px";
+          canvas.style.top = fit.y + "px";
+          canvas.style.width = fit.width + "px";
+          canvas.style.height = fit.height + "px";
+        }
+        if (hm.outlined) C.outline.draw(hm.outline, fit.width, fit.height);
       }
     }
   }

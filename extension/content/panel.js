@@ -1,6 +1,7 @@
 /*
- * The result panel over an image: the verdict, what decided it and the
- * provenance evidence found in the file, probability and model with
+ * The result panel beside an image: the verdict, what decided it and the
+ * provenance evidence found in the file, probability and model, the region
+ * that stands out (outlined over the picture) or that none does, with
  * "Show where", "Report a mistake" and an explanation link; or the error with
  * "Try again" / "Options"; or why a scan skipped the image; or the check's
  * progress. One body builder per entry state.
@@ -35,10 +36,7 @@
   }
 
   function close(entry) {
-    if (entry.heatmap && entry.heatmap.shown) {
-      entry.heatmap.shown = false; // the heatmap belongs to the open panel
-      if (entry.heatmap.wrap) entry.heatmap.wrap.remove();
-    }
+    C.heatmap.hide(entry); // the map and the outline belong to the open panel
     if (entry.panel) entry.panel.remove();
     entry.panel = null;
     C.render(entry);
@@ -65,14 +63,23 @@
     }
     if (entry.result.cached) body.append(el("div", { class: "note" }, "Result from the server's cache"));
     if (s.device) body.append(el("div", { class: "note" }, "Not checked here: Content Credentials, watermark (ask the server for a second opinion)"));
-    const hm = entry.heatmap;
+    // The region the result marks is outlined over the picture; a result that marks none has no map to show.
+    const region = G.outline.regionState(entry.result);
     const hasHeatmap = Boolean(entry.result.heatmap_url);
+    if (region === "marked") {
+      const share = G.verdicts.formatProbability(entry.result.ai_content.region.share);
+      const where = entry.el ? "Outlined on the picture: the region that stands out" : "A region stands out";
+      body.append(el("div", { class: "region" }, where + " (" + share + " of the image)"));
+      C.heatmap.outline(entry);
+    } else if (region === "none") body.append(el("div", { class: "region" }, "No region stands out"));
+    const hm = entry.heatmap;
+    const canShow = hasHeatmap && region !== "none";
     const whereText = !hasHeatmap ? "No heatmap" : hm && hm.loading ? "Loading…" : hm && hm.shown ? "Hide where" : "Show where";
     body.append(
       el(
         "div",
         { class: "actions" },
-        button("where", whereText, () => C.heatmap.toggle(entry), { disabled: !hasHeatmap || Boolean(hm && hm.loading) }),
+        button("where", whereText, () => C.heatmap.toggle(entry), { disabled: !canShow || Boolean(hm && hm.loading), title: region === "none" ? "No region stands out" : null }),
         button("report", "Report a mistake", () => {
           entry.feedback.open = !entry.feedback.open;
           render(entry);

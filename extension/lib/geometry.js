@@ -1,6 +1,7 @@
 /*
  * Where the picture is inside an <img> box (object-fit / object-position), so the
- * heatmap (drawn at the image's own size) lands on the pixels it describes.
+ * heatmap (drawn at the image's own size) lands on the pixels it describes; and
+ * where a panel goes beside an image without covering it.
  */
 (function (root, factory) {
   const api = factory();
@@ -64,5 +65,38 @@
     return { x: px(boxW - w) + 0, y: py(boxH - h) + 0, width: w, height: h }; // + 0: no -0
   }
 
-  return { fitRect, parsePosition };
+  const SIDES = ["below", "above", "right", "left"];
+
+  /**
+   * Where a box of `size` goes beside `target` (a DOMRect-like {left, top, width, height}) in a viewport of
+   * {width, height}, not over it: `preferred` (the side it had) while it still fits, else the first of below,
+   * above, right, left that fits the viewport; when none does, the one that covers the least of the target,
+   * kept in the viewport. Returns {x, y, side}.
+   */
+  function beside(target, size, viewport, preferred, gap = 6, margin = 8) {
+    const right = target.left + target.width;
+    const bottom = target.top + target.height;
+    const clampX = (x) => Math.min(Math.max(x, margin), Math.max(margin, viewport.width - size.width - margin));
+    const clampY = (y) => Math.min(Math.max(y, margin), Math.max(margin, viewport.height - size.height - margin));
+    const at = {
+      below: { x: clampX(target.left), y: bottom + gap },
+      above: { x: clampX(target.left), y: target.top - gap - size.height },
+      right: { x: right + gap, y: clampY(target.top) },
+      left: { x: target.left - gap - size.width, y: clampY(target.top) },
+    };
+    const fits = (p) => p.x >= margin && p.y >= margin && p.x + size.width <= viewport.width - margin && p.y + size.height <= viewport.height - margin;
+    const order = SIDES.includes(preferred) ? [preferred].concat(SIDES.filter((s) => s !== preferred)) : SIDES;
+    const side = order.find((s) => fits(at[s]));
+    if (side) return Object.assign({ side }, at[side]);
+    const covered = (p) =>
+      Math.max(0, Math.min(p.x + size.width, right) - Math.max(p.x, target.left)) * Math.max(0, Math.min(p.y + size.height, bottom) - Math.max(p.y, target.top));
+    let best = null;
+    for (const s of SIDES) {
+      const p = { side: s, x: clampX(at[s].x), y: clampY(at[s].y) };
+      if (!best || covered(p) < covered(best)) best = p;
+    }
+    return best;
+  }
+
+  return { fitRect, parsePosition, beside };
 });
