@@ -11,6 +11,7 @@ import sys
 import threading
 
 from .config import Settings, configure_logging, configure_rq
+from .malloc import tune_malloc
 
 
 def _settings() -> Settings:
@@ -38,6 +39,7 @@ def serve_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = _settings()
     configure_logging(settings)
+    tune_malloc()
     if settings.embedded:
         return serve_embedded(settings, args.host, args.port)
     from .redisconn import check_persistence, connect
@@ -116,6 +118,7 @@ def worker_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = _settings()
     configure_logging(settings)
+    tune_malloc()
     if settings.embedded:
         print("gamma worker: set REDIS_URL (`gamma serve` without REDIS_URL runs its own worker)", file=sys.stderr)
         return 2

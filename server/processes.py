@@ -31,6 +31,7 @@ import time
 from gamma_detect.runtime.manifest import ManifestError
 
 from .config import Settings, configure_logging
+from .malloc import tune_malloc
 
 log = logging.getLogger("gamma.server.processes")
 
@@ -102,6 +103,7 @@ def _child(settings: Settings, burst: bool, name: str | None, parent: int, slot:
     # stop always reaches the main thread.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     configure_logging(settings)
+    tune_malloc()   # a spawned interpreter: the parent's allocator settings are not inherited
     os.setpgid(0, 0)   # out of the terminal's group: Ctrl-C stops the parent, which stops us with SIGTERM
     os.nice(settings.worker_nice)   # ONNX Runtime's threads, started later, inherit it
     threading.Thread(target=_exit_with_parent, args=(parent,), name="gamma-parent-watch", daemon=True).start()
