@@ -17,6 +17,13 @@ spent. The report (printed, and written as JSON) gives per target the
 inputs tried, the distinct outcomes, the findings, hangs and crashes, with the command, the CPU and its flags.
 A run of chosen targets (--target) merges into the existing report: their entries replaced, the others kept,
 each entry with the command and CPU that measured it.
+
+The extension's parsers of untrusted bytes and strings (extension/test/fuzz_targets.js: the header probe, the
+metadata evidence on exifr, URLs, results, Retry-After, object-position) are the js_* targets, run by Node
+(extension/test/fuzz_run.js: the same structure-aware mutations, guided by outcome, each input in a child
+process with 5 s, 1 GiB and 256 MiB of ArrayBuffers per input); --js runs them all:
+
+    nice -n 19 python3 bench/fuzz.py --js --seconds 60
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +49,8 @@ MAX_LEN = 8 << 20            # inputs up to 8 MiB: huge PNG text chunks and XMP 
 FLUSH_S = 0.5                # how often a child writes its counts (a hang or a crash loses at most this much)
 # What atheris instruments for coverage: the project's parsers and the pure-Python libraries under them.
 INSTRUMENT = ["gamma_detect", "PIL", "sd_parsers", "werkzeug", "urllib", "ipaddress", "xml", "warcio"]
+JS_FUZZ = ROOT / "extension" / "test" / "fuzz_run.js"
+JS_PREFIX = "js_"   # the extension's targets in the report, beside the server's of the same name
 
 
 def child(name: str, seconds: int, work: Path, memory_bytes: int, timeout_s: float) -> None:
@@ -153,6 +163,25 @@ def run_target(name: str, seconds: float, work: Path) -> dict:
             "stopped_only_when_instrumented": unconfirmed}
 
 
+def js_targets() -> list[str]:
+    """The extension's fuzz targets, as this report names them (none without Node)."""
+    if shutil.which("node") is None:
+        return []
+    listed = subprocess.run(["node", str(JS_FUZZ), "--list"], capture_output=True, text=True, check=True, cwd=ROOT)
+    return [JS_PREFIX + name for name in json.loads(listed.stdout)["targets"]]
+
+
+def run_js_target(name: str, seconds: float, work: Path) -> dict:
+    """One extension target for `seconds` in Node (its own children and limits), its entry as the others'."""
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "report.json"
+    subprocess.run(["node", str(JS_FUZZ), "--target", name[len(JS_PREFIX):], "--seconds", str(seconds), "--work",
+                    str(work), "--out", str(out)], check=True, cwd=ROOT)
+    report = json.loads(out.read_text())
+    return {"engine": f"node {report['node']}, outcome-guided", "limits": report["limits"],
+            **report["targets"][name[len(JS_PREFIX):]]}
+
+
 def _earlier_targets(report: dict) -> dict:
     """An existing report's entries, each with the command and CPU that measured it (older reports kept these
     once, at the top)."""
@@ -162,7 +191,9 @@ def _earlier_targets(report: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", action="append", help="a target of tests/fuzz_support.py (repeat; default all)")
+    parser.add_argument("--target", action="append", help="a target of tests/fuzz_support.py, or js_<target> of "
+                        "extension/test/fuzz_targets.js (repeat; default all)")
+    parser.add_argument("--js", action="store_true", help="the extension's targets only (js_*)")
     parser.add_argument("--seconds", type=float, default=20, help="fuzzing time per target")
     parser.add_argument("--work", type=Path, default=None, help="corpora and saved inputs (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "fuzz-report.json")
@@ -181,29 +212,33 @@ def main(argv: list[str] | None = None) -> None:
     import fuzz_support
     from gamma_detect.export.bench import cpu_model, simd_flags
 
-    names = args.target or list(fuzz_support.TARGETS)
-    unknown = set(names) - set(fuzz_support.TARGETS) - set(fuzz_support.PROBES)
+    extension = js_targets()
+    names = args.target or (extension if args.js else list(fuzz_support.TARGETS) + extension)
+    unknown = set(names) - set(fuzz_support.TARGETS) - set(fuzz_support.PROBES) - set(extension)
     if unknown:
-        parser.error(f"unknown target(s) {sorted(unknown)}; the targets are {list(fuzz_support.TARGETS)} "
-                     f"(and the probes {list(fuzz_support.PROBES)}, which misbehave to show the limits hold)")
+        parser.error(f"unknown target(s) {sorted(unknown)}; the targets are {list(fuzz_support.TARGETS) + extension} "
+                     f"(and the probes {list(fuzz_support.PROBES)}, which misbehave to show the limits hold)"
+                     + ("" if extension else "; the js_* targets need Node.js"))
     work = args.work or Path(tempfile.mkdtemp(prefix="gamma-fuzz-"))
     report = {"command": " ".join([Path(sys.executable).name] + sys.argv), "cpu": cpu_model(),
               "simd": simd_flags(), "cores": os.cpu_count(), "nice": os.nice(0), "python": platform.python_version(),
               "pillow": PIL.__version__, "atheris": getattr(atheris, "__version__", "3"),
               "limits": {"timeout_s": fuzz_support.TIMEOUT_S, "address_space_bytes": fuzz_support.MEMORY_BYTES},
               "work": str(work), "targets": {}}
-    if args.target and args.out.exists():
+    if (args.target or args.js) and args.out.exists():
         report["targets"] = _earlier_targets(json.loads(args.out.read_text()))
     for name in names:
         started = time.monotonic()
-        result = run_target(name, args.seconds, work / name)
+        run = run_js_target if name in extension else run_target
+        result = run(name, args.seconds, work / name)
         result["inputs_per_s"] = round(result["inputs"] / max(time.monotonic() - started, 1e-9), 1)
         report["targets"][name] = {"command": report["command"], "cpu": report["cpu"], "nice": report["nice"],
                                    **result}
         print(f"{name:12s} {result['inputs']:8d} inputs {result['inputs_per_s']:8.1f}/s "
               f"{result['distinct_outcomes']:4d} outcomes {len(result['findings']):3d} findings "
-              f"{len(result['hangs']):3d} hangs {len(result['crashes']):3d} crashes "
-              f"({len(result['stopped_only_when_instrumented'])} more only when instrumented); slowest input "
+              f"{len(result['hangs']):3d} hangs {len(result['crashes']):3d} crashes"
+              + (f" ({len(result['stopped_only_when_instrumented'])} more only when instrumented)"
+                 if "stopped_only_when_instrumented" in result else "") + "; slowest input "
               f"{result['slowest_input']['seconds']:.2f} s, peak RSS {result['peak_rss_mb']} MB", flush=True)
         for key, found in result["findings"].items():
             print(f"    finding x{found['count']}: {key} ({found['input']})")

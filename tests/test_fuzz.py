@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,23 @@ def test_the_long_run_command_reports_inputs_and_outcomes(tmp_path):
     png = report["targets"]["png_text"]
     assert png["inputs"] > png["seeds"] and png["distinct_outcomes"] >= 2
     assert not (png["findings"] or png["hangs"] or png["crashes"])
+
+
+def test_the_long_run_command_fuzzes_the_extensions_parsers_too(tmp_path):
+    """bench/fuzz.py --target js_*: the extension's targets in Node, merged beside the server's entries."""
+    pytest.importorskip("atheris", reason="atheris is in the dev extra: pip install -e '.[dev]'")
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed (apt-get install -y nodejs): the extension's targets run in Node")
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps({"targets": {"decode": {"inputs": 1, "command": "earlier", "cpu": "x", "nice": 0}}}))
+    subprocess.run([sys.executable, str(BENCH_FUZZ), "--target", "js_header", "--seconds", "3", "--work",
+                    str(tmp_path / "work"), "--out", str(out)], check=True, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    header = report["targets"]["js_header"]
+    assert report["targets"]["decode"]["command"] == "earlier" and "js_header" in header["command"]
+    assert header["inputs"] > header["seeds"] and header["distinct_outcomes"] >= 2
+    assert header["engine"].startswith("node")
+    assert not (header["findings"] or header["hangs"] or header["crashes"])
 
 
 def test_a_webp_header_past_the_pixel_limit_is_too_large_in_probe_and_decode_alike(sandbox):

@@ -49,7 +49,7 @@
       .map((item) => ({
         text: item.summary,
         source: typeof item.source === "string" ? item.source : "",
-        strength: item.status === "ok" && Object.hasOwn(STRENGTH_ORDER, item.strength) ? item.strength : null,
+        strength: item.status === "ok" && typeof item.strength === "string" && Object.hasOwn(STRENGTH_ORDER, item.strength) ? item.strength : null,
         failed: item.status !== "ok",
       }))
       .sort((a, b) => rank(a) - rank(b));

@@ -11,13 +11,15 @@
   "use strict";
 
   const KEYWORDS = { left: 0, top: 0, center: 0.5, right: 1, bottom: 1 };
+  // Larger offsets (px or %) are past any layout (Chromium's lengths end near 3.4e7 px), and their products overflow.
+  const MAX_OFFSET = 1e7;
 
   /** One object-position component -> function(free space) -> offset in px. */
   function component(token) {
-    if (token in KEYWORDS) return (free) => free * KEYWORDS[token];
+    if (Object.hasOwn(KEYWORDS, token)) return (free) => free * KEYWORDS[token];
     const m = /^(-?\d*\.?\d+)(%|px)?$/.exec(token || "");
-    if (!m) return (free) => free * 0.5;
-    const n = parseFloat(m[1]);
+    const n = m ? parseFloat(m[1]) : NaN;
+    if (!(Math.abs(n) <= MAX_OFFSET)) return (free) => free * 0.5; // not a position this reads: centred
     if (m[2] === "%") return (free) => (free * n) / 100;
     return () => n;
   }

@@ -79,17 +79,12 @@
    */
   function serverUrl(base, path) {
     const root = new URL(base.replace(/\/+$/, "") + "/");
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-      const absolute = new URL(path);
-      if (absolute.origin !== root.origin) throw new TypeError("The server pointed outside itself: " + path);
-      return absolute.href;
-    }
     const prefix = root.pathname.replace(/\/+$/, "");
-    if (path.startsWith("/")) {
-      if (prefix && (path === prefix || path.startsWith(prefix + "/"))) return root.origin + path;
-      return root.origin + prefix + path;
-    }
-    return new URL(path, root).href;
+    const underPrefix = path.startsWith("/") && !path.startsWith("//") && !(prefix && (path === prefix || path.startsWith(prefix + "/")));
+    const url = new URL(underPrefix ? prefix + path : path, root);
+    // Whatever the server wrote ("http:/x", "//x", "/\\x", "blob:..."): requests carry the API key, so only to it.
+    if (url.origin !== root.origin || url.protocol !== root.protocol) throw new TypeError("The server pointed outside itself: " + path);
+    return url.href;
   }
 
   /**
@@ -111,6 +106,10 @@
     return { sites, invalid };
   }
 
+  // The port a site is written with: URL parsing drops a scheme's default (":80" of "http://"), which a site
+  // list must keep ("example.com:80" is the site on port 80 whatever the page's scheme).
+  const PORT = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#\\]*@)?(?:\[[^\]]*\]|[^:/?#\\@]*):(\d+)(?:[/?#\\]|$)/i;
+
   function sitePattern(item) {
     let text = item.toLowerCase();
     let wildcard = false;
@@ -123,7 +122,8 @@
     try {
       const url = new URL(text);
       if (url.protocol !== "http:" && url.protocol !== "https:") return null;
-      host = url.host; // keeps a non-default port
+      const port = PORT.exec(text);
+      host = url.hostname + (port ? ":" + Number(port[1]) : "");
     } catch (_) {
       return null;
     }
@@ -133,34 +133,39 @@
 
   /**
    * Does the page at `pageUrl` match one of the patterns? "example.com" matches
-   * only that host; "*.example.com" matches it and every subdomain.
+   * only that host (on its scheme's default port); "*.example.com" matches it and
+   * every subdomain; "example.com:8080" that port, whatever the scheme.
    */
   function siteMatches(pageUrl, patterns) {
-    let host;
+    let url;
     try {
-      const url = new URL(pageUrl);
+      url = new URL(pageUrl);
       if (url.protocol !== "http:" && url.protocol !== "https:") return false;
-      host = url.host.toLowerCase();
     } catch (_) {
       return false;
     }
+    const host = url.hostname.toLowerCase();
+    const port = url.port || (url.protocol === "https:" ? "443" : "80");
     for (const pattern of patterns || []) {
-      if (pattern.startsWith("*.")) {
-        const domain = pattern.slice(2);
+      const [, name, wanted] = /^(.*?)(?::(\d+))?$/.exec(pattern);
+      if (wanted ? wanted !== port : url.port !== "") continue;
+      if (name.startsWith("*.")) {
+        const domain = name.slice(2);
         if (host === domain || host.endsWith("." + domain)) return true;
-      } else if (host === pattern) {
+      } else if (host === name) {
         return true;
       }
     }
     return false;
   }
 
-  /** The pattern the popup adds for "always scan this site": the page's host. */
+  /** The pattern the popup adds for "always scan this site": the page's host, null where no pattern can name it. */
   function siteOf(pageUrl) {
     try {
       const url = new URL(pageUrl);
       if (url.protocol !== "http:" && url.protocol !== "https:") return null;
-      return url.host.toLowerCase();
+      const host = url.host.toLowerCase();
+      return validHost(host) ? host : null;
     } catch (_) {
       return null;
     }

@@ -213,7 +213,7 @@ async function analyze(src, source) {
   const decided = D.decide.result(rt.decision, scored(out), mask, shares.data);
   // The file's metadata (EXIF, XMP, generator parameters), read and combined as the server does; an unreadable
   // header is the reader's own error item, never a failed check.
-  const parsed = await exifr.parse(bytes, D.metadata.EXIFR_OPTIONS).catch(() => null);
+  const parsed = await D.metadata.parse(exifr, bytes);
   const evidence = D.metadata.itemsFrom(parsed);
   Object.assign(decided, D.metadata.combine(decided.verdict, decided.verdict_reason, evidence));
   const tStitched = performance.now();

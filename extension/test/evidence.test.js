@@ -36,3 +36,11 @@ test("the badge names what decided, and says proof only for trusted Content Cred
   assert.equal(e.badgeReason({ verdict_reason: "hasOwnProperty" }), null);
   assert.equal(e.badgeReason({}), null);
 });
+
+test("a strength of another type is no strength, and never throws (found by fuzzing)", () => {
+  // {"toString": 1, "valueOf": 1} made Object.hasOwn throw (TypeError); ["weak"] passed as the strength "weak"
+  for (const strength of [{ toString: 1, valueOf: 1 }, ["weak"], 1, null]) {
+    const [line] = e.lines({ evidence: [{ ...camera, strength }] });
+    assert.equal(line.strength, null);
+  }
+});

@@ -75,3 +75,12 @@ test("a panel never covers its image while a side has room, and always stays in 
   }
   assert.ok(inside(g.beside({ left: -50, top: -50, width: 1400, height: 1000 }, PANEL, VIEW)));
 });
+
+test("an object-position this does not read is centred, never NaN (found by fuzzing)", () => {
+  // "constructor" is `in` every object (NaN offsets), and 400 digits overflow a double
+  for (const position of ["constructor top", "left toString", "9".repeat(400) + "px 0px", "1e400px", "50000000% 0%"]) {
+    const r = g.fitRect(300, 200, 100, 100, "cover", position);
+    assert.ok([r.x, r.y].every(Number.isFinite), position);
+  }
+  assert.deepEqual(g.fitRect(300, 200, 100, 100, "contain", "constructor constructor"), { x: 50, y: 0, width: 200, height: 200 });
+});

@@ -64,3 +64,26 @@ test("site matching: exact hosts and wildcard subdomains", () => {
   assert.equal(u.siteOf("https://News.Example.com:444/x"), "news.example.com:444");
   assert.equal(u.siteOf("chrome://newtab"), null);
 });
+
+test("a server path of another scheme or host is refused whatever its form (found by fuzzing)", () => {
+  // Only "scheme://" was taken as absolute: "http:/evil" and "blob:..." resolved off the server, with the API key.
+  for (const path of ["http:/evil.example/x", "http:evil.example/x", "//evil.example/x", "/\\evil.example/x", "blob:https://h/1", "javascript:alert(1)", "data:,x"]) {
+    assert.throws(() => u.serverUrl("https://h", path), /outside/, path);
+  }
+  assert.equal(u.serverUrl("https://h/gamma", "/jobs/a b"), "https://h/gamma/jobs/a%20b");
+});
+
+test("a site keeps the port it is written with, and the popup offers only sites the list takes (found by fuzzing)", () => {
+  // "example.com:80" was kept as "example.com", so https://example.com:80/ never matched what the popup added
+  assert.deepEqual(u.parseSiteList("example.com:80, https://example.com:443/x, *.example.org:8443").sites, ["example.com:80", "example.com:443", "*.example.org:8443"]);
+  assert.ok(u.siteMatches("https://example.com:80/", ["example.com:80"]));
+  assert.ok(u.siteMatches("http://example.com/", ["example.com:80"]));
+  assert.ok(u.siteMatches("https://example.com/", ["example.com:443"]));
+  assert.ok(!u.siteMatches("https://example.com/", ["example.com:80"]));
+  assert.ok(u.siteMatches("https://a.example.org:8443/", ["*.example.org:8443"]));
+  const page = "https://example.com:80/a.jpg";
+  assert.deepEqual(u.parseSiteList(u.siteOf(page)).sites, [u.siteOf(page)]);
+  assert.ok(u.siteMatches(page, [u.siteOf(page)]));
+  // hosts a browser opens but the list refuses: no "always scan this site" for them
+  for (const host of ["-a-.example", "a..b", "example.com."]) assert.equal(u.siteOf(`https://${host}/`), null, host);
+});

@@ -15,6 +15,9 @@
 
   const MAX_CHARS = 200;
   const MAX_PROMPT_CHARS = 4000;
+  const MAX_VALUE_CHARS = 2000; // xmp.py's cap on a packet's values
+  const MAX_MODELS = 32;
+  const MAX_DEPTH = 32; // how far first() follows nested XMP structure to its first value
   // gamma_detect/runtime/evidence/sourcetypes.py
   const AI_GENERATED = ["trainedAlgorithmicMedia"];
   const AI_EDITED = ["compositeWithTrainedAlgorithmicMedia"];
@@ -23,8 +26,10 @@
   const SOURCES = ["c2pa", "xmp", "exif", "generator_parameters", "watermark", "metadata", "file"];
   const AI_REASONS = ["ai_generated", "ai_edited"];
 
-  const text = (v) => (v === undefined || v === null ? "" : String(v).replace(/\0/g, "").trim().slice(0, MAX_CHARS));
-  const term = (v) => String(v).trim().replace(/\/+$/, "").split("/").pop();
+  // A value of the file as text: strings and numbers only (String() of a parsed object can throw, or be huge).
+  const str = (v) => (typeof v === "string" ? v : typeof v === "number" ? String(v) : "");
+  const text = (v) => str(v).replace(/\0/g, "").trim().slice(0, MAX_CHARS);
+  const term = (v) => str(v).trim().replace(/\/+$/, "").split("/").pop();
 
   function item(source, strength, reason, summary, details, priv) {
     return { source, status: "ok", strength, reason, summary, details: details || {}, private: priv || {}, error: null };
@@ -37,19 +42,21 @@
     return CAPTURE.includes(name) ? "capture" : "other";
   }
 
+  /** The first string or number inside exifr's value of an XMP property (a Bag, Seq, Alt or qualified value). */
   function first(value) {
-    if (Array.isArray(value)) return first(value[0]);
-    if (value && typeof value === "object") return first(value.value !== undefined ? value.value : Object.values(value)[0]);
-    return value;
+    for (let depth = 0; depth < MAX_DEPTH && value && typeof value === "object"; depth += 1) {
+      value = Array.isArray(value) ? value[0] : value.value !== undefined ? value.value : Object.values(value)[0];
+    }
+    return typeof value === "string" || typeof value === "number" ? value : undefined;
   }
 
   function xmp(parsed) {
     const iptc = parsed.Iptc4xmpExt || {};
-    const source = first(iptc.DigitalSourceType);
+    const source = str(first(iptc.DigitalSourceType)).trim().slice(0, MAX_VALUE_CHARS);
     const tool = first((parsed.xmp || {}).CreatorTool);
     if (source) {
       const reason = sourceTypeReason(source);
-      return [item("xmp", AI_REASONS.includes(reason) ? "strong" : "weak", reason, `IPTC digital source type: ${term(source)} (unsigned)`, { DigitalSourceType: String(source) })];
+      return [item("xmp", AI_REASONS.includes(reason) ? "strong" : "weak", reason, `IPTC digital source type: ${term(source)} (unsigned)`, { DigitalSourceType: source })];
     }
     if (tool) return [item("xmp", "weak", "software", `Software: ${text(tool)} (not proof)`, { CreatorTool: text(tool) })];
     return [];
@@ -96,7 +103,7 @@
     let found = null;
     const fooocus = chunks.parameters && json(chunks.parameters);
     if (fooocus && typeof fooocus === "object" && (chunks.fooocus_scheme || fooocus.base_model)) {
-      found = { generator: "Fooocus", models: fooocus.base_model ? [fooocus.base_model] : [], sampler: fooocus.sampler || null, prompt: String(fooocus.prompt || "") };
+      found = { generator: "Fooocus", models: fooocus.base_model ? [fooocus.base_model] : [], sampler: fooocus.sampler || null, prompt: fooocus.prompt };
     } else if (chunks.parameters) {
       found = a1111(chunks.parameters);
     } else if (chunks.prompt && json(chunks.prompt)) {
@@ -106,21 +113,23 @@
       found = { generator: "ComfyUI", models, sampler, prompt: "" };
     } else if (chunks.invokeai_metadata && json(chunks.invokeai_metadata)) {
       const meta = json(chunks.invokeai_metadata);
-      found = { generator: "InvokeAI", models: meta.model && meta.model.model_name ? [meta.model.model_name] : [], sampler: meta.scheduler || null, prompt: String(meta.positive_prompt || "") };
+      found = { generator: "InvokeAI", models: meta.model && meta.model.model_name ? [meta.model.model_name] : [], sampler: meta.scheduler || null, prompt: meta.positive_prompt };
     } else if (chunks["sd-metadata"] && json(chunks["sd-metadata"])) {
       const meta = json(chunks["sd-metadata"]);
       found = { generator: "InvokeAI", models: meta.model_weights ? [meta.model_weights] : [], sampler: null, prompt: "" };
     } else if (chunks.Dream) {
-      found = { generator: "InvokeAI", models: [], sampler: null, prompt: String(chunks.Dream) };
+      found = { generator: "InvokeAI", models: [], sampler: null, prompt: chunks.Dream };
     } else if (chunks.Software === "NovelAI") {
-      const model = String(chunks.Source || "").replace(/\s+[0-9A-F]{8}$/i, "");
-      found = { generator: "NovelAI", models: model ? [model] : [], sampler: null, prompt: String(chunks.Description || "") };
+      const model = str(chunks.Source).replace(/\s+[0-9A-F]{8}$/i, "");
+      found = { generator: "NovelAI", models: model ? [model] : [], sampler: null, prompt: chunks.Description };
     }
     if (!found) return [];
-    const models = Array.from(new Set(found.models.filter(Boolean))).sort();
+    // The parameters' JSON is the file's: any field may be of any type, or huge.
+    const models = Array.from(new Set(found.models.map(text).filter(Boolean))).sort().slice(0, MAX_MODELS);
+    const sampler = typeof found.sampler === "string" ? text(found.sampler) : null;
     const modelText = models.length ? `, model ${models.join(", ")}` : "";
     return [item("generator_parameters", "strong", "ai_generated", `Generator parameters found: ${found.generator}${modelText}`,
-      { generator: found.generator, models, sampler: found.sampler }, { prompt: found.prompt.slice(0, MAX_PROMPT_CHARS) })];
+      { generator: found.generator, models, sampler }, { prompt: str(found.prompt).slice(0, MAX_PROMPT_CHARS) })];
   }
 
   /** The evidence items, in the server's order (xmp, exif, generator parameters), from exifr's output (mergeOutput false). */
@@ -151,5 +160,34 @@
   // exifr's options: the header segments only, values as written
   const EXIFR_OPTIONS = Object.freeze({ tiff: true, ifd0: true, exif: false, gps: false, interop: false, ifd1: false, xmp: true, iptc: false, icc: false, ihdr: true, jfif: false, mergeOutput: false, translateValues: false, reviveValues: false, sanitize: true });
 
-  return { itemsFrom, combine, EXIFR_OPTIONS };
+  // TIFF value sizes by type (1 BYTE ... 13 IFD)
+  const TIFF_TYPE_BYTES = [0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4];
+
+  /**
+   * exifr's TIFF parser with each entry's count bounded by its block: exifr makes the array of an entry's count
+   * before it reads a value (tiff-exif.mjs parseTag), so a count of 2^32 - 1 in a 1 KB file reserved gigabytes.
+   * Such an entry gets the error exifr gives a value past its block, which leaves that IFD out, before any array.
+   */
+  function boundTiffCounts(exifr) {
+    const Tiff = exifr.segmentParsers.get("tiff");
+    if (Tiff.countsBounded) return;
+    class BoundedTiff extends Tiff {
+      parseTag(offset, tag, blockKey) {
+        const size = TIFF_TYPE_BYTES[this.chunk.getUint16(offset + 2)];
+        const count = this.chunk.getUint32(offset + 4);
+        if (size && count * size > this.chunk.byteLength) throw new Error(`Invalid TIFF value count: ${count} values of tag ${tag} do not fit in ${this.chunk.byteLength} bytes`);
+        return super.parseTag(offset, tag, blockKey);
+      }
+    }
+    BoundedTiff.countsBounded = true;
+    exifr.segmentParsers.set("tiff", BoundedTiff);
+  }
+
+  /** exifr's parse of a file's header segments (EXIFR_OPTIONS, TIFF counts bounded), or null where it fails. */
+  function parse(exifr, bytes) {
+    boundTiffCounts(exifr);
+    return exifr.parse(bytes, EXIFR_OPTIONS).catch(() => null);
+  }
+
+  return { parse, itemsFrom, combine, EXIFR_OPTIONS, MAX_PROMPT_CHARS };
 });
