@@ -180,7 +180,7 @@ def scan_bytes():
     svc.keys.charge(g.principal, cost=len(parts))
     items = []
     for data, label in parts:
-        item = {"url": (label or "")[:4096]}
+        item = {"url": (label or "")[:LIMITS["url_chars"]]}
         try:
             result, job = _submit_bytes(data, item["url"])
             item.update({"result": result} if result is not None else {"job_id": job.job_id})

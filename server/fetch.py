@@ -25,6 +25,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from gamma_detect import __version__
+from gamma_detect.contract import LIMITS
 
 from .errors import ApiError
 
@@ -85,7 +86,7 @@ def address_allowed(address: str) -> bool:
 
 
 def _split(url: str) -> tuple[str, str, int, str]:
-    if not isinstance(url, str) or not url or len(url) > 4096:
+    if not isinstance(url, str) or not url or len(url) > LIMITS["url_chars"]:
         raise ApiError("url_not_allowed", "the URL is missing or too long")
     try:
         parts = urlsplit(url.strip())
