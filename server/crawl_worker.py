@@ -25,24 +25,20 @@ from rq.worker import Worker
 from . import jobs
 from .config import Settings
 from .redisconn import connect
-from .worker import PromptUnsubscribe, reap_abandoned
+from .worker import PromptUnsubscribe, ServiceHeartbeats, reap_abandoned
 
 log = logging.getLogger("gamma.server.crawl_worker")
 
 ORPHAN_POLL_S = 0.5   # how often a horse looks for its worker: far inside any heartbeat + grace
 
 
-class CrawlWorker(PromptUnsubscribe, Worker):
+class CrawlWorker(ServiceHeartbeats, PromptUnsubscribe, Worker):
     def __init__(self, settings: Settings, connection, *, name: str | None = None):
         self.settings = settings
-        self.heartbeat_grace = max(1, settings.heartbeat_grace)
         self._worker_pid = os.getpid()
         self._reaper_stop = threading.Event()
         super().__init__([jobs.CRAWL_QUEUE], connection=connection, serializer=JSONSerializer, name=name,
                          job_monitoring_interval=max(1, settings.heartbeat))
-
-    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
-        return int(self.job_monitoring_interval + self.heartbeat_grace)
 
     def request_stop(self, signum, frame):
         if self.horse_pid:

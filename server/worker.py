@@ -85,6 +85,17 @@ def _redis_retry(action, what: str, patience: float = 120.0):
             delay = min(delay * 2, 2.0)
 
 
+class ServiceHeartbeats:
+    """A worker mixin (with ``settings`` and ``job_monitoring_interval=max(1, settings.heartbeat)``): a running job's
+    heartbeat lives ``heartbeat + heartbeat_grace`` seconds, so a job whose worker died counts as abandoned then,
+    not after RQ's fixed 60 s margin."""
+
+    settings: Settings
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        return int(self.job_monitoring_interval + max(1, self.settings.heartbeat_grace))
+
+
 class PromptUnsubscribe:
     """A worker mixin: its warm stop never waits on RQ's pubsub thread."""
 
@@ -98,7 +109,7 @@ class PromptUnsubscribe:
         super().unsubscribe()
 
 
-class BatchWorker(PromptUnsubscribe, SimpleWorker):
+class BatchWorker(ServiceHeartbeats, PromptUnsubscribe, SimpleWorker):
     """Runs analyze jobs in batches; any other job (a scan collector) as RQ's SimpleWorker would."""
 
     log_job_description = False   # job arguments hold URLs: keep them out of the logs
@@ -112,7 +123,6 @@ class BatchWorker(PromptUnsubscribe, SimpleWorker):
         self.settings = settings
         self.batch_size = max(1, settings.batch_size)
         self.batch_wait = max(0, settings.batch_wait_ms) / 1000
-        self.heartbeat_grace = max(1, settings.heartbeat_grace)
         queue = Queue(jobs.INFERENCE_QUEUE, connection=context.connection, serializer=JSONSerializer)
         super().__init__([queue], name=name, connection=context.connection, serializer=JSONSerializer,
                          job_monitoring_interval=max(1, settings.heartbeat), worker_ttl=worker_ttl,
@@ -126,9 +136,6 @@ class BatchWorker(PromptUnsubscribe, SimpleWorker):
         self.batches = 0
 
     # ------------------------------------------------------------------ lifecycle
-    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
-        return int(self.job_monitoring_interval + self.heartbeat_grace)
-
     def work(self, *args, **kwargs) -> bool:
         saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         try:
