@@ -85,9 +85,14 @@ class Cache:
     def heatmap(self, digest: str, sha256: str) -> tuple[bytes | None, dict | None]:
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.get(self.settings.key("heatmap", digest, sha256))
-            pipe.get(self.settings.key("result", digest, sha256))
+            pipe.get(result_key(self.settings, digest, sha256))
             mask, result = pipe.execute()
         return mask, (json.loads(result) if result else None)
+
+
+def result_key(settings: Settings, digest: str, sha256: str) -> str:
+    """Where the result of an image (its bytes' sha256) under a model (its digest) is kept."""
+    return settings.key("result", digest, sha256)
 
 
 def heatmap_path(digest: str, sha256: str) -> str:
@@ -117,7 +122,7 @@ def store(connection, settings: Settings, result: dict, heatmap: bytes, url: str
     digest, sha = result["model"]["digest"], result["image"]["sha256"]
     stored = {k: v for k, v in result.items() if k not in ("path", "cached")}
     with connection.pipeline(transaction=True) as pipe:
-        pipe.set(settings.key("result", digest, sha), json.dumps(stored, separators=(",", ":")), ex=settings.cache_ttl)
+        pipe.set(result_key(settings, digest, sha), json.dumps(stored, separators=(",", ":")), ex=settings.cache_ttl)
         pipe.set(settings.key("heatmap", digest, sha), heatmap, ex=settings.cache_ttl)
         if url:
             pipe.set(settings.key("url", url_hash(url)), sha, ex=min(settings.url_ttl, settings.cache_ttl))

@@ -53,7 +53,7 @@ class LocalScorer:
         if connection is None or not shas:
             return {}
         digest = self.detector.model_info["digest"]
-        hits = connection.mget([self.context.settings.key("result", digest, sha) for sha in shas])
+        hits = connection.mget([cache.result_key(self.context.settings, digest, sha) for sha in shas])
         return {sha: {"result": cache.with_request(json.loads(hit), path=None, cached=True)}
                 for sha, hit in zip(shas, hits) if hit}
 

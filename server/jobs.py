@@ -142,7 +142,7 @@ def prepare(payload: dict, ctx: Context, min_side: int) -> Prepared:
     data, timings = load_bytes(payload, ctx)
     sha = sha256_bytes(data)
     digest = ctx.get_detector().model_info["digest"]
-    hit = ctx.connection.get(ctx.settings.key("result", digest, sha))
+    hit = ctx.connection.get(cache.result_key(ctx.settings, digest, sha))
     if hit:   # e.g. the same image at another URL: analysed once
         return Prepared(payload, None, None, sha, timings, cached=json.loads(hit))
     return prepare_bytes(payload, data, sha, ctx, min_side, timings)
