@@ -70,7 +70,7 @@ def nesting_bound(html: bytes) -> int:
     key[~long] |= length[~long].astype(np.uint64) << np.uint64(56)
     if long.any():
         named = np.concatenate([_names(text, begin[long], length[long], _NAME_BYTES),
-                                np.minimum(length[long], 255)[:, None].astype(np.uint8)], axis=1)
+                                length[long, None].astype(np.uint8)], axis=1)
         numbered = np.unique(named.view(f"V{_NAME_BYTES + 1}").ravel(), return_inverse=True)[1]
         key[long] = (1 << 62) + numbered.ravel().astype(np.uint64)
     # Per name, open = the running sum of its steps floored at 0 (an end tag with none open is ignored):
