@@ -15,14 +15,14 @@ LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 # What glibc says it mapped: a child frees a 24 MiB block (mapped), then allocates 4 MiB and prints how many
 # bytes are mapped now. Plain glibc has raised its threshold to 24 MiB, so the 4 MiB come from the heap.
 PROBE = textwrap.dedent("""
-    import ctypes, ctypes.util, os, sys
+    import ctypes, ctypes.util, sys
     class Info(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in
                     "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     libc.mallinfo2.restype, libc.malloc.restype, libc.free.argtypes = Info, ctypes.c_void_p, [ctypes.c_void_p]
     if sys.argv[1] == "tuned":
-        from gamma_detect.server.malloc import OPERATOR_VARIABLES, tune_malloc
+        from gamma_detect.server.malloc import tune_malloc
         print(tune_malloc())
     libc.free(libc.malloc(24 << 20))
     block = libc.malloc(4 << 20)
