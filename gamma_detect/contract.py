@@ -102,6 +102,11 @@ EVIDENCE_AI_SOURCES = ("c2pa", "xmp", "generator_parameters", "watermark")
 VERDICT_REASONS = ("pixels", "region", "capture_claim") + tuple(f"{source}:{reason}" for source in EVIDENCE_AI_SOURCES
                                                        for reason in ("ai_generated", "ai_edited"))
 
+# The heatmap PNG (server/cache.py render_overlay, the extension's on-device overlay): its alpha is
+# floor(m * HEATMAP_MAX_ALPHA / 255), m the calibrated map as uint8 (round(255 * value)); the extension reads which
+# pixels stand out from that alpha (a canvas loses the colour where a pixel is transparent).
+HEATMAP_MAX_ALPHA = 180
+
 # A job's status as the API reports it; JOB_ENDED: the final ones (a long poll returns, a client stops polling).
 # And the labels feedback accepts.
 JOB_STATUSES = ("queued", "started", "finished", "failed", "canceled")
@@ -141,7 +146,7 @@ def exported() -> dict:
             "LIMITS": dict(LIMITS), "RESULT_FIELDS": list(RESULT_FIELDS), "JOB_STATUSES": list(JOB_STATUSES),
             "EVIDENCE_STATUSES": list(EVIDENCE_STATUSES), "EVIDENCE_STRENGTHS": list(EVIDENCE_STRENGTHS),
             "VERDICT_REASONS": list(VERDICT_REASONS), "UNCERTAIN_REASONS": list(UNCERTAIN_REASONS),
-            "AI_CONTENT_EXTENTS": list(AI_CONTENT_EXTENTS),
+            "AI_CONTENT_EXTENTS": list(AI_CONTENT_EXTENTS), "HEATMAP_MAX_ALPHA": HEATMAP_MAX_ALPHA,
             "FEEDBACK_LABELS": list(FEEDBACK_LABELS)}
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gamma_detect.contract import PREDICT_FIELDS
+from gamma_detect.contract import HEATMAP_MAX_ALPHA, PREDICT_FIELDS
 
 from .config import Settings
 
@@ -155,7 +155,7 @@ def render_overlay(mask_png: bytes, width: int, height: int) -> bytes:
     bgra[..., 0] = 0
     bgra[..., 1] = (255 - m).astype(np.uint8)           # green fades: yellow -> red
     bgra[..., 2] = 255
-    bgra[..., 3] = (m * 180 // 255).astype(np.uint8)    # at most ~70 % opaque
+    bgra[..., 3] = (m * HEATMAP_MAX_ALPHA // 255).astype(np.uint8)    # at most ~70 % opaque
     ok, png = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     assert ok
     return png.tobytes()

@@ -448,14 +448,16 @@ class ExtensionBrowser:
 
     def marked(self, heatmap_url: str) -> np.ndarray:
         """The pixels of a result's heatmap (the server's or the device's PNG, through the worker) that stand out:
-        the overlay's alpha is floor(m * 180 / 255) with m = round(255 * map), so alpha >= 90 exactly when m >= 128,
-        the map above 0.5 (its colour channels are lost where it is transparent: canvases keep premultiplied pixels)."""
+        the overlay's alpha is floor(m * HEATMAP_MAX_ALPHA / 255) with m = round(255 * map), so the alpha of m = 128
+        (90) or more says exactly that the map is above 0.5 (its colour channels are lost where it is transparent:
+        canvases keep premultiplied pixels)."""
+        from gamma_detect.contract import HEATMAP_MAX_ALPHA
         import base64
 
         answer = self.sw("(path) => gammaDetect.handlers['gamma:heatmap']({path})", heatmap_url)
         assert answer and answer["ok"], answer
         rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["base64"]))).convert("RGBA"))
-        return rgba[..., 3] >= 90
+        return rgba[..., 3] >= 128 * HEATMAP_MAX_ALPHA // 255
 
     def wait_for(self, page, predicate, timeout: float = 180, what: str = "condition") -> dict:
         deadline = time.monotonic() + timeout

@@ -52,7 +52,8 @@
   const VERDICT_REASONS = deepFreeze(["pixels", "region", "capture_claim", "c2pa:ai_generated", "c2pa:ai_edited", "xmp:ai_generated", "xmp:ai_edited", "generator_parameters:ai_generated", "generator_parameters:ai_edited", "watermark:ai_generated", "watermark:ai_edited"]);
   const UNCERTAIN_REASONS = deepFreeze(["view_spread", "reencode_shift"]);
   const AI_CONTENT_EXTENTS = deepFreeze(["whole_image", "region", "none"]);
+  const HEATMAP_MAX_ALPHA = deepFreeze(180);
   const FEEDBACK_LABELS = deepFreeze(["ai", "real"]);
 
-  return Object.freeze({ VERDICTS, SOURCE_CLASSES, ERRORS, LIMITS, RESULT_FIELDS, JOB_STATUSES, EVIDENCE_STATUSES, EVIDENCE_STRENGTHS, VERDICT_REASONS, UNCERTAIN_REASONS, AI_CONTENT_EXTENTS, FEEDBACK_LABELS });
+  return Object.freeze({ VERDICTS, SOURCE_CLASSES, ERRORS, LIMITS, RESULT_FIELDS, JOB_STATUSES, EVIDENCE_STATUSES, EVIDENCE_STRENGTHS, VERDICT_REASONS, UNCERTAIN_REASONS, AI_CONTENT_EXTENTS, HEATMAP_MAX_ALPHA, FEEDBACK_LABELS });
 });

@@ -5,19 +5,19 @@
  * Loaded as a classic script (content script) or with require() in Node's tests.
  */
 (function (root, factory) {
-  const api = factory();
-  if (typeof module === "object" && module.exports) module.exports = api;
-  else (root.GammaDetect = root.GammaDetect || {}).outline = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function () {
+  const node = typeof module === "object" && module.exports;
+  const api = factory(node ? require("./contract.js") : root.GammaDetect.contract);
+  if (node) module.exports = api;
+  else root.GammaDetect.outline = api;
+})(typeof globalThis !== "undefined" ? globalThis : this, function (contract) {
   "use strict";
 
   // gamma_detect/decision.py strongest_region: a value of the calibrated map above LEVEL stands out, and the
   // result's ai_content.region is null when none does.
   const LEVEL = 0.5;
-  // The heatmap PNG's alpha (server/cache.py render_overlay, offscreen/runtime.js overlayPng) is
-  // floor(m * MAX_ALPHA / 255) of the map as uint8 (m = round(255 * value)); its colour is no use where it is
-  // transparent (a canvas keeps premultiplied pixels).
-  const MAX_ALPHA = 180;
+  // The heatmap PNG's alpha is floor(m * MAX_ALPHA / 255) of the map as uint8 (m = round(255 * value)): the
+  // contract's HEATMAP_MAX_ALPHA; its colour is no use where it is transparent (a canvas keeps premultiplied pixels).
+  const MAX_ALPHA = contract.HEATMAP_MAX_ALPHA;
   const alphaOf = (m) => Math.floor((m * MAX_ALPHA) / 255);
   // The alpha of the first uint8 above LEVEL (128: 90); every lower uint8 has a lower alpha.
   const LEVEL_ALPHA = alphaOf(Math.floor(255 * LEVEL) + 1);

@@ -165,7 +165,7 @@ function overlayPng(mask) {
     const m = Math.max(0, Math.min(255, Math.floor(mask.data[i] * 255 + 0.5)));
     px[i * 4] = 255;
     px[i * 4 + 1] = 255 - m;
-    px[i * 4 + 3] = Math.floor((m * 180) / 255);
+    px[i * 4 + 3] = Math.floor((m * G.contract.HEATMAP_MAX_ALPHA) / 255);
   }
   ctx.putImageData(pixels, 0, 0);
   return { type: "image/png", base64: canvas.toDataURL("image/png").split(",", 2)[1] };
