@@ -34,7 +34,7 @@ class Settings:
     # --- model and workers
     model: str = dataclasses.field(default="", metadata={"help": "model artifact or folder; empty: the bundled default model"})
     backend: str = field(default="auto", metadata={"help": "runtime backend: auto, onnxruntime, onnxruntime-cpu, onnxruntime-cuda, tensorrt"})
-    variant: str = field(default="fp32", metadata={"help": "ONNX artifact variant from the manifest: fp32, int8, fp16"})
+    variant: str = field(default="fp32", metadata={"help": "ONNX artifact variant from the manifest: fp32, int8, fp16, compact"})
     workers: int = field(default=0, metadata={"help": "batching worker processes of `gamma serve` (embedded Redis) or `gamma worker`; 0: one per core"})
     threads: int = field(default=0, metadata={"help": "inference threads per worker; 0: one when there are several workers, else all cores"})
     worker_nice: int = field(default=10, metadata={"help": "how many steps below the API's CPU priority the worker processes run (0: the same): cached answers stay fast while inference holds every core"})

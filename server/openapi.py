@@ -43,7 +43,7 @@ SCHEMAS = {
         "type": "object", "required": ["name", "version", "digest", "backend"],
         "properties": {"name": {"type": "string"}, "version": {"type": ["string", "integer", "number"]},
                        "digest": {"type": "string"}, "backend": {"type": "string"},
-                       "variant": {"type": "string", "description": "the artifact serving: fp32, int8, fp16"},
+                       "variant": {"type": "string", "description": "the artifact serving: fp32, int8, fp16, compact"},
                        "fallback": {
                            "type": "object", "required": ["requested_variant", "reason"],
                            "description": "present when the requested variant failed its load-time self-check "

@@ -190,6 +190,91 @@ def test_int8_gemm_weights_fit_7_bits_so_avx2_cannot_saturate(tiny_dir, tmp_path
     assert max(int(np.abs(w.astype(int)).max()) for w in depthwise) > 64
 
 
+# --------------------------------------------------------------------------- compact weights
+def _optimized_ops(path, tmp_path):
+    """The op types ONNX Runtime runs after its load-time rewrites (constant folding included)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return sorted(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+
+
+def test_compact_weights_are_stored_small_and_fold_back_to_the_fp32_graph(tiny_dir, tmp_path):
+    """int8 or FP16 on disk, and at load ONNX Runtime folds the widening away: the session runs the FP32 graph's
+    ops, on weights that differ from FP32 by their rounding only."""
+    from onnx import numpy_helper
+
+    from gamma_detect.export.compact import MIN_ELEMENTS, compact_weights, quantize_per_channel
+
+    fp32_path = tiny_dir / "gamma-tiny.onnx"
+    policy = CropPolicy.from_dict(manifest(tiny_dir)["crop_policy"])
+    views = np.concatenate([policy.views(rgb(150, 200, i))[0] for i in range(2)])[:8]
+    smallest = compact_weights(fp32_path, tmp_path / "int8.onnx", views, threads=2, max_bytes=0)
+    largest = compact_weights(fp32_path, tmp_path / "fp16.onnx", views, threads=2, max_bytes=10**9)
+    assert smallest["fp16_tensors"] < largest["fp16_tensors"] and largest["int8_tensors"] == 0
+    assert smallest["int8_tensors"] > 5 and smallest["int8_tensors"] + smallest["fp16_tensors"] == \
+        largest["fp16_tensors"]
+    sizes = [(p).stat().st_size for p in (tmp_path / "int8.onnx", tmp_path / "fp16.onnx", fp32_path)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    stored = {i.data_type for i in onnx.load(str(tmp_path / "int8.onnx")).graph.initializer
+              if np.prod(i.dims) >= MIN_ELEMENTS and not i.name.endswith(".scale")}  # scales: one per channel
+    assert stored <= {onnx.TensorProto.INT8, onnx.TensorProto.FLOAT16}
+    for compact in ("int8.onnx", "fp16.onnx"):
+        assert _optimized_ops(tmp_path / compact, tmp_path) == _optimized_ops(fp32_path, tmp_path)
+    images = [rgb(130, 170, 10 + i) for i in range(3)]
+    p32, _ = graph_probabilities_and_masks(OrtSession(fp32_path, threads=2).run, images, policy)
+    p16, _ = graph_probabilities_and_masks(OrtSession(tmp_path / "fp16.onnx", threads=2).run, images, policy)
+    p8, _ = graph_probabilities_and_masks(OrtSession(tmp_path / "int8.onnx", threads=2).run, images, policy)
+    assert np.abs(p32 - p16).max() < 1e-3 and 0 < np.abs(p32 - p8).max() < 0.05
+    # Per channel: each output channel's largest weight is +-127 steps, whatever the other channels' scale.
+    w = np.array([[0.5, -1.0], [0.001, 0.002]], np.float32)
+    q, scale = quantize_per_channel(w, 0)
+    assert q.tolist() == [[64, -127], [64, 127]] and np.allclose(q * scale, w, rtol=0.01)
+
+
+def test_compact_variant_exports_with_parity_and_is_served_without_a_self_check(tiny_dir, tmp_path):
+    from gamma_detect.export.build import ExportOptions, export_model
+    from gamma_detect.runtime import load_detector as load_serving
+
+    root = tmp_path / "m"
+    shutil.copytree(tiny_dir, root)
+    from export_support import write_images
+    images = write_images(root / "more", sizes=[(96 + 7 * i, 120 + 11 * i) for i in range(8)])
+    folds = root / "folds.json"
+    folds.write_text(json.dumps({"assignments": [{"path": str(p), "label": i % 2, "fold": int(i < 4), "group": str(i)}
+                                                 for i, p in enumerate(images)]}))
+    result = export_model(root / "gamma-tiny.pt", ["onnx-compact"],
+                          ExportOptions(folds=folds, eval_fold=1, calibration_images=3, progress=False, threads=2))
+    entry = next(e for e in result.artifacts if e["variant"] == "compact")
+    assert entry["precision"].startswith("fp32") and entry["derived_from"] == "gamma-tiny.onnx"
+    assert entry["parity"]["images"] == 4 and entry["parity"]["bounds"] == {"image_probability": 0.01}
+    assert entry["compaction"]["calibration_images"] == 3 and entry["bytes"] < (root / "gamma-tiny.onnx").stat().st_size
+    assert ("onnx-compact" in result.failures) != entry["parity"]["passed"]
+    detector = load_serving(root, "onnxruntime-cpu", "compact", threads=2)
+    assert detector.artifact.file == entry["file"] and detector.self_check is None
+    assert detector.model_info["variant"] == "compact"
+
+
+@needs_released
+@needs_starter
+def test_shipped_compact_keeps_the_fp32_verdicts():
+    """The committed compact artifact (the extension's bundle) against FP32 on held-out images, on this CPU."""
+    m = manifest(RELEASED.parent)
+    entry = next(e for e in m["artifacts"] if e["variant"] == "compact")
+    assert entry["parity"]["passed"] and entry["parity"]["images"] >= 40 and entry["bytes"] <= 5_800_000
+    policy = CropPolicy.from_dict(m["crop_policy"])
+    held = fold_split(RELEASED.parent / "folds.json", 0, 0, 24).evaluation
+    images = [load_rgb(p) for p, _ in held]
+    fp32 = load_detector(RELEASED.parent, "onnxruntime-cpu", "fp32", threads=2)
+    compact = load_detector(RELEASED.parent, "onnxruntime-cpu", "compact", threads=2)
+    p32, _ = graph_probabilities_and_masks(fp32.session.run, images, policy)
+    pc, _ = graph_probabilities_and_masks(compact.session.run, images, policy)
+    assert 0 < np.abs(p32 - pc).max() <= 0.01
+
+
 @needs_starter
 def test_fold_split_keeps_calibration_and_evaluation_apart():
     split = fold_split(FOLDS, 0, 6, 10)

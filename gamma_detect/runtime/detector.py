@@ -262,7 +262,7 @@ def load_detector(manifest_or_path: str | Path | None = None, backend: str = "au
 
     ``None`` is the default model (models/default). ``backend="auto"`` picks TensorRT when an engine built
     for this GPU and TensorRT version is listed, then ONNX Runtime with CUDA, then ONNX Runtime on CPU, and
-    records why in ``detector.selection`` (also logged). ``variant`` picks the ONNX file (fp32, int8, fp16);
+    records why in ``detector.selection`` (also logged). ``variant`` picks the ONNX file (fp32, int8, fp16, compact);
     naming an artifact file picks that file whatever ``variant`` says. Every artifact's sha256 is checked
     against the manifest before it is loaded.
 
