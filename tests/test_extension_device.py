@@ -162,13 +162,14 @@ def _parity_files() -> dict[str, bytes]:
     return files
 
 
-def _python_side(data: bytes, detector) -> tuple[dict, "np.ndarray"]:
-    """What the server computes for these bytes: its decode (JPEG at reduced DCT scale), then the Detector."""
+def _python_side(data: bytes, detector) -> tuple[dict, "np.ndarray", bool]:
+    """What the server computes for these bytes: its decode (JPEG at reduced DCT scale), then the Detector; and
+    whether it decoded at a reduced DCT scale (the browser cannot: it decodes whole)."""
     from gamma_detect.server.decode import decode
 
     rgb, info = decode(data, max_pixels=50_000_000, work=detector.policy.working_size)
     prediction = detector.predict([rgb], native=[(info.height, info.width)])[0]
-    return detector.result(prediction), prediction.mask > 0.5
+    return detector.result(prediction), prediction.mask > 0.5, rgb.shape[:2] != (info.height, info.width)
 
 
 def test_device_parity_with_the_python_runtime(device, test_site):
@@ -186,7 +187,7 @@ def test_device_parity_with_the_python_runtime(device, test_site):
     test_site.files.update(files)
     rows = []
     for name, data in files.items():
-        expected, py_mask = _python_side(data, detector)
+        expected, py_mask, reduced = _python_side(data, detector)
         got = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", f"{test_site.url}/{name}")
         dev_mask = device.marked(got["heatmap_url"])
         assert dev_mask.shape == py_mask.shape, (name, dev_mask.shape, py_mask.shape)
@@ -198,7 +199,7 @@ def test_device_parity_with_the_python_runtime(device, test_site):
         rows.append({"image": name, "size": f"{got['image']['width']}x{got['image']['height']}",
                      "python": p_py, "device": p_dev, "diff": abs(p_py - p_dev), "band_py": expected["verdict"],
                      "band_dev": got["verdict"], "near_edge": near_edge, "marked": float(marked), "iou": iou,
-                     "views": got["model"]["on_device"]["views"], "ms": got["timings"]["total_ms"],
+                     "views": got["model"]["on_device"]["views"], "ms": got["timings"]["total_ms"], "dct": reduced,
                      "reason": (expected.get("verdict_reason"), got["verdict_reason"]),
                      "extent": ((expected.get("ai_content") or {}).get("extent"), got["ai_content"]["extent"])})
     diffs = np.array([r["diff"] for r in rows])
@@ -208,15 +209,20 @@ def test_device_parity_with_the_python_runtime(device, test_site):
     print(f"{'image':44} {'size':>10} {'python':>7} {'device':>7} {'diff':>7} {'bands':>24} {'marked':>7} {'IoU':>5} views ms")
     for r in rows:
         print(f"{r['image'][:44]:44} {r['size']:>10} {r['python']:7.4f} {r['device']:7.4f} {r['diff']:7.4f} "
-              f"{r['band_py'] + '/' + r['band_dev']:>24} {r['marked']:7.3f} {r['iou']:5.2f} {r['views']:5} {r['ms']:.0f}")
+              f"{r['band_py'] + '/' + r['band_dev']:>24} {r['marked']:7.3f} {r['iou']:5.2f} {r['views']:5} {r['ms']:.0f}"
+              f"{'  (server: reduced DCT scale)' if r['dct'] else ''}")
     assert len(rows) >= 9
     assert np.mean(diffs <= 0.02) >= 0.95 and diffs.max() <= 0.05, rows
     for r in rows:
         assert r["band_py"] == r["band_dev"] or r["near_edge"], r
         # what kind of AI content, and whether the region decided (issue 21's fields), as the Python runtime says
         assert r["reason"][0] in (None, r["reason"][1]) and r["extent"][0] in (None, r["extent"][1]) or r["near_edge"], r
-        if r["marked"] >= 0.01:
+        # The heatmap bound holds where both decode the same pixels. A JPEG the server decodes at a reduced DCT
+        # scale the browser decodes whole (it has no scaled decode), so a region's edge moves by a cell or so: its
+        # IoU is printed, and the README says what it changes.
+        if r["marked"] >= 0.01 and not r["dct"]:
             assert r["iou"] >= 0.9, r
+    assert any(r["dct"] for r in rows) and sum(not r["dct"] and r["marked"] >= 0.01 for r in rows) >= 5
 
 
 # --------------------------------------------------------------------------- page scan, requests, model cache, bad input
