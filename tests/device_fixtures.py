@@ -42,8 +42,15 @@ def _evidence_files() -> dict[str, bytes]:
                          ("xmp-edited.jpg", "><Iptc4xmpExt:DigitalSourceType>compositeWithTrainedAlgorithmicMedia"
                                             "</Iptc4xmpExt:DigitalSourceType>"),
                          ("xmp-tool.jpg", 'xmp:CreatorTool="Photo Editor 3">')):
+        for fmt in ("JPEG", "WEBP"):   # exifr finds no WebP metadata: the port takes its RIFF chunks itself
+            out = io.BytesIO()
+            Image.fromarray(textured(96, 96)).save(out, fmt, xmp=xmp_packet(fields))
+            files[name.replace(".jpg", f".{fmt.lower()}")] = out.getvalue()
+    # EXIF in WebP: a camera's, and AUTOMATIC1111's parameters in UserComment (as the JPEG fixture carries them)
+    for name, source in (("camera.webp", "piexif/r_canon.jpg"), ("automatic1111.webp", "sd_parsers/automatic1111_cropped.jpg")):
         out = io.BytesIO()
-        Image.fromarray(textured(96, 96)).save(out, "JPEG", xmp=xmp_packet(fields))
+        exif = Image.open(REPO / "tests" / "assets" / "evidence" / source).getexif()
+        Image.fromarray(textured(96, 96)).save(out, "WEBP", exif=exif.tobytes())
         files[name] = out.getvalue()
     return files
 

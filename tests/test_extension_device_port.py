@@ -80,15 +80,9 @@ def test_device_fused_decision_and_strongest_region_match(report):
         assert case["mask_fraction"][0] == case["mask_fraction"][1], case
 
 
-# What the on-device reader does not parse (said in extension/README.md): a JPEG's EXIF UserComment.
-NOT_ON_DEVICE = {"automatic1111_cropped.jpg"}
-
-
 def test_device_metadata_evidence_matches_the_servers_reader(report):
     cases = {c["case"]: c for c in report["evidence"]}
-    assert len(cases) >= 14
+    assert len(cases) >= 19
+    assert {"automatic1111_cropped.jpg", "automatic1111.webp", "camera.webp", "xmp-ai.webp"} <= set(cases)
     for name, case in cases.items():
-        if name in NOT_ON_DEVICE:
-            assert case["want"] and not case["got"], case   # the gap stays known: it fails once it is closed
-            continue
         assert case["want"] and case["got"] == case["want"], case

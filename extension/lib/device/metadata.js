@@ -1,10 +1,12 @@
 /*
  * Provenance evidence from the file's metadata on device, as gamma_detect/runtime/evidence reads it (xmp.py,
  * exif.py, generators.py) and combines it (combine.py): exifr (npm) parses the container (EXIF, XMP, PNG text
- * chunks); this file turns what it found into the server's evidence items, with the server's sentences,
- * strengths and reasons. Generator parameters: AUTOMATIC1111/Forge, Fooocus, ComfyUI, InvokeAI and NovelAI,
- * from PNG text chunks (sd-parsers' formats; a JPEG's EXIF UserComment is not read here). C2PA and the
- * watermark are the server's: a result on device says they were not checked.
+ * chunks, EXIF UserComment; a WebP file's EXIF and XMP chunks, which exifr does not find, are taken out of its
+ * RIFF chunks here); this file turns what it found into the server's evidence items, with the server's
+ * sentences, strengths and reasons. Generator parameters: AUTOMATIC1111/Forge, Fooocus, ComfyUI, InvokeAI and
+ * NovelAI from PNG text chunks, AUTOMATIC1111/Forge and Fooocus from a JPEG's or WebP's EXIF UserComment
+ * (sd-parsers' formats and places). C2PA and the watermark are the server's: a result on device says they were
+ * not checked.
  */
 (function (root, factory) {
   const api = factory();
@@ -98,8 +100,20 @@
     return { generator, models: model ? [model] : [], sampler: settings.Sampler || null, prompt };
   }
 
+  /** sd-parsers' reading of EXIF UserComment: the 8-byte charset prefix skipped, the rest UTF-16 big-endian. */
+  function userComment(bytes) {
+    if (!(bytes instanceof Uint8Array) || bytes.length <= 8 || bytes.length % 2) return null;
+    try {
+      return new TextDecoder("utf-16be", { fatal: true }).decode(bytes.subarray(8));
+    } catch (_) {
+      return null; // not UTF-16: Python's decode fails there too, and sd-parsers finds nothing
+    }
+  }
+
   function generators(parsed) {
-    const chunks = parsed.ihdr || {};
+    // PNG: its text chunks; JPEG and WebP: UserComment, which sd-parsers offers as A1111's or Fooocus' parameters.
+    const comment = parsed.ihdr ? null : userComment(parsed.userComment);
+    const chunks = parsed.ihdr || (comment !== null ? { parameters: comment } : {});
     let found = null;
     const fooocus = chunks.parameters && json(chunks.parameters);
     if (fooocus && typeof fooocus === "object" && (chunks.fooocus_scheme || fooocus.base_model)) {
@@ -157,8 +171,8 @@
     return { verdict: "ai", verdict_reason: `${best.source}:${best.reason}` };
   }
 
-  // exifr's options: the header segments only, values as written
-  const EXIFR_OPTIONS = Object.freeze({ tiff: true, ifd0: true, exif: false, gps: false, interop: false, ifd1: false, xmp: true, iptc: false, icc: false, ihdr: true, jfif: false, mergeOutput: false, translateValues: false, reviveValues: false, sanitize: true });
+  // exifr's options: the header segments only (and the EXIF IFD's UserComment, raw), values as written
+  const EXIFR_OPTIONS = Object.freeze({ tiff: true, ifd0: true, exif: false, gps: false, interop: false, ifd1: false, xmp: true, iptc: false, icc: false, ihdr: true, jfif: false, userComment: true, mergeOutput: false, translateValues: false, reviveValues: false, sanitize: true });
 
   // TIFF value sizes by type (1 BYTE ... 13 IFD)
   const TIFF_TYPE_BYTES = [0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4];
@@ -183,11 +197,42 @@
     exifr.segmentParsers.set("tiff", BoundedTiff);
   }
 
-  /** exifr's parse of a file's header segments (EXIFR_OPTIONS, TIFF counts bounded), or null where it fails. */
-  function parse(exifr, bytes) {
-    boundTiffCounts(exifr);
-    return exifr.parse(bytes, EXIFR_OPTIONS).catch(() => null);
+  const fourcc = (u8, at) => String.fromCharCode(u8[at], u8[at + 1], u8[at + 2], u8[at + 3]);
+
+  /**
+   * A WebP file's first EXIF and XMP chunks (what Pillow's WebP reader keeps as info["exif"] and info["xmp"]),
+   * or null for a file that is not RIFF WebP. The walk stops at a chunk that runs past the file.
+   */
+  function webpChunks(bytes) {
+    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    if (u8.length < 12 || fourcc(u8, 0) !== "RIFF" || fourcc(u8, 8) !== "WEBP") return null;
+    const view = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+    const end = Math.min(u8.length, 8 + view.getUint32(4, true));
+    const found = {};
+    for (let at = 12; at + 8 <= end; ) {
+      const id = fourcc(u8, at);
+      const size = view.getUint32(at + 4, true);
+      if (at + 8 + size > end) break;
+      const data = u8.subarray(at + 8, at + 8 + size);
+      if (id === "EXIF" && !found.exif) found.exif = fourcc(data, 0) === "Exif" ? data.subarray(6) : data; // "Exif\0\0" where a writer put it
+      if (id === "XMP " && !found.xmp) found.xmp = data;
+      at += 8 + size + (size & 1);
+    }
+    return found;
   }
 
-  return { parse, itemsFrom, combine, EXIFR_OPTIONS, MAX_PROMPT_CHARS };
+  /** exifr's parse of a file's header segments (EXIFR_OPTIONS, TIFF counts bounded), or null where it fails. */
+  async function parse(exifr, bytes) {
+    boundTiffCounts(exifr);
+    const webp = webpChunks(bytes);
+    if (!webp) return exifr.parse(bytes, EXIFR_OPTIONS).catch(() => null);
+    // exifr reads no WebP: its EXIF chunk is a TIFF block, its XMP chunk a packet; each parsed as such.
+    const [tiff, xmp] = await Promise.all([
+      webp.exif ? exifr.parse(webp.exif, EXIFR_OPTIONS).catch(() => null) : null,
+      webp.xmp ? exifr.sidecar(webp.xmp, EXIFR_OPTIONS, "xmp").catch(() => null) : null,
+    ]);
+    return tiff || xmp ? Object.assign({}, tiff, xmp) : null;
+  }
+
+  return { parse, itemsFrom, combine, webpChunks, EXIFR_OPTIONS, MAX_PROMPT_CHARS };
 });
