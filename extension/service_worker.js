@@ -171,7 +171,8 @@ export async function closeDevice() {
 const deviceLimiter = G.queue.createLimiter(2);
 const deviceDedup = G.queue.createDedup();
 
-async function analyzeOnDevice(key, force) {
+/** `scan`: a page scan's check, which the runtime runs on one thread (offscreen/runtime.js scanEngine). */
+async function analyzeOnDevice(key, { force, scan }) {
   const bundle = await deviceBundle();
   const source = await deviceSource(false);
   const cacheKey = "device|" + (source ? source.sha256 : bundle.sha256) + "\n" + key;
@@ -181,7 +182,7 @@ async function analyzeOnDevice(key, force) {
   }
   return deviceDedup.run(cacheKey, () =>
     deviceLimiter.run(async () => {
-      const result = await toDevice("gamma:device:analyze", { src: key, source });
+      const result = await toDevice("gamma:device:analyze", { src: key, source, scan: Boolean(scan) });
       await cache.set(cacheKey, { result });
       return { key, result, fromCache: false };
     }),

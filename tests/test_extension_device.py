@@ -268,6 +268,16 @@ def test_device_page_scan_badges_every_eligible_image_and_reaches_no_other_host(
     assert not stray, stray
     assert any(u.startswith(test_site.url + "/ai/") for u in _fetched_by_extension(device)), "the runtime fetched the images itself"
     device.sw("([tabId]) => gammaDetect.handlers['gamma:scanTab']({tabId, on: false})", [tab])
+    # The scan's checks ran on one inference thread, so the page keeps a core; a check from the menu gets them all,
+    # and both give the same answer.
+    status = device.sw("() => gammaDetect.toDevice('gamma:device:status', {})")
+    assert status["scanThreads"] == 1, status
+    src = f"{test_site.url}/ai/qwen-image.webp?again"
+    one = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src, scan: true})", src)
+    every = device.sw("async (src) => gammaDetect.toDevice('gamma:device:analyze', {src})", src)
+    assert one["model"]["on_device"]["threads"] == 1
+    assert every["model"]["on_device"]["threads"] == status["threads"]
+    assert one["ai_probability"] == pytest.approx(every["ai_probability"], abs=1e-4)
 
 
 def test_device_corrupted_cached_model_is_detected_and_fetched_again(device, ext_browser, test_site):

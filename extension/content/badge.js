@@ -23,7 +23,8 @@
   function content(entry) {
     switch (entry.state) {
       case "queued":
-        return { cls: "pending", text: "Queued", title: "Waiting to be checked", accent: "#52525b" };
+        // a still ring: a page scan queues every image at once, and fifty spinners redraw the page every frame
+        return { cls: "pending queued", text: "Queued", title: "Waiting to be checked", accent: "#52525b" };
       case "checking": {
         const p = entry.progress;
         if (p && p.state === "waiting") return { cls: "pending", text: "Server busy…", title: "Rate limited: retrying", accent: "#8a6100" };
@@ -40,7 +41,7 @@
         return { cls: "error", text: "! " + entry.error.title, title: entry.error.hint || entry.error.message || "", accent: "#3f3f46" };
       case "skipped": {
         // On a small image the full label would cover it (and its neighbours): one word, the reason on hover.
-        const narrow = entry.el && entry.el.getBoundingClientRect().width < 150;
+        const narrow = entry.shownWidth < 150; // measured when it was classified (content/scan.js)
         const why = entry.reason === "too_small" ? "too small" : entry.reason === "graphic" ? "graphic" : "not fetchable";
         return { cls: "skipped" + (narrow ? " compact" : ""), text: narrow ? "Skipped" : "Skipped: " + why, title: entry.label, accent: "#71717a" };
       }

@@ -9,13 +9,14 @@
   const C = (G.content = G.content || {});
   if (C.check) return;
 
-  async function check(entry, force) {
+  /** `scan`: a page scan's check (the on-device runtime gives those one thread, so the page keeps a core). */
+  async function check(entry, force, scan) {
     const token = ++entry.token;
     entry.state = "checking";
     entry.progress = null;
     entry.error = null;
     C.render(entry);
-    const response = await C.send({ type: G.messages.TYPES.analyze, src: entry.src, pageUrl: location.href, force: Boolean(force) });
+    const response = await C.send({ type: G.messages.TYPES.analyze, src: entry.src, pageUrl: location.href, force: Boolean(force), scan: Boolean(scan) });
     if (token !== entry.token) return; // superseded (src changed, scan stopped, retried)
     if (response && response.ok) {
       entry.state = "done";

@@ -27,6 +27,7 @@
       error: null,
       reason: null,
       label: null,
+      shownWidth: null, // CSS px, when a scan classified it
       showLabel: false,
       scan: false, // found by a page scan
       menu: false, // checked from the context menu

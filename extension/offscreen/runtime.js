@@ -4,7 +4,10 @@
  * policy through ONNX Runtime Web (WASM, bundled; threads when the page is cross-origin isolated),
  * and decides with the manifest's rule (lib/device/*). The session stays loaded between checks.
  *
- * Messages (from the service worker): {target: "offscreen", type: "gamma:device:analyze", src},
+ * Page scans run on a second copy of the runtime with one thread (scanEngine): two threads hold both cores of a
+ * 2-core machine, and the page being scanned then misses frames; right-click checks keep both threads.
+ *
+ * Messages (from the service worker): {target: "offscreen", type: "gamma:device:analyze", src, scan},
  * {..., type: "gamma:device:status"}, {..., type: "gamma:device:heatmap", id}.
  */
 import * as ort from "../vendor/ort/ort.wasm.min.mjs";
@@ -16,10 +19,10 @@ const VENDOR = chrome.runtime.getURL("vendor/");
 const { MASK_SIDE, SHARE_SIDE } = D.decide;
 const HEATMAPS_KEPT = 64;
 
-let runtime = null; // { session, manifest, policy, decision, entry, info }
+let runtime = null; // { engine: {ort, session, threads}, scan (a promise of the one-thread engine), manifest, policy, decision, entry, info, download }
 let loading = null;
 const heatmaps = new Map(); // id -> { type, base64 } (an LRU)
-const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, modelEvents: [], loadMs: null, warmMs: null, lastCheckMs: null, error: null };
+const status = { crossOriginIsolated: self.crossOriginIsolated === true, threads: 0, scanThreads: null, modelEvents: [], loadMs: null, warmMs: null, lastCheckMs: null, error: null };
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -60,17 +63,57 @@ async function load(threads, source) {
   const most = status.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
   status.threads = threads ? Math.min(threads, most) : most;
   ort.env.wasm.numThreads = status.threads;
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const engine = { ort, session: await createSession(ort, bytes), threads: status.threads };
   status.modelEvents.push(...events);
   status.loadMs = Math.round(performance.now() - started);
   status.modelSource = source ? "server" : "bundled";
   const info = { name: manifest.model.name, version: manifest.model.version, digest: entry.sha256, backend: "onnxruntime-web-wasm", variant: entry.variant };
-  const loaded = { session, manifest, policy, decision, entry, info, maxBatch: Number(manifest.max_batch) || 32 };
-  // One run at load: ONNX Runtime Web's first run prepares its kernels (seconds), which no check should wait for.
-  const s = policy.input_size;
-  await infer(loaded, [D.resize.image(new Uint8Array(s * s * 3), s, s, 3)]);
+  const loaded = { engine, scan: null, manifest, policy, decision, entry, info, download, maxBatch: Number(manifest.max_batch) || 32 };
+  await warm(loaded, engine);
   status.warmMs = Math.round(performance.now() - started) - status.loadMs;
   return loaded;
+}
+
+function createSession(runtimeModule, bytes) {
+  return runtimeModule.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+}
+
+/** One run at load: ONNX Runtime Web's first run prepares its kernels (seconds), which no check should wait for. */
+function warm(rt, engine) {
+  const s = rt.policy.input_size;
+  return infer(rt, engine, [D.resize.image(new Uint8Array(s * s * 3), s, s, 3)]);
+}
+
+/**
+ * The engine page scans run on: one thread, so that a page scan leaves a core to the page it scans (with two, a
+ * 2-core machine had both held by inference and the page dropped frames: bench/extension_scan_frames.py).
+ * ONNX Runtime Web fixes its thread count when its WASM module starts, so this is a second copy of the runtime:
+ * the same module under another URL is a separate instance. Made at the first scan check, from the checked bytes.
+ */
+function scanEngine(rt) {
+  if (!rt.scan) {
+    rt.scan = rt.engine.threads === 1 ? Promise.resolve(rt.engine) : oneThreadEngine(rt);
+    rt.scan.then(
+      (engine) => (status.scanThreads = engine.threads),
+      () => (rt.scan = null), // the next scan check tries again
+    );
+  }
+  return rt.scan;
+}
+
+async function oneThreadEngine(rt) {
+  const one = await import("../vendor/ort/ort.wasm.min.mjs?threads=1");
+  one.env.wasm.wasmPaths = VENDOR + "ort/";
+  one.env.wasm.numThreads = 1;
+  const { bytes } = await D.model.load(rt.entry, rt.download);
+  const engine = { ort: one, session: await createSession(one, bytes), threads: 1 };
+  await warm(rt, engine);
+  return engine;
+}
+
+function release(rt) {
+  rt.engine.session.release().catch(() => {});
+  if (rt.scan) rt.scan.then((e) => e !== rt.engine && e.session.release()).catch(() => {});
 }
 
 function ready(threads, source) {
@@ -82,7 +125,8 @@ function ready(threads, source) {
     runtime = null;
     loading = null;
     status.modelEvents = [];
-    current.session.release().catch(() => {});
+    status.scanThreads = null;
+    release(current);
   }
   if (!loading) {
     loading = load(threads, source).then(
@@ -97,16 +141,16 @@ function ready(threads, source) {
   return loading;
 }
 
-/** The graph's outputs for uint8 views: per view its probability, mask (M*M) and sources (M*M*C, channels last). */
-async function infer(rt, views) {
+/** The graph's outputs for uint8 views on `engine`: per view its probability, mask (M*M) and sources (M*M*C, channels last). */
+async function infer(rt, engine, views) {
   const s = rt.policy.input_size;
   const out = { probabilities: [], masks: [], sources: [] };
   for (let start = 0; start < views.length; start += rt.maxBatch) {
     const chunk = views.slice(start, start + rt.maxBatch);
     const data = new Uint8Array(chunk.length * s * s * 3);
     chunk.forEach((v, i) => data.set(v.data, i * s * s * 3));
-    const feeds = { [rt.session.inputNames[0]]: new ort.Tensor("uint8", data, [chunk.length, s, s, 3]) };
-    const result = await rt.session.run(feeds);
+    const feeds = { [engine.session.inputNames[0]]: new engine.ort.Tensor("uint8", data, [chunk.length, s, s, 3]) };
+    const result = await engine.session.run(feeds);
     const prob = result.probability.data;
     const mask = result.mask.data;
     const sources = result.sources.data;
@@ -177,9 +221,10 @@ function remember(id, heatmap) {
   while (heatmaps.size > HEATMAPS_KEPT) heatmaps.delete(heatmaps.keys().next().value);
 }
 
-async function analyze(src, source) {
+async function analyze(src, source, scan) {
   const t0 = performance.now();
   const rt = await ready(undefined, source);
+  const engine = scan ? await scanEngine(rt) : rt.engine;
   const t1 = performance.now();
   const transport = { fetchWithTimeout: (url, init, ms) => fetch(url, Object.assign({}, init, { signal: AbortSignal.timeout(ms) })) };
   const image = await G.apiParts.download.downloadImage(transport, src, { maxBytes: G.contract.LIMITS.upload_bytes, timeoutMs: 30000 });
@@ -199,11 +244,11 @@ async function analyze(src, source) {
   const staged = rt.policy.staged;
   const stage0 = tiles.views(staged ? 0 : null);
   const tTiled = performance.now();
-  const first = await infer(rt, stage0);
+  const first = await infer(rt, engine, stage0);
   let out = first;
   const scored = (out) => rt.decision.decide(out.probabilities, () => evidenceOf(rt, plan, out));
   if (staged && plan.firstViews < plan.views && rt.policy.refine_bands.includes(rt.decision.verdict(scored(first).probability))) {
-    const more = await infer(rt, tiles.views(1));
+    const more = await infer(rt, engine, tiles.views(1));
     out = { probabilities: first.probabilities.concat(more.probabilities), masks: first.masks.concat(more.masks), sources: first.sources.concat(more.sources), side: first.side, classes: first.classes };
   }
   const t4 = performance.now();
@@ -224,7 +269,7 @@ async function analyze(src, source) {
   return Object.assign(decided, {
     evidence,
     // Where it ran, under `model` (the contract's fields stay as they are): threads, isolation, what was not checked.
-    model: Object.assign({}, rt.info, { on_device: { threads: status.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark"] } }),
+    model: Object.assign({}, rt.info, { on_device: { threads: engine.threads, cross_origin_isolated: status.crossOriginIsolated, views: out.probabilities.length, not_checked: ["c2pa", "watermark"] } }),
     image: { sha256, format: info.format, width: rgb.width, height: rgb.height },
     heatmap_url: "device:" + id,
     timings: { model_ms: round(t1 - t0), fetch_ms: round(t2 - t1), decode_ms: round(t3 - t2), views_ms: round(tTiled - t3), inference_ms: round(t4 - tTiled), stitch_ms: round(tStitched - t4), heatmap_ms: round(t5 - tStitched), total_ms: round(t5 - t0) },
@@ -235,7 +280,7 @@ async function analyze(src, source) {
 const round = (ms) => Math.round(ms * 10) / 10;
 
 const handlers = {
-  "gamma:device:analyze": (m) => analyze(m.src, m.source),
+  "gamma:device:analyze": (m) => analyze(m.src, m.source, Boolean(m.scan)),
   "gamma:device:status": async (m) => {
     if (m.load) await ready(m.threads, m.source).catch(() => {});
     // `fetched`: every address this document has fetched (its resource timeline), for the claim that a check
@@ -256,7 +301,7 @@ const handlers = {
     const times = [];
     for (let r = 0; r < (m.rounds || 5); r += 1) {
       const t = performance.now();
-      await infer(rt, new Array(m.batch || 1).fill(view));
+      await infer(rt, rt.engine, new Array(m.batch || 1).fill(view));
       times.push(performance.now() - t);
     }
     return { batch: m.batch || 1, threads: status.threads, ms: times };

@@ -13,7 +13,7 @@
 
   const FALLBACK = new Set(["device_unavailable", "device_unsupported"]);
 
-  /** deps: { getSettings, server(message) -> answer, device(key, force) -> answer }. */
+  /** deps: { getSettings, server(message) -> answer, device(key, {force, scan}) -> answer }. */
   function createRouter(deps) {
     return async function analyze(message) {
       const settings = await deps.getSettings();
@@ -21,7 +21,7 @@
       const key = urls.imageKey(message.src, message.pageUrl);
       if (!key) throw new errors.GammaError("image_fetch_failed", "This kind of image address can't be fetched");
       try {
-        return await deps.device(key, message.force);
+        return await deps.device(key, { force: message.force, scan: message.scan });
       } catch (err) {
         if (settings.mode === "auto" && FALLBACK.has(err && err.code)) return deps.server(message);
         throw err;
