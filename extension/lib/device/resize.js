@@ -95,14 +95,17 @@
     };
     const S = src.data;
     let prev = ytab.di[0];
+    let summed = -1; // the source row whose horizontal pass buf holds: a row split between two output rows is summed once
     for (let j = 0; j < ytab.length; j += 1) {
       const dy = ytab.di[j];
       const beta = ytab.alpha[j];
-      buf.fill(0);
       const row = ytab.si[j] * sw * cn;
       // the product rounded to float32 as OpenCV's is; the Float32Array store rounds the sum
       const { di, si, alpha } = xtab;
-      if (cn === 3) {
+      if (row === summed) {
+        // the same source row as the last entry: its horizontal sums are in buf already
+      } else if (cn === 3) {
+        buf.fill(0);
         for (let k = 0; k < xtab.length; k += 1) {
           const d = di[k];
           const o = row + si[k];
@@ -112,10 +115,12 @@
           buf[d + 2] += f32(S[o + 2] * a);
         }
       } else {
+        buf.fill(0);
         for (let k = 0; k < xtab.length; k += 1) {
           for (let c = 0; c < cn; c += 1) buf[di[k] + c] += f32(S[row + si[k] + c] * alpha[k]);
         }
       }
+      summed = row;
       if (dy !== prev) {
         store(prev);
         for (let i = 0; i < rowLen; i += 1) sum[i] = f32(beta * buf[i]);
