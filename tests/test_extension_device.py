@@ -7,6 +7,7 @@ Needs what test_extension_e2e.py needs, plus `npm ci && npm run build` in extens
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import threading
@@ -74,6 +75,11 @@ def final(element_id: str):
     return lambda s: (image(s, element_id) or {}).get("state") in FINAL
 
 
+def _bundle() -> dict:
+    """What `npm run build` bundled: the variant, its file and sha256 (vendor/model/bundle.json)."""
+    return json.loads((EXTENSION_DIR / "vendor" / "model" / "bundle.json").read_text())
+
+
 def test_device_check_from_the_menu_without_a_server(device, ext_page, test_site, no_server):
     page = ext_page
     page.goto(test_site.page())
@@ -86,8 +92,7 @@ def test_device_check_from_the_menu_without_a_server(device, ext_page, test_site
         entry = image(state, selector[1:])
         assert entry["state"] == "done", entry["error"]
         assert entry["verdict"] in VERDICTS
-        assert "Checked on this device (fp32" in entry["panel"]["text"] or "Checked on this device (int8" in entry["panel"]["text"], \
-            entry["panel"]["text"]
+        assert f"Checked on this device ({_bundle()['variant']}" in entry["panel"]["text"], entry["panel"]["text"]
         assert "Not checked here" in entry["panel"]["text"]
     # "Show where" draws the on-device heatmap over the picture, and the panel moves off it
     click_settled(device, page, "ai1", "where")
@@ -178,7 +183,7 @@ def test_device_parity_with_the_python_runtime(device, test_site):
     from gamma_detect.runtime import load_detector
 
     # The bundled model and manifest on both sides (models/default may have moved on since the build)
-    bundle = __import__("json").loads((EXTENSION_DIR / "vendor" / "model" / "bundle.json").read_text())
+    bundle = _bundle()
     detector = load_detector(EXTENSION_DIR / "vendor" / "model", backend="onnxruntime-cpu", variant=bundle["variant"],
                              threads=1, self_check=False)
     bands = detector.bands
@@ -284,7 +289,7 @@ def test_device_corrupted_cached_model_is_detected_and_fetched_again(device, ext
     from conftest_extension import EXTENSION_ORIGIN
 
     device.sw("() => gammaDetect.toDevice('gamma:device:status', {load: true})")
-    digest = __import__("json").loads((EXTENSION_DIR / "vendor" / "model" / "bundle.json").read_text())["sha256"]
+    digest = _bundle()["sha256"]
     # an extension page shares the runtime's IndexedDB: overwrite the stored model with other bytes
     page = ext_browser.context.new_page()
     try:
