@@ -3,7 +3,8 @@ ms per view at batch 1 and 4 with 1 and 2 threads, right-click to verdict for a 
 header, decode, resize, views, inference, stitching, heatmap), and the packaged size. Each variant is built into
 extension/vendor/ in turn (`node build.js --variant V`) and the configured one is rebuilt at the end.
 
-    (cd extension && npm ci) && python3 bench/extension_device.py --variants fp32 int8 --rounds 5
+    (cd extension && npm ci) && python3 bench/extension_device.py --variants fp32 compact fp32 compact --rounds 8 \
+        --json bench/extension-device.json
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["fp32", "int8"])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results, with the machine, here")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     configured = json.loads((EXTENSION_DIR / "package.json").read_text())["config"]["variant"]
     files = {"index.html": PAGE.encode(), "mp1.jpg": jpeg(1155, 866), "mp12.jpg": jpeg(4000, 3000)}
     chromium = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True).stdout.strip()
@@ -124,6 +127,11 @@ def main() -> None:
             print(f"  right-click to verdict, {element.replace('mp', '')} MP JPEG: {v['wall']:.0f} ms "
                   f"(runtime {v['runtime']:.0f} ms, {v['views']} views; one run: {v['parts']})")
     print(json.dumps(results))
+    if args.json:
+        args.json.write_text(json.dumps({"command": f"python3 bench/extension_device.py {' '.join(sys.argv[1:])}",
+                                         "cpu": cpu_model(), "logical_cores": os.cpu_count(), "simd_flags": simd_flags(),
+                                         "chromium": chromium, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                         "load_average_before": load_before, "results": results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
