@@ -93,15 +93,17 @@ def for_workers(settings: Settings) -> Settings:
     return settings.replace(threads=1)
 
 
-def _child(settings: Settings, burst: bool, name: str | None, parent: int, slot: str) -> None:
+def _child(settings: Settings, burst: bool, name: str | None, parent: int, slot: str,
+           started: "multiprocessing.synchronize.Event") -> None:
     from . import jobs
     from .redisconn import connect
-    from .worker import run_worker
+    from .worker import hold_stops, run_worker
 
     # A stop that arrives while the worker starts up is held until RQ's handlers can make it a warm one
-    # (BatchWorker.check_for_suspension releases it); threads started from here on keep the two blocked, so the
-    # stop always reaches the main thread.
+    # (BatchWorker.check_for_suspension releases it): blocked in this thread, recorded where another takes it.
+    hold_stops()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    started.set()   # from here a stop is never lost nor fatal (WorkerProcesses.stop waits for this)
     configure_logging(settings)
     tune_malloc()   # a spawned interpreter: the parent's allocator settings are not inherited
     os.setpgid(0, 0)   # out of the terminal's group: Ctrl-C stops the parent, which stops us with SIGTERM
@@ -145,6 +147,7 @@ class WorkerProcesses:
         self.settings, self.count, self.burst, self.name = for_workers(settings), worker_count(settings), burst, name
         self._spawn = multiprocessing.get_context("spawn")   # no fork: the parent holds threads and sockets
         self._processes: list = [None] * self.count
+        self._stop_safe: list = [None] * self.count   # per child: the Event it sets once it can take a stop
         self._started = [0.0] * self.count        # when each child was started (monotonic)
         self._early_deaths = [0] * self.count     # deaths in a row soon after a start, per child
         self._due: list[float | None] = [None] * self.count   # when a dead child is to be started again
@@ -159,10 +162,12 @@ class WorkerProcesses:
         # refuses a second worker of that name while it lasts.
         restart = f"r{self.starts}" if self._started[i] else ""
         name = f"{self.name}-p{i + 1}{restart}" if self.name else None
-        process = self._spawn.Process(target=_child, args=(self.settings, self.burst, name, os.getpid(), self._slot(i)),
-                                      name=f"gamma-worker-{i + 1}", daemon=True)
+        started = self._spawn.Event()   # set by the child once a stop can neither kill it nor be lost
+        process = self._spawn.Process(target=_child, args=(self.settings, self.burst, name, os.getpid(), self._slot(i),
+                                                           started), name=f"gamma-worker-{i + 1}", daemon=True)
         process.start()
-        self._processes[i], self._started[i], self._due[i] = process, time.monotonic(), None
+        self._processes[i], self._stop_safe[i] = process, started
+        self._started[i], self._due[i] = time.monotonic(), None
         self.starts += 1
 
     def _supervise(self) -> None:
@@ -207,8 +212,14 @@ class WorkerProcesses:
     def stop(self, timeout: float = 60.0) -> list:
         """Stop them warm; one still running after ``timeout`` seconds is killed. Their exit codes (0: a warm stop)."""
         self._stopping.set()
-        for process in self._processes:
-            if process is not None and process.exitcode is None:
+        deadline = time.monotonic() + timeout
+        for process, safe in zip(self._processes, self._stop_safe):
+            if process is None:
+                continue
+            # A child still starting its interpreter would die of SIGTERM's default action: wait until it holds stops.
+            while process.exitcode is None and not safe.wait(0.1) and time.monotonic() < deadline:
+                continue
+            if process.exitcode is None:
                 process.terminate()   # SIGTERM: RQ's warm shutdown, after the batch in hand
         for process in self._processes:
             if process is not None:

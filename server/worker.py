@@ -146,8 +146,13 @@ class BatchWorker(ServiceHeartbeats, PromptUnsubscribe, SimpleWorker):
 
     def check_for_suspension(self, burst: bool) -> None:
         # The first step of RQ's work loop, after it installed its stop handlers: a stop held back while the worker
-        # started (processes._child blocks the signals) is delivered now, as a warm stop.
+        # started (blocked in this thread, or recorded by hold_stops where another thread took it) is delivered
+        # now, as a warm stop.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if _held_stops:
+            held = _held_stops[0]
+            _held_stops.clear()
+            self.request_stop(held, None)   # raises StopRequested: RQ's loop ends warm
         super().check_for_suspension(burst)
 
     def bootstrap(self, *args, **kwargs):
@@ -401,6 +406,18 @@ class BatchWorker(ServiceHeartbeats, PromptUnsubscribe, SimpleWorker):
             self.log.info("Worker %s: job %s failed: %s", self.name, job.id, error.code)
             return
         super().handle_exception(job, *exc_info)
+
+
+_held_stops: list[int] = []   # SIGINT/SIGTERM taken by hold_stops' handler, for the next work loop
+
+
+def hold_stops() -> None:
+    """Record SIGINT and SIGTERM until a work loop takes them (BatchWorker.check_for_suspension) instead of their
+    default action. Blocking them in the main thread is not enough: threads started before (OpenBLAS's, by
+    importing numpy) still take a process's signal, and SIGTERM's default action then killed a worker that was
+    starting up. RQ's handlers replace this one while a work loop runs and hand it back after."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, frame: _held_stops.append(signum))
 
 
 def run_worker(context: jobs.Context, *, burst: bool = False, name: str | None = None, worker_ttl: int = 60,

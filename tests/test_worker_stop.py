@@ -119,3 +119,23 @@ def test_the_test_harness_workers_stop_warm(situation, monkeypatch):
     finally:
         b.stop()
         server_support.delete_keys()
+
+
+def test_a_worker_stopped_while_it_starts_up_stops_warm():
+    """A stop at any moment of a worker process's start (interpreter, imports, model, RQ's bootstrap) ends it with
+    exit code 0, not -15: threads that importing numpy starts used to take the SIGTERM before RQ's handlers were
+    in, and its default action killed the process (a red CI run of the self-check fallback test)."""
+    from gamma_detect.server.processes import WorkerProcesses
+
+    b = backend_with()
+    try:
+        for round_ in range(max(ROUNDS, 8)):
+            workers = WorkerProcesses(b.settings.replace(workers=1), name=f"starting-{round_}")
+            workers.start()
+            time.sleep(round_ * 0.15)   # 0 to 1 s and more: before, during and after the imports and the model's load
+            assert workers.stop(timeout=STOP_BOUND) == [0], f"stopped {round_ * 0.15:.2f} s after its start"
+        eventually(lambda: alive_workers(b.connection, b.settings) == 0, 10, what="the workers to deregister")
+    finally:
+        b.stop()
+        server_support.delete_keys()
+
