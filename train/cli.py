@@ -113,8 +113,14 @@ def evaluate_main(argv: list[str]) -> int:
                 parser.error("--release with --protocol local-edit rewrites the checkpoint's own folder: pass the "
                              "folder of --checkpoint")
             name = args.decision or summary["chosen"]
+            heads = args.out / "local-edit" / "heads"
+            if fusion_cfg.fold_heads:   # the released heads: trained like each fold's, on every image
+                from .fold_heads import release_heads
+                from .fusion_loso import DECISIONS
+                release_heads(args.checkpoint, records, fusion_cfg.head_recipe, heads / "release",
+                              keep_correction=DECISIONS[name].attention, progress=progress)
             decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, name, loso_cfg, fusion_cfg,
-                                                     cache_root=args.features_cache, progress=progress)
+                                                     cache_root=args.features_cache, heads_dir=heads, progress=progress)
             path = write_release(args.checkpoint, decision, mask_cal, summary)
             from .report import with_local_edits
             from .trainer import load_checkpoint

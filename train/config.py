@@ -23,6 +23,11 @@ class AugmentConfig:
     noise_prob: float = 0.1
     manipulated_share: float = 0.5   # manipulated real photos per clean real photo in an epoch
     bank_share: float = 0.25         # of the manipulated ones, taken from the precomputed (slow-method) bank
+    # Per clean real photo in an epoch: a local AI edit of a whole training photo with a region of a training AI
+    # image, processed like a phone or web page would (the local-edit protocol's edits, from this split's own
+    # images), and a photo processed alike without an edit (a hard negative for head 1).
+    local_edit_share: float = 0.0
+    processed_share: float = 0.0
 
 
 @dataclass
@@ -31,6 +36,9 @@ class LossConfig:
     mask_weight: float = 0.5
     dice_weight: float = 0.5
     source_weight: float = 0.3
+    # Head 1 learns whole AI images as not authentic everywhere (GAMMA's labels); false: they give head 1 no loss
+    # (head 2 still learns them as generated), so head 1 learns only where a photo was changed.
+    whole_ai_mask: bool = True
 
 
 @dataclass

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ..crops import CropPolicy, resize
 from ..images import load_rgb
 from .config import AugmentConfig
+from .local_edit import local_edit, process_alike
 from .manipulate import Manipulated, SOURCE_CLASSES, load_bank, load_bank_item, manipulate
 from .sources import ImageRecord
 
@@ -36,6 +37,7 @@ class Sample:
     mask: np.ndarray     # S x S uint8, 1 = not authentic
     sources: np.ndarray  # S x S uint8 class ids
     label: int
+    whole_ai: bool = False   # a whole AI image (its head-1 label is all ones)
 
 
 def sample_view(image: np.ndarray, policy: CropPolicy, aug: AugmentConfig, rng: np.random.Generator,
@@ -119,7 +121,9 @@ class GammaDataset(Dataset):
         from_bank = min(len(self.bank), round(manipulated * aug.bank_share))
         self.items = ([("clean", i) for i in range(len(self.records))]
                       + [("bank", i) for i in range(from_bank)]
-                      + [("manipulated", i) for i in range(manipulated - from_bank)])
+                      + [("manipulated", i) for i in range(manipulated - from_bank)]
+                      + [("edit", i) for i in range(round(len(self.real) * aug.local_edit_share) if self.ai else 0)]
+                      + [("processed", i) for i in range(round(len(self.real) * aug.processed_share))])
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -140,11 +144,13 @@ class GammaDataset(Dataset):
             view, _ = sample_view(self.cache[record.path], self.policy, self.aug, rng)
             fill = GENERATED if record.label else 0
             sample = Sample(view, np.full((s, s), record.label, np.uint8), np.full((s, s), fill, np.uint8),
-                            record.label)
+                            record.label, bool(record.label))
         elif kind == "bank":
             item = load_bank_item(self.bank[int(rng.integers(len(self.bank)))])
             view, (mask, sources) = sample_view(item.image, self.policy, self.aug, rng, [item.mask, item.sources])
             sample = Sample(view, mask, sources, int(mask.any()))
+        elif kind in ("edit", "processed"):
+            sample = self._processed_photo(rng, edit=kind == "edit")
         else:
             base = self._view_of(self.real, rng)
             donors = [self._view_of(self.real, rng)] if len(self.real) > 1 else []
@@ -153,6 +159,20 @@ class GammaDataset(Dataset):
             sample = Sample(result.image, result.mask, result.sources, int(result.mask.any()))
         sample.image = perturb(sample.image, self.aug, rng)
         return sample
+
+    def _processed_photo(self, rng: np.random.Generator, edit: bool) -> Sample:
+        """A view of a whole photo, locally edited with a region of an AI image or not, then resized, maybe given a
+        look and JPEG-encoded: the local-edit protocol's edits and controls, drawn from this split's images."""
+        photo = self.cache[self.real[int(rng.integers(len(self.real)))].path]
+        mask = np.zeros(photo.shape[:2], np.uint8)
+        if edit:
+            donor = self.cache[self.ai[int(rng.integers(len(self.ai)))].path]
+            photo, mask, _ = local_edit(photo, donor, rng)
+        (image,), mask, quality = process_alike([photo], mask, rng)
+        ok, encoded = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1]
+        view, (view_mask,) = sample_view(image, self.policy, self.aug, rng, [mask])
+        return Sample(view, view_mask, view_mask * np.uint8(GENERATED), int(view_mask.any()))
 
     def _view_of(self, records: Sequence[ImageRecord], rng: np.random.Generator) -> np.ndarray:
         record = records[int(rng.integers(len(records)))]
@@ -165,4 +185,5 @@ class GammaDataset(Dataset):
             "label": torch.tensor(float(sample.label)),
             "mask": torch.from_numpy(sample.mask.astype(np.float32))[None],
             "sources": torch.from_numpy(sample.sources.astype(np.int64)),
+            "whole_ai": torch.tensor(float(sample.whole_ai)),
         }

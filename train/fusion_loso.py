@@ -9,15 +9,18 @@ The decision variants (``DECISIONS``) turn per-image evidence into one logit:
 
 - ``global``: the probe's mean view logit alone (0.3.0: what ships today);
 - ``worst_crop``, ``mask``, ``full``: a logistic regression on the mean view logit plus the worst view's logit,
-  the head-1 map's top-share mass and peak, and the head-2 `generated` + `inpainted` share (``EVIDENCE``).
+  the head-1 map's top-share mass and peak, and the head-2 `generated` + `inpainted` share (``EVIDENCE``);
+- ``attention``, ``attention_full``: ``global`` and ``full`` with each view's logit corrected by the reverse
+  cross-attention (GAMMA's own decision: the graph's view logit when the correction is trained).
 
 Nothing light is fitted on what it is measured on: the fusion weights, the fused score's band edges and the
 head-1 map's threshold are fitted per outer fold on *inner* out-of-fold probe scores of the training sources
 (the probe refitted without each inner source, at the outer fit's C and temperature) and on their edits, then
 applied to the held-out source. The choice among variants is made on those inner scores too
 (``choose``). The head-1/head-2 maps come from one released checkpoint whose heads were trained on every
-starter photo (with synthetic manipulations, never these edits): the map evidence is not held out (see
-``summarise``'s note); retraining the heads per outer fold did not fit the time of this protocol on 2 cores.
+starter photo (with synthetic manipulations, never these edits): the map evidence is not held out -- unless
+``FusionConfig.fold_heads``: then every outer fold trains its own heads and correction on its training images and
+their local edits (``train/fold_heads.py``), and each image's outputs come from the model of its own fold.
 
 Each fold's fitted decision is the manifest's ``decision`` section (``Fusion.to_dict``), read by
 ``gamma_detect.decision`` exactly as the protocol applies it.
@@ -32,30 +35,43 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from ..crops import CropPolicy
-from ..decision import EVIDENCE, Decision, MaskCalibration, region_evidence
+from ..decision import EVIDENCE, VIEW_FEATURES, Decision, MaskCalibration, region_evidence
 from .calibrate import bands_from_edges
 from .config import TrainConfig
-from .local_edit import RegionOutputs, ViewOutputs, build_edits
+from .fold_heads import HEAD_RECIPE, train_fold_heads
+from .local_edit import build_edits
 from .loso import (Calibration, LosoConfig, Probe, _source_edge, inner_folds, load_features, nested_fit,
                    outer_folds, photo_units)
+from .region_outputs import RegionOutputs, ViewOutputs
 from .sources import ImageRecord
 
+@dataclass(frozen=True)
+class Variant:
+    features: tuple[str, ...]   # the decision's inputs (``decision.FEATURES``)
+    attention: bool = False     # view logits corrected by the reverse cross-attention
+
+
+_FULL = ("mean_logit", "max_view_logit", "mask_top_logit", "mask_peak_logit", "generated_share_logit")
 DECISIONS = {
-    "global": ("mean_logit",),
-    "worst_crop": ("mean_logit", "max_view_logit"),
-    "mask": ("mean_logit", "mask_top_logit", "mask_peak_logit"),
-    "full": ("mean_logit", "max_view_logit", "mask_top_logit", "mask_peak_logit", "generated_share_logit"),
+    "global": Variant(("mean_logit",)),
+    "worst_crop": Variant(("mean_logit", "max_view_logit")),
+    "mask": Variant(("mean_logit", "mask_top_logit", "mask_peak_logit")),
+    "full": Variant(_FULL),
+    "attention": Variant(("mean_logit",), attention=True),
+    "attention_full": Variant(_FULL, attention=True),
 }
+WITHOUT_ATTENTION = ("global", "worst_crop", "mask", "full")   # the released heads' correction is zero
 KINDS = ("photo", "ai", "edit", "control")
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    decisions: tuple[str, ...] = tuple(DECISIONS)
+    decisions: tuple[str, ...] = WITHOUT_ATTENTION
     # The head-1 threshold is the lowest that keeps every training source's untouched photos (as published and
     # processed) at or under these mask fractions: under the goal (5 % mean, 2 % median), as the bands are.
     mask_mean: float = 0.03
@@ -67,6 +83,10 @@ class FusionConfig:
     edge_kinds: tuple[str, ...] = ("photo",)
     # How far under each promise the fused bands' edges are fitted on the inner sources (None: the LOSO recipe's).
     fit_margin: float | None = None
+    # Heads, decoder and correction trained per outer fold (``train/fold_heads.py``), with ``head_recipe``'s
+    # overrides of the starter preset; false: the maps of the checkpoint the protocol is given.
+    fold_heads: bool = False
+    head_recipe: tuple[str, ...] = HEAD_RECIPE
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -84,6 +104,7 @@ class Items:
     truth: list[np.ndarray | None]  # the pasted region at the map's size (edits)
     area: np.ndarray            # the pasted region's share (edits; 0 otherwise)
     names: list[str] = field(default_factory=list)
+    correction: list[np.ndarray] = field(default_factory=list)  # per view: the attention's correction (logit)
 
 
 def _items(outputs: Sequence[ViewOutputs], kinds: Sequence[str], records: Sequence[int], policy: CropPolicy,
@@ -106,31 +127,36 @@ def _items(outputs: Sequence[ViewOutputs], kinds: Sequence[str], records: Sequen
             area.append(float(gt.mean()))
             truth.append(cv2.resize(gt.astype(np.uint8), stitched.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0)
     return Items(np.array(kinds), np.array(records), [o.rows for o in outputs], np.array(head0), np.array(head),
-                 maps, truth, np.array(area), list(names))
+                 maps, truth, np.array(area), list(names), [o.correction for o in outputs])
 
 
 def _concat(a: Items, b: Items) -> Items:
     return Items(np.concatenate([a.kind, b.kind]), np.concatenate([a.record, b.record]), a.views + b.views,
                  np.concatenate([a.head0, b.head0]), np.concatenate([a.head, b.head]), a.maps + b.maps,
-                 a.truth + b.truth, np.concatenate([a.area, b.area]), a.names + b.names)
+                 a.truth + b.truth, np.concatenate([a.area, b.area]), a.names + b.names, a.correction + b.correction)
 
 
 def _probe_evidence(items: Items, which: np.ndarray, weight: np.ndarray, bias: float, temperature: float
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(stage-0, every view) evidence rows of ``which`` under one probe: [mean, max view logit, head evidence]."""
+    """(stage-0, every view) evidence rows of ``which`` under one probe: [mean, max view logit, head evidence,
+    mean and max view logit with the attention's correction]."""
     x0, x = [], []
     for i in which:
-        z = (items.views[i] @ weight + bias) / temperature
-        x0.append([z[-1], z[-1], *items.head0[i]])
-        x.append([z.mean(), z.max(), *items.head[i]])
-    return np.array(x0).reshape(-1, 2 + len(EVIDENCE)), np.array(x).reshape(-1, 2 + len(EVIDENCE))
+        z = items.views[i] @ weight + bias
+        zc = (z + (items.correction[i] if items.correction else 0.0)) / temperature
+        z = z / temperature
+        x0.append([z[-1], z[-1], *items.head0[i], zc[-1], zc[-1]])
+        x.append([z.mean(), z.max(), *items.head[i], zc.mean(), zc.max()])
+    return np.array(x0).reshape(-1, len(ALL_FEATURES)), np.array(x).reshape(-1, len(ALL_FEATURES))
 
 
-ALL_FEATURES = ("mean_logit", "max_view_logit", *EVIDENCE)
+ALL_FEATURES = ("mean_logit", "max_view_logit", *EVIDENCE, "attention_mean_logit", "attention_max_view_logit")
 
 
-def _columns(names: Sequence[str]) -> list[int]:
-    return [ALL_FEATURES.index(n) for n in names]
+def _columns(variant: Variant) -> list[int]:
+    """Where each of the variant's inputs lies in the evidence rows (corrected view logits for the attention)."""
+    return [ALL_FEATURES.index(f"attention_{n}" if variant.attention and n in VIEW_FEATURES else n)
+            for n in variant.features]
 
 
 def _staged(fusion: Decision, x0: np.ndarray, x: np.ndarray, policy: CropPolicy) -> tuple[np.ndarray, np.ndarray]:
@@ -159,19 +185,18 @@ def fit_decision(name: str, x0: np.ndarray, x: np.ndarray, target: np.ndarray, u
                  cal: Calibration) -> Decision:
     """One decision variant fitted on inner out-of-fold evidence: weights on every view's evidence (``target``: AI
     image or edit), then band edges on the staged replay (fitted once on one stage, replayed, refitted)."""
-    columns = DECISIONS[name]
-    if name == "global":
+    variant = DECISIONS[name]
+    pick = _columns(variant)
+    if variant.features == ("mean_logit",):   # the view logits' own scale: the probe's, or the graph's (attention)
         weights, bias = np.array([1.0]), 0.0
     else:
-        pick = _columns(columns)
         mean, scale = x[:, pick].mean(0), x[:, pick].std(0) + 1e-9
         model = LogisticRegression(C=fcfg.fusion_c, max_iter=2000).fit((x[:, pick] - mean) / scale, target)
         weights = model.coef_[0] / scale
         bias = float(model.intercept_[0] - weights @ mean)
-    fusion = Decision(name, columns, weights, bias, -np.inf, np.inf)
+    fusion = Decision(name, variant.features, weights, bias, -np.inf, np.inf)
     if name == "global":   # the probe's own nested calibration: exactly today's protocol
         return replace(fusion, likely_ai_edge=cal.likely_ai_edge, ai_edge=cal.ai_edge)
-    pick = _columns(columns)
     cfg = cfg if fcfg.fit_margin is None else replace(cfg, fit_margin=fcfg.fit_margin)
     f = fusion.logit(x[:, pick])
     fusion = replace(fusion, **dict(zip(("likely_ai_edge", "ai_edge"), _edges(f, units, photos, cfg))))
@@ -303,7 +328,7 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], items: Items, cfg: Lo
                "decisions": {}}
         for name in fcfg.decisions:
             fusion = fit.decision(name, items, unit_of, cfg, fcfg, policy)
-            pick = _columns(fusion.features)
+            pick = _columns(DECISIONS[name])
             fi, _ = _staged(fusion, fit.x0[:, pick], fit.x[:, pick], policy)
             f, refined = _staged(fusion, t0[:, pick], t[:, pick], policy)
             row["decisions"][name] = {"fit": fusion.to_dict(), "inner": _inner_score(fi, items.kind[fit.train]),
@@ -327,9 +352,11 @@ def choose(seeds: list[dict], fcfg: FusionConfig) -> str:
 
 def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
     """Per variant and held-out unit: the worst seed of each rate (and the mean), plus the promise checks."""
+    heads = ("heads, decoder and correction trained per outer fold on its training images and their local edits; "
+             "each image's maps from its own fold's model" if fcfg.fold_heads else
+             "head-1/head-2 maps from one checkpoint trained on every starter photo (not held out)")
     out = {"config": fcfg.to_dict(), "seeds": [s["seed"] for s in seeds], "chosen": choose(seeds, fcfg),
-           "note": "head-1/head-2 maps from one checkpoint trained on every starter photo (not held out); "
-                   "probe, fusion weights, bands and mask threshold fitted per outer fold on inner scores",
+           "note": f"{heads}; probe, fusion weights, bands and mask threshold fitted per outer fold on inner scores",
            "decisions": {}}
     units = [f["held_out"] for f in seeds[0]["folds"]]
     for name in fcfg.decisions:
@@ -390,19 +417,25 @@ def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
     return out
 
 
-def load_items(records: Sequence[ImageRecord], regions: RegionOutputs, edit_root: Path, seed: int, cfg: LosoConfig,
-               policy: CropPolicy, decision: Decision, progress: bool) -> Items:
-    """The starter images and this seed's edits and controls, with their evidence (computed where missing)."""
+def load_items(records: Sequence[ImageRecord], regions: RegionOutputs | Sequence[RegionOutputs], edit_root: Path,
+               seed: int, cfg: LosoConfig, policy: CropPolicy, decision: Decision, progress: bool) -> Items:
+    """The starter images and this seed's edits and controls, with their evidence (computed where missing):
+    from one model, or from the model of each image's outer fold (``regions[k]``: fold ``k``'s heads)."""
     units = photo_units(records, cfg.min_source_photos)
     _, fold = outer_folds(records, units, seed)
     photos = [i for i, r in enumerate(records) if r.label == 0]
     donors = [[records[j] for j in np.flatnonzero((fold == fold[i]) & (np.array([r.label for r in records]) == 1))]
               for i in photos]
     edits = build_edits([records[i] for i in photos], donors, edit_root / f"seed{seed}", seed, progress)
-    clean = regions.load([r.path for r in records], progress)
+    per_fold = [regions] * (int(fold.max()) + 1) if isinstance(regions, RegionOutputs) else list(regions)
+
+    def outputs(paths: Sequence[Path], of: Sequence[int]) -> list[ViewOutputs]:
+        return [per_fold[fold[i]].get(p) for p, i in tqdm(list(zip(paths, of)), desc=f"region outputs seed {seed}",
+                                                           unit="img", disable=not progress)]
+    clean = outputs([r.path for r in records], range(len(records)))
     base = _items(clean, ["ai" if r.label else "photo" for r in records], range(len(records)), policy, decision,
                   [None] * len(records), [r.path.name for r in records])
-    edited = regions.load([e.edit for e in edits] + [e.control for e in edits], progress)
+    edited = outputs([e.edit for e in edits] + [e.control for e in edits], photos + photos)
     extra = _items(edited, ["edit"] * len(edits) + ["control"] * len(edits), photos + photos, policy, decision,
                    [e.mask for e in edits] + [None] * len(edits), [e.edit.name for e in edits] + [e.control.name for e in edits])
     return _concat(base, extra)
@@ -416,12 +449,14 @@ def run(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     features = load_features(records, policy, cfg, cache_root, progress)
     probe = Probe(features, np.array([r.label for r in records]))
-    regions = RegionOutputs(checkpoint, policy, Path(cache_root) / "regions")
+    released = None if fcfg.fold_heads else RegionOutputs(checkpoint, policy, Path(cache_root) / "regions")
     runs = []
     for seed in seeds:
         file = out_dir / f"seed{seed}.json"
         saved = json.loads(file.read_text()) if file.exists() else None
         if not saved or saved.get("config") != fcfg.to_dict():
+            regions = released or train_fold_heads(records, probe, policy, cfg, fcfg.head_recipe, seed,
+                                                   out_dir / "heads", cache_root, progress)
             items = load_items(records, regions, Path(cache_root) / "local-edits", seed, cfg, policy, Decision.empty(),
                                progress)
             saved = {"config": fcfg.to_dict(), **run_seed(probe, records, items, cfg, fcfg, seed, policy)}
@@ -434,13 +469,20 @@ def run(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Pa
 
 def release_decision(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Path, name: str,
                      cfg: LosoConfig = LosoConfig(), fcfg: FusionConfig = FusionConfig(),
-                     cache_root: str | Path = "work/features", seed: int = 0,
+                     cache_root: str | Path = "work/features", seed: int = 0, heads_dir: str | Path | None = None,
                      progress: bool = True) -> tuple[Decision, MaskCalibration, Calibration]:
     """The released decision: variant ``name`` fitted by the same nested steps on every source (inner LOSO over all
-    of them, seed ``seed``'s edits), and the head-1 level on every source's untouched photos."""
+    of them, seed ``seed``'s edits), and the head-1 level on every source's untouched photos. With
+    ``fcfg.fold_heads`` each image's evidence comes from seed ``seed``'s model of its fold (``heads_dir``: the
+    protocol's, resumed), which never trained on it; the released heads, trained on every image, then apply it."""
     features = load_features(records, policy, cfg, cache_root, progress)
     probe = Probe(features, np.array([r.label for r in records]))
-    regions = RegionOutputs(checkpoint, policy, Path(cache_root) / "regions")
+    if fcfg.fold_heads:
+        if heads_dir is None:
+            raise ValueError("fold_heads: pass heads_dir, the protocol's per-fold heads")
+        regions = train_fold_heads(records, probe, policy, cfg, fcfg.head_recipe, seed, heads_dir, cache_root, progress)
+    else:
+        regions = RegionOutputs(checkpoint, policy, Path(cache_root) / "regions")
     items = load_items(records, regions, Path(cache_root) / "local-edits", seed, cfg, policy, Decision.empty(),
                        progress)
     units = photo_units(records, cfg.min_source_photos)

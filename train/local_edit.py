@@ -8,29 +8,24 @@ get the same phone/web processing: a resize to 60-100 %, half of the time a tone
 and a JPEG re-encode at quality 70-92. The control is the photo processed alike without the edit, so the
 comparison is edit vs. no edit, not processed vs. published.
 
-``RegionOutputs`` runs a released checkpoint's backbone and heads once on every view of an image and caches per
-view the probe's feature row, the head-1 map and the head-2 maps (``<cache>/<key>/<folder>/<file>.npz``), so every probe
-fit, fusion and mask calibration of the protocol (``train/fusion_loso.py``) replays from the cache.
+The same edits, drawn from a fold's own training photos and families, are training samples for the heads
+(``data.GammaDataset``'s ``local_edit_share``); the processed controls are its hard negatives.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from ..crops import CropPolicy
 from ..files import atomic_path
 from ..images import load_rgb
-from .data import to_tensor
 from .manipulate import MASK_SHAPES, ai_patch_splice, random_mask
 from .photoaug import denoise_sharpen, tone_map
 from .sources import ImageRecord
@@ -138,58 +133,3 @@ def _read_index(out_dir: Path) -> dict[str, Edit]:
         rows = list(csv.DictReader(f))
     return {r["photo"]: Edit(out_dir / r["edit"], out_dir / r["control"], out_dir / r["mask"], r["photo"], r["donor"],
                              r["kind"], float(r["area"])) for r in rows}
-
-
-@dataclass
-class ViewOutputs:
-    """One image's per-view outputs in the one-stage cache order (grid crops, then the global view)."""
-    rows: np.ndarray      # (V, D) the probe's feature row of each view
-    mask: np.ndarray      # (V, M, M) head-1 probability
-    sources: np.ndarray   # (V, C, M, M) head-2 softmax
-    size: tuple[int, int]  # the image's (height, width)
-
-
-class RegionOutputs:
-    """A checkpoint's backbone and heads run once on every view of an image, cached on disk."""
-
-    def __init__(self, checkpoint: str | Path, policy: CropPolicy, root: str | Path):
-        from .trainer import load_model
-
-        self.model, _ = load_model(checkpoint)
-        self.policy = replace(policy, coarse_grid=None, refine_bands=())  # every view, in the cache's order
-        # Keyed by the weights, not the file: a release that only adds its decision to the checkpoint keeps the cache.
-        weights = hashlib.sha256()
-        for name, tensor in self.model.state_dict().items():
-            weights.update(name.encode())
-            weights.update(tensor.detach().contiguous().numpy().tobytes())
-        digest = weights.hexdigest()[:12]
-        self.root = Path(root) / f"{digest}-grid{self.policy.max_grid}-{self.policy.input_size}"
-
-    @torch.inference_mode()
-    def run(self, views: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows, masks, sources = [], [], []
-        for start in range(0, len(views), 16):
-            x = to_tensor(views[start:start + 16])
-            feats, pooled = self.model.backbone.forward_features(x)
-            decoded = self.model.decoder(feats)
-            rows.append(self.model.global_feature(feats, pooled).numpy())
-            masks.append(torch.sigmoid(self.model.mask_head(decoded)[:, 0]).numpy())
-            sources.append(torch.softmax(self.model.source_head(decoded), 1).numpy())
-        return np.concatenate(rows), np.concatenate(masks), np.concatenate(sources)
-
-    def get(self, path: Path) -> ViewOutputs:
-        file = self.root / Path(path).parent.name / f"{Path(path).name}.npz"  # each seed's edits share file names
-        if not file.exists():
-            image = load_rgb(path)
-            views, _ = self.policy.views(image)
-            rows, mask, sources = self.run(views)
-            file.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(file, ".tmp.npz") as tmp:
-                np.savez(tmp, rows=rows.astype(np.float16), mask=mask.astype(np.float16),
-                         sources=sources.astype(np.float16), size=np.array(image.shape[:2]))
-        data = np.load(file)
-        return ViewOutputs(data["rows"].astype(np.float32), data["mask"].astype(np.float32),
-                           data["sources"].astype(np.float32), tuple(int(v) for v in data["size"]))
-
-    def load(self, paths: Sequence[Path], progress: bool = True) -> list[ViewOutputs]:
-        return [self.get(p) for p in tqdm(paths, desc="region outputs", unit="img", disable=not progress)]

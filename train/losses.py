@@ -9,11 +9,20 @@ from .config import LossConfig
 from .model import GammaOutput, upsample
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean Dice loss over the samples (``weight``: per sample, e.g. 0 to leave one out)."""
     prob = logits.sigmoid().flatten(1)
     target = target.flatten(1)
     inter = (prob * target).sum(1)
-    return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
+    per_sample = 1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)
+    return _weighted_mean(per_sample, weight)
+
+
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
 def gamma_loss(out: GammaOutput, batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
@@ -23,8 +32,10 @@ def gamma_loss(out: GammaOutput, batch: dict[str, torch.Tensor], cfg: LossConfig
     if out.mask_logits is not None:
         size = batch["mask"].shape[-2:]
         mask_logits = upsample(out.mask_logits.float(), size)
-        terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits, batch["mask"])
-        terms["dice"] = dice_loss(mask_logits, batch["mask"])
+        weight = None if cfg.whole_ai_mask or "whole_ai" not in batch else 1.0 - batch["whole_ai"]
+        bce = F.binary_cross_entropy_with_logits(mask_logits, batch["mask"], reduction="none").flatten(1).mean(1)
+        terms["mask"] = _weighted_mean(bce, weight)
+        terms["dice"] = dice_loss(mask_logits, batch["mask"], weight=weight)
         terms["source"] = F.cross_entropy(upsample(out.source_logits.float(), size), batch["sources"])
         total = total + cfg.mask_weight * terms["mask"] + cfg.dice_weight * terms["dice"] \
             + cfg.source_weight * terms["source"]
