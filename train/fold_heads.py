@@ -71,7 +71,7 @@ def release_heads(checkpoint: str | Path, records: Sequence[ImageRecord], recipe
     the correction: a decision measured without it must get the probe's view logits from the graph."""
     model, ckpt = load_model(checkpoint)
     cfg = apply_overrides(TrainConfig.from_dict(ckpt["config"]), list(recipe))
-    head = (model.global_head.weight.detach()[0].numpy().astype(np.float64), float(model.global_head.bias))
+    head = (model.global_head.weight.detach()[0].numpy().astype(np.float64), float(model.global_head.bias.detach()[0]))
     trained, _ = load_model(train(cfg, records, run_dir, progress=progress, global_head=head))
     if not keep_correction:
         with torch.no_grad():
