@@ -167,14 +167,15 @@ EDIT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title
 </body></html>"""
 
 
-def edited_photo() -> bytes:
-    """robin.jpg with a box of qwen-image.webp Poisson-cloned in by the project's own local edit
-    (gamma_detect.train.local_edit, seed 1), as a JPEG (quality 90): a region the default model marks."""
+def edited_photo(photo: str = "robin.jpg", donor: str = "qwen-image.webp", seed: int = 1) -> bytes:
+    """A fixture photo with a region of a fixture AI image pasted in by the project's own local edit
+    (gamma_detect.train.local_edit), as a JPEG (quality 90). The default, robin.jpg with a box of
+    qwen-image.webp Poisson-cloned in (seed 1), is a region the default model marks."""
     from gamma_detect.train.local_edit import local_edit
 
-    photo = np.asarray(Image.open(PHOTO_ASSETS / "robin.jpg").convert("RGB"))
-    donor = np.asarray(Image.open(AI_ASSETS / "qwen-image.webp").convert("RGB"))
-    edited, _, _ = local_edit(photo, donor, np.random.default_rng(1))
+    image = np.asarray(Image.open(PHOTO_ASSETS / photo).convert("RGB"))
+    region = np.asarray(Image.open(AI_ASSETS / donor).convert("RGB"))
+    edited, _, _ = local_edit(image, region, np.random.default_rng(seed))
     buffer = io.BytesIO()
     Image.fromarray(edited).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()

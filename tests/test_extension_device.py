@@ -142,9 +142,11 @@ def _starter_sample(per_format: dict[str, int]) -> list[Path]:
 
 
 def _parity_files() -> dict[str, bytes]:
-    """The project's fixtures, starter images, and the decoder's special cases made from a fixture photo."""
+    """The project's fixtures, starter images, locally edited fixture photos (where the heatmap matters most), and
+    the decoder's special cases made from a fixture photo."""
     import io
 
+    from conftest_extension import edited_photo
     from PIL import Image
 
     files = {f"parity/{p.parent.name}-{p.name}": p.read_bytes() for d in ("photos", "ai")
@@ -164,6 +166,9 @@ def _parity_files() -> dict[str, bytes]:
     out = io.BytesIO()
     photo.resize((150, 100)).save(out, "PNG")
     files["parity/small.png"] = out.getvalue()
+    for photo, donor, seed in (("robin.jpg", "qwen-image.webp", 1), ("lake.jpg", "flux1.webp", 2),
+                               ("tree.jpg", "flux1.webp", 2)):   # a box Poisson-cloned in, two feathered polygons
+        files[f"parity/edited-{photo}"] = edited_photo(photo, donor, seed)
     return files
 
 
