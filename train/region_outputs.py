@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..crops import CropPolicy
 from ..files import atomic_path
@@ -84,6 +82,3 @@ class RegionOutputs:
         correction = data["correction"] if "correction" in data else np.zeros(len(data["rows"]), np.float32)
         return ViewOutputs(data["rows"].astype(np.float32), data["mask"].astype(np.float32),
                            data["sources"].astype(np.float32), tuple(int(v) for v in data["size"]), correction)
-
-    def load(self, paths: Sequence[Path], progress: bool = True) -> list[ViewOutputs]:
-        return [self.get(p) for p in tqdm(paths, desc="region outputs", unit="img", disable=not progress)]
