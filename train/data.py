@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ..abstain import reencode_jpeg
 from ..crops import CropPolicy, resize
 from ..images import load_rgb
 from .config import AugmentConfig
@@ -169,9 +170,7 @@ class GammaDataset(Dataset):
             donor = self.cache[self.ai[int(rng.integers(len(self.ai)))].path]
             photo, mask, _ = local_edit(photo, donor, rng)
         (image,), mask, quality = process_alike([photo], mask, rng)
-        ok, encoded = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1]
-        view, (view_mask,) = sample_view(image, self.policy, self.aug, rng, [mask])
+        view, (view_mask,) = sample_view(reencode_jpeg(image, quality), self.policy, self.aug, rng, [mask])
         return Sample(view, view_mask, view_mask * np.uint8(GENERATED), int(view_mask.any()))
 
     def _view_of(self, records: Sequence[ImageRecord], rng: np.random.Generator) -> np.ndarray:
