@@ -30,7 +30,7 @@ import torch
 from ..crops import CropPolicy
 from .config import TrainConfig, apply_overrides, load_preset
 from .data import ImageCache
-from .loso import LosoConfig, Probe, nested_fit, outer_folds, photo_units
+from .loso import LosoConfig, Probe, fold_seed, nested_fit, outer_folds, photo_units
 from .region_outputs import RegionOutputs
 from .sources import ImageRecord
 from .trainer import load_model, save_checkpoint, train
@@ -54,7 +54,7 @@ def train_fold_heads(records: Sequence[ImageRecord], probe: Probe, policy: CropP
         if not (fold_dir / "model.pt").exists():
             index = np.flatnonzero(fold != k)
             # The probe exactly as fit_fold fits it for this fold: the correction learns what that probe misses.
-            _, weight, bias = nested_fit(probe, records, index, units, cfg, seed + 1000 * (k + 1), policy)
+            _, weight, bias = nested_fit(probe, records, index, units, cfg, fold_seed(seed, k), policy)
             cache = cache or ImageCache([r.path for r in records], progress)
             if progress:
                 print(f"heads of fold {k + 1}/{len(outer_units)} (held out: {unit}), seed {seed}", flush=True)

@@ -45,8 +45,8 @@ from .calibrate import bands_from_edges
 from .config import TrainConfig
 from .fold_heads import HEAD_RECIPE, train_fold_heads
 from .local_edit import build_edits
-from .loso import (Calibration, LosoConfig, Probe, _source_edge, inner_folds, load_features, nested_fit,
-                   outer_folds, photo_units)
+from .loso import (Calibration, LosoConfig, Probe, _source_edge, fold_seed, inner_folds, load_features,
+                   nested_fit, outer_folds, photo_units)
 from .region_outputs import RegionOutputs, ViewOutputs
 from .sources import ImageRecord
 
@@ -320,7 +320,7 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], items: Items, cfg: Lo
     unit_of = np.array([units[r] or "" for r in items.record])
     folds = []
     for k, unit in enumerate(outer_units):
-        fit = fit_fold(probe, records, items, np.flatnonzero(fold != k), units, cfg, fcfg, seed + 1000 * (k + 1),
+        fit = fit_fold(probe, records, items, np.flatnonzero(fold != k), units, cfg, fcfg, fold_seed(seed, k),
                        policy)
         test = np.flatnonzero(fold[items.record] == k)
         t0, t = _probe_evidence(items, test, fit.weight, fit.bias, fit.cal.temperature)

@@ -334,6 +334,11 @@ def outer_folds(records: Sequence[ImageRecord], units: list[str | None], seed: i
                                   for i, u in enumerate(units)])
 
 
+def fold_seed(seed: int, k: int) -> int:
+    """The seed of outer fold ``k``'s nested fit: every protocol that refits fold ``k``'s probe gets the same one."""
+    return seed + 1000 * (k + 1)
+
+
 def nested_fit(probe: Probe, records: Sequence[ImageRecord], index: np.ndarray, units: list[str | None],
                cfg: LosoConfig, seed: int, policy: CropPolicy | None = None) -> tuple[Calibration, np.ndarray, float]:
     """Steps 1-2 on the records in ``index``, then the probe on all of them: (calibration, weight, bias).
@@ -380,7 +385,7 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], cfg: LosoConfig, seed
     folds = []
     for k, unit in enumerate(outer_units):
         test = np.flatnonzero(fold == k)
-        cal, weight, bias = nested_fit(probe, records, np.flatnonzero(fold != k), units, cfg, seed + 1000 * (k + 1),
+        cal, weight, bias = nested_fit(probe, records, np.flatnonzero(fold != k), units, cfg, fold_seed(seed, k),
                                        policy)
         scored = probe.score(weight, bias, test, policy, cal)
         bands, reasons = cal.verdicts(scored)
