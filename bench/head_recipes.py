@@ -19,6 +19,10 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def rows(run: Path) -> dict:
     summary = json.loads((run / "summary.json").read_text())
     out = {"run": run.name, "recipe": list(summary["config"]["head_recipe"]) if summary["config"].get("fold_heads")
@@ -32,6 +36,11 @@ def rows(run: Path) -> dict:
         out["map_by_source"][unit] = {k: v[k] for k in ("mask_iou", "mask_iou_raw", "pointing", "photo_mask_mean",
                                                          "photo_mask_median", "photo_mask_mean_raw",
                                                          "photo_mask_median_raw")}
+        # The attention's correction on held-out images (absent in runs before it was recorded): spread, ranking.
+        spread = [x for x in v.get("correction_std", []) if x is not None]
+        ranks = [x for x in v.get("correction_auc", []) if x is not None]
+        out["map_by_source"][unit]["correction_std"] = max(spread) if spread else None
+        out["map_by_source"][unit]["correction_auc"] = min(ranks) if ranks else None
     return out
 
 
@@ -44,12 +53,13 @@ def table(runs: list[dict]) -> str:
                          f"{_pct(w['edit_flagged'])} ({_pct(w['edit_flagged_large'])}) | "
                          f"{w['auc_edit_vs_control']:.3f} | {_pct(w['ai_recall_flag'])} |")
     lines += ["", "| heads | held-out source | mask IoU calibrated (raw) | pointing | untouched mean / median "
-              "calibrated (raw) |", "|---|---|---|---|---|"]
+              "calibrated (raw) | correction spread, logit (AUC edit vs control) |", "|---|---|---|---|---|---|"]
     for r in runs:
         for unit, m in r["map_by_source"].items():
             lines.append(f"| {r['run']} | {unit} | {m['mask_iou']:.3f} ({m['mask_iou_raw']:.2f}) | "
                          f"{_pct(m['pointing'])} | {_pct(m['photo_mask_mean'])} / {_pct(m['photo_mask_median'])} "
-                         f"({_pct(m['photo_mask_mean_raw'])} / {_pct(m['photo_mask_median_raw'])}) |")
+                         f"({_pct(m['photo_mask_mean_raw'])} / {_pct(m['photo_mask_median_raw'])}) | "
+                         f"{_num(m['correction_std'])} ({_num(m['correction_auc'])}) |")
     return "\n".join(lines)
 
 

@@ -11,7 +11,9 @@ refine):
 - ``max_view_logit``: the worst (most AI-like) view's logit;
 - ``mask_top_logit``: logit of the mean of the top ``top_share`` of the raw head-1 map's pixels;
 - ``mask_peak_logit``: logit of the raw head-1 map's maximum;
-- ``generated_share_logit``: logit of the mean head-2 probability of `generated` + `inpainted`.
+- ``generated_share_logit``: logit of the mean head-2 probability of `generated` + `inpainted`;
+- ``mask_contrast_logit``: ``mask_top_logit`` minus the logit of the map's median: how far the hottest part stands
+  out from the image's own level (a source whose maps run hot everywhere raises both).
 
 Maps are stitched at ``map_side`` px (the policy's stitching). The fused score is
 ``sigmoid(bias + sum_k weights_k * feature_k)``; the verdict bands are over it. A manifest without a
@@ -28,7 +30,7 @@ import numpy as np
 from .contract import SOURCE_CLASSES
 from .crops import CropPlan, CropPolicy
 
-EVIDENCE = ("mask_top_logit", "mask_peak_logit", "generated_share_logit")
+EVIDENCE = ("mask_top_logit", "mask_peak_logit", "generated_share_logit", "mask_contrast_logit")
 VIEW_FEATURES = ("mean_logit", "max_view_logit")
 FEATURES = VIEW_FEATURES + EVIDENCE
 EVIDENCE_EPS = 1e-4
@@ -133,7 +135,8 @@ def region_evidence(policy: CropPolicy, plan: CropPlan, masks: np.ndarray, sourc
     top = flat[-max(1, int(round(decision.top_share * flat.size))):]
     shares = policy.stitch(np.moveaxis(sources, 1, -1), plan, max_side=decision.map_side)
     region = shares[..., [SOURCE_CLASSES.index(c) for c in REGION_CLASSES]].sum(-1).mean()
-    return _logit([top.mean(), flat[-1], region]), mask
+    top_logit, peak_logit, region_logit, median_logit = _logit([top.mean(), flat[-1], region, np.median(flat)])
+    return np.array([top_logit, peak_logit, region_logit, top_logit - median_logit]), mask
 
 
 def view_features(view_logits: np.ndarray) -> np.ndarray:

@@ -96,7 +96,7 @@ def write_fixtures(path: Path) -> None:
                              "shares": b64(shares), "shares_shape": list(shares.shape)})
     # The fused decision (issue 21's `decision` section) on the same maps: its region evidence, score and the
     # strongest region of the calibrated map.
-    rule = {"rule": "logistic_fusion", "name": "test", "features": list(fusion.FEATURES), "weights": [0.9, 0.2, 0.5, -0.3, 0.4],
+    rule = {"rule": "logistic_fusion", "name": "test", "features": list(fusion.FEATURES), "weights": [0.9, 0.2, 0.5, -0.3, 0.4, 0.25],
             "bias": -0.7, "map_side": 96, "top_share": 0.05}
     calibration = {"bias": 0.8, "temperature": 1.3}
     decided = fusion.Decision.from_dict(rule)

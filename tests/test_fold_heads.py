@@ -139,3 +139,33 @@ def test_whole_ai_images_can_leave_head_1_to_the_edits():
     for name in ("mask", "dice"):
         assert terms(changed, True)[name] > terms(logits, True)[name]               # GAMMA's labels: penalised
         assert torch.isclose(terms(changed, False)[name], terms(logits, False)[name])  # left out of head 1
+
+
+def test_head_1_can_mark_only_generated_pixels():
+    import pytest
+
+    from gamma_detect.contract import SOURCE_CLASSES
+    from gamma_detect.train.config import LossConfig
+    from gamma_detect.train.losses import gamma_loss, label_target, mask_target
+    from gamma_detect.train.model import GammaOutput
+
+    batch = {"label": torch.tensor([1.0, 1.0]), "mask": torch.zeros(2, 1, 8, 8),
+             "sources": torch.zeros(2, 8, 8, dtype=torch.long)}
+    batch["mask"][:, :, 2:6, 2:6] = 1.0
+    batch["sources"][0, 2:6, 2:6] = SOURCE_CLASSES.index("spliced")     # a real photo's region pasted in
+    batch["sources"][1, 2:6, 2:6] = SOURCE_CLASSES.index("generated")   # an AI image's region pasted in
+    generated = mask_target(batch, LossConfig(mask_marks="generated"))
+    assert generated[0].sum() == 0 and torch.equal(generated[1], batch["mask"][1])
+    assert torch.equal(mask_target(batch, LossConfig()), batch["mask"])   # GAMMA's labels: every manipulated pixel
+    # The image label follows: the real splice is no AI content; GAMMA's labels call every manipulation positive.
+    assert label_target(batch, LossConfig(mask_marks="generated")).tolist() == [0.0, 1.0]
+    assert label_target(batch, LossConfig()).tolist() == [1.0, 1.0]
+    quiet, marks = torch.full((2, 1, 8, 8), -5.0), torch.full((2, 1, 8, 8), -5.0)
+    marks[0, :, 2:6, 2:6] = 5.0                                           # head 1 marks the real splice
+
+    def loss(mask_logits, cfg):
+        return gamma_loss(GammaOutput(torch.zeros(2), mask_logits, torch.zeros(2, 5, 8, 8)), batch, cfg)["mask"]
+    assert loss(marks, LossConfig(mask_marks="generated")) > loss(quiet, LossConfig(mask_marks="generated"))
+    assert loss(marks, LossConfig()) < loss(quiet, LossConfig())
+    with pytest.raises(ValueError, match="mask_marks"):
+        LossConfig(mask_marks="everything")

@@ -8,7 +8,7 @@ from PIL import Image
 from test_loso import _features, _records
 
 from gamma_detect.crops import CropPolicy
-from gamma_detect.decision import Decision, MaskCalibration, features_of, region_evidence, strongest_region
+from gamma_detect.decision import EVIDENCE, Decision, MaskCalibration, features_of, region_evidence, strongest_region
 from gamma_detect.train.fusion_loso import FusionConfig, Items, fit_mask_threshold, run_seed, summarise
 from gamma_detect.train.local_edit import build_edits, local_edit, process_alike
 from gamma_detect.train.loso import LosoConfig, Probe
@@ -95,6 +95,12 @@ def test_region_evidence_and_the_strongest_region():
     sources[:, 0] = 1.0
     evidence, stitched = region_evidence(policy, plan, masks[:1], sources[:1], Decision.empty())
     assert evidence[1] > evidence[0] > 0 > evidence[2]   # peak above top mass above the (absent) generated share
+    contrast = EVIDENCE.index("mask_contrast_logit")
+    hot = np.full_like(masks, 0.8)                 # hot everywhere (a source whose maps run hot): little stands out
+    hot[0, 1:3, 1:3] = 0.95
+    hot_evidence, _ = region_evidence(policy, plan, hot[:1], sources[:1], Decision.empty())
+    assert hot_evidence[0] > evidence[0] and hot_evidence[contrast] < evidence[contrast]
+    assert np.isclose(evidence[contrast], evidence[0] - np.log(0.1 / 0.9), atol=1e-3)   # the top mass over the median
     region = strongest_region(stitched)
     left, top, right, bottom = region["box"]
     assert 0.2 < left < right < 0.8 and 0.2 < top < bottom < 0.8 and 0 < region["share"] < 0.3
@@ -110,7 +116,7 @@ def _items(records, features, rng) -> Items:
         kind.append("ai" if r.label else "photo")
         record.append(i)
         views.append(features.views[i])
-        head.append(rng.normal(0, 1, 3) + (0.5 if r.label else 0))
+        head.append(rng.normal(0, 1, len(EVIDENCE)) + (0.5 if r.label else 0))
         maps.append(np.clip(rng.normal(0.45, 0.1, (16, 16)), 0, 1))
         truth.append(None)
         area.append(0.0)
@@ -119,7 +125,7 @@ def _items(records, features, rng) -> Items:
             kind.append(k)
             record.append(i)
             views.append(features.views[i] + (0.3 if k == "edit" else 0.0))
-            head.append(rng.normal(3.0 if k == "edit" else 0.0, 1, 3))
+            head.append(rng.normal(3.0 if k == "edit" else 0.0, 1, len(EVIDENCE)))
             m = np.clip(rng.normal(0.45, 0.1, (16, 16)), 0, 1)
             t = np.zeros((16, 16), bool)
             if k == "edit":
@@ -150,6 +156,25 @@ def test_the_protocol_fits_fusion_and_mask_level_without_the_held_out_source():
     assert full["photo_mask_mean"] <= 0.05 and full["mask_iou"] > 0.9
     for fold in run["folds"]:
         assert fold["mask_calibration"]["level"] > 0.5
+        assert fold["correction"] == {"std": 0.0, "auc_edit_vs_control": None}   # these items have no correction
+
+
+def test_the_protocol_records_what_the_correction_does_on_held_out_images():
+    records = _records()
+    features = _features(records)
+    probe = Probe(features, np.array([r.label for r in records]))
+    items = _items(records, features, np.random.default_rng(0))
+    cfg = LosoConfig(c_grid=(0.1,), augment=("aug0",))
+    fcfg = FusionConfig(decisions=("global",))
+    # A collapsed correction (one constant, as 5 epochs of training gave) against one that raises the edits.
+    for lift, spread, auc in ((0.0, (0.0, 1e-9), 0.5), (2.0, (0.5, 2.0), 1.0)):
+        items.correction = [np.full(len(v), 3.78 + (lift if k == "edit" else 0.0)) for v, k in zip(items.views, items.kind)]
+        run = run_seed(probe, records, items, cfg, fcfg, seed=0, policy=CropPolicy())
+        for fold in run["folds"]:
+            assert fold["correction"]["auc_edit_vs_control"] == auc
+            assert spread[0] <= fold["correction"]["std"] < spread[1]
+        by_source = summarise([run], fcfg)["decisions"]["global"]["by_source"]
+        assert all(v["correction_auc"] == [auc] for v in by_source.values())
 
 
 def test_the_runtime_scores_by_the_manifests_decision_and_calibrates_the_map(tmp_path_factory, tmp_path):

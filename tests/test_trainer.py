@@ -95,3 +95,18 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a GAMMA checkpoint"):
         load_model(tmp_path / "other.pt")
+
+
+def test_the_correction_trains_at_its_own_rate(tiny):
+    from gamma_detect.train.trainer import _optimizer
+
+    cfg, _ = tiny
+    cfg = dataclasses.replace(cfg, train_correction=True, correction_lr_scale=10.0)
+    model = build_model(cfg)
+    backbone, heads, correction = _optimizer(model, cfg).param_groups
+    assert correction["lr"] == pytest.approx(10 * heads["lr"]) and heads["lr"] == cfg.lr
+    ids = {id(p) for p in correction["params"]}
+    expected = [*model.classifier.parameters(), *model.reverse_attention.parameters()]
+    assert ids == {id(p) for p in expected}
+    head_ids = {id(p) for p in heads["params"]}
+    assert not ids & head_ids and id(model.mask_head.body[0].weight) in head_ids

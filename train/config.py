@@ -39,6 +39,15 @@ class LossConfig:
     # Head 1 learns whole AI images as not authentic everywhere (GAMMA's labels); false: they give head 1 no loss
     # (head 2 still learns them as generated), so head 1 learns only where a photo was changed.
     whole_ai_mask: bool = True
+    # What head 1 marks: "manipulated" (GAMMA's labels: every manipulated pixel, real-into-real splices and
+    # copy-moves included) or "generated" (only pixels head 2 labels `generated`: the other manipulations become
+    # negatives, so head 1 cannot mark a region for being a pasted object, only for being made by a generator; the
+    # image label follows: only generated pixels make a sample AI content).
+    mask_marks: str = "manipulated"
+
+    def __post_init__(self) -> None:
+        if self.mask_marks not in ("manipulated", "generated"):
+            raise ValueError(f"loss.mask_marks {self.mask_marks!r}: choose manipulated or generated")
 
 
 @dataclass
@@ -66,6 +75,9 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 4e-4
     backbone_lr_scale: float = 0.25
+    # The correction (reverse cross-attention and classifier) starts from zero and trains from scratch: Adam moves a
+    # weight by about lr a step, so in a short run it barely leaves its start (5 epochs: a near-constant correction).
+    correction_lr_scale: float = 1.0
     weight_decay: float = 0.05
     warmup_epochs: float = 0.5
     exclude_text: bool = True        # posters dominated by rendered text are a content shortcut

@@ -10,6 +10,8 @@ The decision variants (``DECISIONS``) turn per-image evidence into one logit:
 - ``global``: the probe's mean view logit alone (0.3.0: what ships today);
 - ``worst_crop``, ``mask``, ``full``: a logistic regression on the mean view logit plus the worst view's logit,
   the head-1 map's top-share mass and peak, and the head-2 `generated` + `inpainted` share (``EVIDENCE``);
+- ``contrast``, ``contrast_full``: the same with the map's evidence taken relative to its own median
+  (``mask_contrast_logit``), so a photo whose map runs hot everywhere does not count as a region;
 - ``attention``, ``attention_full``: ``global`` and ``full`` with each view's logit corrected by the reverse
   cross-attention (GAMMA's own decision: the graph's view logit when the correction is trained).
 
@@ -62,6 +64,8 @@ DECISIONS = {
     "worst_crop": Variant(("mean_logit", "max_view_logit")),
     "mask": Variant(("mean_logit", "mask_top_logit", "mask_peak_logit")),
     "full": Variant(_FULL),
+    "contrast": Variant(("mean_logit", "mask_contrast_logit")),
+    "contrast_full": Variant(("mean_logit", "max_view_logit", "mask_contrast_logit", "generated_share_logit")),
     "attention": Variant(("mean_logit",), attention=True),
     "attention_full": Variant(_FULL, attention=True),
 }
@@ -98,8 +102,8 @@ class Items:
     kind: np.ndarray            # KINDS
     record: np.ndarray          # index into the starter records (the photo an edit or control was made from)
     views: list[np.ndarray]     # probe feature rows per view (one-stage cache order, global view last)
-    head0: np.ndarray           # (N, 3) head evidence of the global view alone (stage 0)
-    head: np.ndarray            # (N, 3) head evidence of every view
+    head0: np.ndarray           # (N, len(EVIDENCE)) head evidence of the global view alone (stage 0)
+    head: np.ndarray            # (N, len(EVIDENCE)) head evidence of every view
     maps: list[np.ndarray]      # the stitched raw head-1 map of every view, <= map_side px
     truth: list[np.ndarray | None]  # the pasted region at the map's size (edits)
     area: np.ndarray            # the pasted region's share (edits; 0 otherwise)
@@ -325,7 +329,7 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], items: Items, cfg: Lo
         test = np.flatnonzero(fold[items.record] == k)
         t0, t = _probe_evidence(items, test, fit.weight, fit.bias, fit.cal.temperature)
         row = {"held_out": unit, "probe": fit.cal.to_dict(), "mask_calibration": fit.mask_cal.to_dict(),
-               "decisions": {}}
+               "correction": _correction_stats(items, test), "decisions": {}}
         for name in fcfg.decisions:
             fusion = fit.decision(name, items, unit_of, cfg, fcfg, policy)
             pick = _columns(DECISIONS[name])
@@ -335,6 +339,16 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], items: Items, cfg: Lo
                                       "outer": measure(items, test, f, refined, fusion, fit.mask_cal, fcfg)}
         folds.append(row)
     return {"seed": seed, "folds": folds}
+
+
+def _correction_stats(items: Items, test: np.ndarray) -> dict:
+    """What the attention's correction does on held-out images: its spread over them (a collapsed correction is a
+    constant) and how it ranks edits against their controls, by each image's mean over its views."""
+    if not items.correction:
+        return {"std": 0.0, "auc_edit_vs_control": None}
+    c = np.array([float(np.mean(items.correction[i])) for i in test])
+    kind = items.kind[test]
+    return {"std": float(c.std()), "auc_edit_vs_control": _auc(c[kind == "edit"], c[kind == "control"])}
 
 
 def _inner_score(f: np.ndarray, kind: np.ndarray) -> dict:
@@ -390,7 +404,11 @@ def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
                 "photo_mask_median_raw": worst(lambda r: r["photo"]["raw_mask_fraction_median"], False),
                 "control_mask_mean": worst(lambda r: r["control"]["mask_fraction_mean"], False),
                 "control_mask_median": worst(lambda r: r["control"]["mask_fraction_median"], False),
-                "mask_level": [m["level"] for m in masks]}
+                "mask_level": [m["level"] for m in masks],
+                "correction_std": [next(f for f in s["folds"] if f["held_out"] == u).get("correction", {}).get("std")
+                                   for s in seeds],
+                "correction_auc": [next(f for f in s["folds"] if f["held_out"] == u).get("correction", {})
+                                   .get("auc_edit_vs_control") for s in seeds]}
         pooled = []
         for s in seeds:
             ai = sum(f["decisions"][name]["outer"]["ai"]["flagged"] * f["decisions"][name]["outer"]["ai"]["n"]

@@ -90,10 +90,15 @@ def set_global_head(model: GammaModel, weight: np.ndarray, bias: float) -> None:
 
 def _optimizer(model: GammaModel, cfg: TrainConfig) -> torch.optim.Optimizer:
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
-    ids = {id(p) for p in model.backbone.parameters()}
+    correction = [p for p in model.classifier.parameters() if p.requires_grad]
+    if model.cfg.reverse_attention:
+        correction += [p for p in model.reverse_attention.parameters() if p.requires_grad]
+    ids = {id(p) for p in model.backbone.parameters()} | {id(p) for p in correction}
     heads = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     return torch.optim.AdamW([{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale},
-                              {"params": heads, "lr": cfg.lr}], weight_decay=cfg.weight_decay)
+                              {"params": heads, "lr": cfg.lr},
+                              {"params": correction, "lr": cfg.lr * cfg.correction_lr_scale}],
+                             weight_decay=cfg.weight_decay)
 
 
 def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -222,7 +227,7 @@ def train(cfg: TrainConfig, records: Sequence[ImageRecord], out_dir: str | Path,
             rate = seen / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(loss=f"{values['total']:.3f}", img_s=f"{rate:.1f}")
             if log and step % cfg.log_every == 0:
-                _append(log, {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[-1], "images_per_s": rate,
+                _append(log, {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[1], "images_per_s": rate,
                               **values})
         if rank == 0:
             steps = max(1, len(loader))

@@ -30,7 +30,7 @@
   const MASK_SIDE = 512;
   const SHARE_SIDE = 128;
   const VIEW_FEATURES = ["mean_logit", "max_view_logit"];
-  const EVIDENCE = ["mask_top_logit", "mask_peak_logit", "generated_share_logit"];
+  const EVIDENCE = ["mask_top_logit", "mask_peak_logit", "generated_share_logit", "mask_contrast_logit"];
 
   function logit(p, eps) {
     const q = Math.min(1 - eps, Math.max(eps, p));
@@ -69,8 +69,8 @@
   }
 
   /**
-   * decision.py region_evidence: [mask_top_logit, mask_peak_logit, generated_share_logit] from the raw head-1 map
-   * and the head-2 maps (channels last) stitched at the rule's map side.
+   * decision.py region_evidence: [mask_top_logit, mask_peak_logit, generated_share_logit, mask_contrast_logit]
+   * from the raw head-1 map and the head-2 maps (channels last) stitched at the rule's map side.
    */
   function regionEvidence(rule, classes, mask, shares) {
     const flat = Float32Array.from(mask).sort();
@@ -81,7 +81,10 @@
     const picked = REGION_CLASSES.map((c) => classes.indexOf(c));
     let region = 0;
     for (let o = 0; o < shares.length; o += C) for (const c of picked) region += shares[o + c];
-    return [top / k, flat[flat.length - 1], region / (shares.length / C)].map((v) => logit(v, EVIDENCE_EPS));
+    const n = flat.length;
+    const median = n % 2 ? flat[(n - 1) / 2] : (flat[n / 2 - 1] + flat[n / 2]) / 2; // numpy's median
+    const [topLogit, peakLogit, regionLogit, medianLogit] = [top / k, flat[n - 1], region / (shares.length / C), median].map((v) => logit(v, EVIDENCE_EPS));
+    return [topLogit, peakLogit, regionLogit, topLogit - medianLogit];
   }
 
   /** The decision the manifest describes; throws DeviceUnsupported for rules this runtime lacks. */
