@@ -138,14 +138,23 @@ def _items(records, features, rng) -> Items:
     return Items(np.array(kind), np.array(record), views, head, head, maps, truth, np.array(area))
 
 
-def test_the_protocol_fits_fusion_and_mask_level_without_the_held_out_source():
+def _protocol(decisions: tuple[str, ...]):
+    """The synthetic protocol's inputs and one seed's run over them: (run, fusion config, items)."""
     records = _records()
     features = _features(records)
     probe = Probe(features, np.array([r.label for r in records]))
     items = _items(records, features, np.random.default_rng(0))
-    cfg = LosoConfig(c_grid=(0.1,), augment=("aug0",))
-    fcfg = FusionConfig(decisions=("global", "full"))
-    run = run_seed(probe, records, items, cfg, fcfg, seed=0, policy=CropPolicy())
+    fcfg = FusionConfig(decisions=decisions)
+
+    def run(items: Items) -> dict:
+        return run_seed(probe, records, items, LosoConfig(c_grid=(0.1,), augment=("aug0",)), fcfg, seed=0,
+                        policy=CropPolicy())
+    return run, fcfg, items
+
+
+def test_the_protocol_fits_fusion_and_mask_level_without_the_held_out_source():
+    run_protocol, fcfg, items = _protocol(("global", "full"))
+    run = run_protocol(items)
     summary = summarise([run], fcfg)
     full, glob = summary["decisions"]["full"]["worst"], summary["decisions"]["global"]["worst"]
     # The region evidence separates edits the global score cannot; both keep the band promise's margin.
@@ -160,16 +169,11 @@ def test_the_protocol_fits_fusion_and_mask_level_without_the_held_out_source():
 
 
 def test_the_protocol_records_what_the_correction_does_on_held_out_images():
-    records = _records()
-    features = _features(records)
-    probe = Probe(features, np.array([r.label for r in records]))
-    items = _items(records, features, np.random.default_rng(0))
-    cfg = LosoConfig(c_grid=(0.1,), augment=("aug0",))
-    fcfg = FusionConfig(decisions=("global",))
+    run_protocol, fcfg, items = _protocol(("global",))
     # A collapsed correction (one constant, as 5 epochs of training gave) against one that raises the edits.
     for lift, spread, auc in ((0.0, (0.0, 1e-9), 0.5), (2.0, (0.5, 2.0), 1.0)):
         items.correction = [np.full(len(v), 3.78 + (lift if k == "edit" else 0.0)) for v, k in zip(items.views, items.kind)]
-        run = run_seed(probe, records, items, cfg, fcfg, seed=0, policy=CropPolicy())
+        run = run_protocol(items)
         for fold in run["folds"]:
             assert fold["correction"]["auc_edit_vs_control"] == auc
             assert spread[0] <= fold["correction"]["std"] < spread[1]
