@@ -86,6 +86,16 @@ def beside(panel: dict, img: dict) -> bool:
             or panel["y"] >= img["y"] + img["height"] or panel["y"] + panel["height"] <= img["y"])
 
 
+def placed_beside(ext, page, element_id: str) -> dict:
+    """The image's entry once its open panel sits beside the picture. The layout places a panel on the next
+    animation frame after its content changes (a result is taller than the progress it replaces), later on a
+    loaded machine: CI once read the panel still where the shorter one had fitted, over the picture."""
+    def check(state) -> bool:
+        entry = image(state, element_id) or {}
+        return bool(entry.get("panel")) and beside(entry["panel"]["rect"], entry["imageRect"])
+    return image(ext.wait_for(page, check, timeout=10, what=f"the panel of {element_id} beside its picture"), element_id)
+
+
 def _decode_alpha(data_url: str):
     import base64
     import io
@@ -121,7 +131,7 @@ def check_outlines(ext, page, site) -> dict:
     for key in ("x", "y", "width", "height"):
         assert outline["rect"][key] == pytest.approx(img[key], abs=1.5), key
     assert "Outlined on the picture: the region that stands out" in entry["panel"]["text"]
-    assert beside(entry["panel"]["rect"], img), (entry["panel"]["rect"], img)
+    placed_beside(ext, page, "edited")
 
     # every pixel drawn lies on the boundary of the map's marked pixels, shown at the picture's size (within the
     # line's half width, its anti-aliasing and a map pixel's rounding), and the whole boundary is drawn
@@ -148,7 +158,7 @@ def check_outlines(ext, page, site) -> dict:
     assert "No region stands out" in untouched["panel"]["text"]
     assert untouched["panel"]["buttons"]["where"]["disabled"]
     assert (untouched["heatmap"] or {}).get("outline") is None
-    assert beside(untouched["panel"]["rect"], untouched["imageRect"])
+    placed_beside(ext, page, "untouched")
     return entry
 
 
@@ -193,7 +203,7 @@ def test_context_menu_overlay_shows_the_backends_verdict(ready, ext_page, gamma_
         # the page's `div, span { font-family: Comic Sans !important }` doesn't reach the shadow root
         assert "Comic" not in entry["panel"]["style"]["fontFamily"]
         # the panel sits beside the image, not over it
-        assert beside(entry["panel"]["rect"], entry["imageRect"]), (entry["panel"]["rect"], entry["imageRect"])
+        placed_beside(ready, page, selector.lstrip("#"))
     # URL mode (the default): the server fetched the image itself, the extension uploaded nothing
     assert any(agent.startswith("gamma-detect/") for agent in test_site.fetched_by("/photos/robin.jpg"))
     page.mouse.move(0, 0)

@@ -32,7 +32,6 @@
     }
     C.badge.render(entry);
     render(entry);
-    C.layout.schedule();
   }
 
   function close(entry) {
@@ -151,6 +150,7 @@
     panel.dataset.state = entry.state;
     panel.style.setProperty("--accent", accent);
     panel.replaceChildren(head, body);
+    C.layout.schedule(); // new content can change its height: place it beside the picture again
   }
 
   // Re-render "retrying in N s" once a second while a panel shows it.
