@@ -376,8 +376,10 @@ def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
     for name in fcfg.decisions:
         per_unit = {}
         for u in units:
-            rows = [next(f for f in s["folds"] if f["held_out"] == u)["decisions"][name]["outer"] for s in seeds]
-            masks = [next(f for f in s["folds"] if f["held_out"] == u)["mask_calibration"] for s in seeds]
+            held = [next(f for f in s["folds"] if f["held_out"] == u) for s in seeds]   # u's fold in each seed
+            rows = [f["decisions"][name]["outer"] for f in held]
+            # Seeds run before the correction was recorded have none.
+            corrections = [f.get("correction", {}) for f in held]
 
             def worst(get, low: bool = True):
                 values = [get(r) for r in rows]
@@ -404,11 +406,9 @@ def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
                 "photo_mask_median_raw": worst(lambda r: r["photo"]["raw_mask_fraction_median"], False),
                 "control_mask_mean": worst(lambda r: r["control"]["mask_fraction_mean"], False),
                 "control_mask_median": worst(lambda r: r["control"]["mask_fraction_median"], False),
-                "mask_level": [m["level"] for m in masks],
-                "correction_std": [next(f for f in s["folds"] if f["held_out"] == u).get("correction", {}).get("std")
-                                   for s in seeds],
-                "correction_auc": [next(f for f in s["folds"] if f["held_out"] == u).get("correction", {})
-                                   .get("auc_edit_vs_control") for s in seeds]}
+                "mask_level": [f["mask_calibration"]["level"] for f in held],
+                "correction_std": [c.get("std") for c in corrections],
+                "correction_auc": [c.get("auc_edit_vs_control") for c in corrections]}
         pooled = []
         for s in seeds:
             ai = sum(f["decisions"][name]["outer"]["ai"]["flagged"] * f["decisions"][name]["outer"]["ai"]["n"]
