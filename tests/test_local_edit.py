@@ -9,7 +9,8 @@ from test_loso import _features, _records
 
 from gamma_detect.crops import CropPolicy
 from gamma_detect.decision import EVIDENCE, Decision, MaskCalibration, features_of, region_evidence, strongest_region
-from gamma_detect.train.fusion_loso import FusionConfig, Items, fit_mask_threshold, run_seed, summarise
+from gamma_detect.train.fusion_loso import (FusionConfig, Items, _union_edge, fit_mask_threshold, release_decision,
+                                           run_seed, summarise)
 from gamma_detect.train.local_edit import build_edits, local_edit, process_alike
 from gamma_detect.train.loso import LosoConfig, Probe
 from gamma_detect.train.sources import ImageRecord
@@ -166,6 +167,43 @@ def test_the_protocol_fits_fusion_and_mask_level_without_the_held_out_source():
     for fold in run["folds"]:
         assert fold["mask_calibration"]["level"] > 0.5
         assert fold["correction"] == {"std": 0.0, "auc_edit_vs_control": None}   # these items have no correction
+
+
+def test_two_rules_keep_the_global_bands_and_add_edits_in_ai_only():
+    run_protocol, fcfg, items = _protocol(("global", "either"))
+    run = run_protocol(items)
+    for fold in run["folds"]:
+        glob, either = fold["decisions"]["global"], fold["decisions"]["either"]
+        assert either["fit"]["rule"] == "either" and either["fit"]["whole"] == glob["fit"]
+        assert either["fit"]["region"]["likely_ai_edge_logit"] == np.inf   # the region rule gives `ai` alone
+        g, e = glob["outer"], either["outer"]
+        # Every verdict the global rule gives stands or is raised to `ai`: nothing it flags is lost.
+        for kind in ("photo", "ai", "edit", "control"):
+            assert e[kind]["flagged"] >= g[kind]["flagged"] and e[kind]["in_ai"] >= g[kind]["in_ai"]
+    worst = summarise([run], fcfg)["decisions"]
+    assert worst["either"]["worst"]["edit_flagged"] > worst["global"]["worst"]["edit_flagged"]
+    assert worst["either"]["worst"]["ai_recall_flag"] >= worst["global"]["worst"]["ai_recall_flag"]
+
+
+def test_the_region_rules_edge_leaves_room_only_for_what_the_global_rule_did_not_take():
+    rng = np.random.default_rng(0)
+    f, units = rng.normal(0, 1, 80), np.repeat(["a", "b"], 40)
+    photos = np.ones(80, bool)
+    taken = np.zeros(80, bool)
+    taken[:2] = True                           # unit a: two photos already in `ai` by the global rule
+    for rate, room in ((0.05, {"a": 0, "b": 2}), (0.10, {"a": 2, "b": 4})):
+        edge = _union_edge(f, units, photos, taken, rate)
+        for u in "ab":
+            mine = units == u
+            assert ((f >= edge) & mine & ~taken).sum() <= room[u]
+        # The lowest such edge: any lower one breaks a unit.
+        lower = np.nextafter(edge, -np.inf)
+        assert any(((f >= lower) & (units == u) & ~taken).sum() > room[u] for u in "ab")
+
+
+def test_two_rules_are_refused_for_a_release():
+    with pytest.raises(ValueError, match="no runtime reads yet"):
+        release_decision([], CropPolicy(), "unused.pt", "either")
 
 
 def test_the_protocol_records_what_the_correction_does_on_held_out_images():

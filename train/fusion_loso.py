@@ -5,7 +5,7 @@ its temperature and bands fitted nested on the training sources, the staged crop
 views). Beside every starter image it scores, per seed, the local edits of ``local_edit.py``: each held-out
 photo edited with a region of an AI image of the held-out families, and its unedited control processed alike.
 
-The decision variants (``DECISIONS``) turn per-image evidence into one logit:
+The decision variants (``DECISIONS``) turn per-image evidence into a verdict:
 
 - ``global``: the probe's mean view logit alone (0.3.0: what ships today);
 - ``worst_crop``, ``mask``, ``full``: a logistic regression on the mean view logit plus the worst view's logit,
@@ -13,7 +13,9 @@ The decision variants (``DECISIONS``) turn per-image evidence into one logit:
 - ``contrast``, ``contrast_full``: the same with the map's evidence taken relative to its own median
   (``mask_contrast_logit``), so a photo whose map runs hot everywhere does not count as a region;
 - ``attention``, ``attention_full``: ``global`` and ``full`` with each view's logit corrected by the reverse
-  cross-attention (GAMMA's own decision: the graph's view logit when the correction is trained).
+  cross-attention (GAMMA's own decision: the graph's view logit when the correction is trained);
+- ``either``: two rules (``TwoRules``): ``global``'s bands, and a ``full`` fusion of edits against photos and
+  controls that may raise a verdict to `ai` alone (measured here; no manifest rule reads it yet).
 
 Nothing light is fitted on what it is measured on: the fusion weights, the fused score's band edges and the
 head-1 map's threshold are fitted per outer fold on *inner* out-of-fold probe scores of the training sources
@@ -24,7 +26,7 @@ starter photo (with synthetic manipulations, never these edits): the map evidenc
 ``FusionConfig.fold_heads``: then every outer fold trains its own heads and correction on its training images and
 their local edits (``train/fold_heads.py``), and each image's outputs come from the model of its own fold.
 
-Each fold's fitted decision is the manifest's ``decision`` section (``Fusion.to_dict``), read by
+Each fold's fitted one-rule decision is the manifest's ``decision`` section (``Decision.to_dict``), read by
 ``gamma_detect.decision`` exactly as the protocol applies it.
 """
 
@@ -56,6 +58,7 @@ from .sources import ImageRecord
 class Variant:
     features: tuple[str, ...]   # the decision's inputs (``decision.FEATURES``)
     attention: bool = False     # view logits corrected by the reverse cross-attention
+    region_rule: bool = False   # two rules (``TwoRules``): ``global``'s bands, and this fusion raising to `ai` alone
 
 
 _FULL = ("mean_logit", "max_view_logit", "mask_top_logit", "mask_peak_logit", "generated_share_logit")
@@ -68,6 +71,7 @@ DECISIONS = {
     "contrast_full": Variant(("mean_logit", "max_view_logit", "mask_contrast_logit", "generated_share_logit")),
     "attention": Variant(("mean_logit",), attention=True),
     "attention_full": Variant(_FULL, attention=True),
+    "either": Variant(_FULL, region_rule=True),
 }
 WITHOUT_ATTENTION = ("global", "worst_crop", "mask", "full")   # the released heads' correction is zero
 KINDS = ("photo", "ai", "edit", "control")
@@ -177,6 +181,78 @@ def _sigmoid(z: float) -> float:
     return float(1 / (1 + np.exp(-np.clip(z, -500, 500))))
 
 
+@dataclass(frozen=True)
+class TwoRules:
+    """A protocol variant, not yet a manifest rule: the global decision gives every band as released, and a
+    region fusion fitted on edits against photos and controls only (whole AI images stay the global rule's) may
+    raise a verdict to `ai`, never to `likely_ai`; its edge keeps the union of both rules' `ai` under the
+    promise on every inner source."""
+    whole: Decision
+    region: Decision   # its ``ai_edge`` only
+
+    def to_dict(self) -> dict:
+        return {"rule": "either", "whole": self.whole.to_dict(), "region": self.region.to_dict()}
+
+
+def _band(f: np.ndarray, fusion: Decision) -> np.ndarray:
+    return np.where(f >= fusion.ai_edge, "ai", np.where(f >= fusion.likely_ai_edge, "likely_ai", "other"))
+
+
+def verdicts(decision: Decision | TwoRules, name: str, x0: np.ndarray, x: np.ndarray, policy: CropPolicy
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score, band, views refined) of evidence rows ``x0``/``x`` (``ALL_FEATURES``) under variant ``name``. Two
+    rules score by how far either is above its `ai` edge (for the AUCs); the grid runs where the global rule's
+    stage 0 says so, and the region rule reads the views that ran."""
+    pick = _columns(DECISIONS[name])
+    if isinstance(decision, TwoRules):
+        g = _columns(DECISIONS["global"])
+        fg, refined = _staged(decision.whole, x0[:, g], x[:, g], policy)
+        fr = decision.region.logit(np.where(refined[:, None], x, x0)[:, pick])
+        band = np.where(fr >= decision.region.ai_edge, "ai", _band(fg, decision.whole))
+        return np.maximum(fg - decision.whole.ai_edge, fr - decision.region.ai_edge), band, refined
+    f, refined = _staged(decision, x0[:, pick], x[:, pick], policy)
+    return f, _band(f, decision), refined
+
+
+def _union_edge(f: np.ndarray, units: np.ndarray, photos: np.ndarray, taken: np.ndarray, max_rate: float) -> float:
+    """Lowest edge for ``f`` that keeps, on every unit, at most ``max_rate`` of its ``photos`` in `ai` by either
+    rule (``taken``: those the other rule already puts there)."""
+    edge = -np.inf
+    for unit in np.unique(units[photos]):
+        mine = photos & (units == unit)
+        allowed = max(0, int(np.floor(max_rate * mine.sum())) - int(taken[mine].sum()))
+        values = np.sort(f[mine & ~taken])[::-1]
+        if len(values) > allowed:
+            edge = max(edge, float(np.nextafter(values[allowed], np.inf)))
+    return edge
+
+
+def _logistic(x: np.ndarray, target: np.ndarray, fcfg: FusionConfig) -> tuple[np.ndarray, float]:
+    """Logistic weights and bias on standardised columns, returned on the raw columns' scale."""
+    mean, scale = x.mean(0), x.std(0) + 1e-9
+    model = LogisticRegression(C=fcfg.fusion_c, max_iter=2000).fit((x - mean) / scale, target)
+    weights = model.coef_[0] / scale
+    return weights, float(model.intercept_[0] - weights @ mean)
+
+
+def fit_two_rules(name: str, x0: np.ndarray, x: np.ndarray, kind: np.ndarray, units: np.ndarray, photos: np.ndarray,
+                  cfg: LosoConfig, fcfg: FusionConfig, policy: CropPolicy, cal: Calibration) -> TwoRules:
+    """``TwoRules`` on inner out-of-fold evidence: ``global`` as fitted alone, then the region fusion of edits
+    against photos and controls, its `ai` edge over the photos (``photos``: ``edge_kinds``) the global rule leaves."""
+    whole = fit_decision("global", x0, x, np.isin(kind, ("ai", "edit")).astype(int), units, photos, cfg, fcfg,
+                         policy, cal)
+    pick = _columns(DECISIONS[name])
+    g = _columns(DECISIONS["global"])
+    fg, refined = _staged(whole, x0[:, g], x[:, g], policy)
+    rows = np.isin(kind, ("edit", "photo", "control"))
+    weights, bias = _logistic(x[rows][:, pick], (kind[rows] == "edit").astype(int), fcfg)
+    region = Decision(name, DECISIONS[name].features, weights, bias, np.inf, np.inf)
+    fr = region.logit(np.where(refined[:, None], x, x0)[:, pick])
+    margin = cfg.fit_margin if fcfg.fit_margin is None else fcfg.fit_margin
+    edge = _union_edge(fr, units, photos, fg >= whole.ai_edge, max(0.0, cfg.max_ai_rate - margin))
+    return TwoRules(whole, replace(region, likely_ai_edge=np.inf, ai_edge=edge))
+
+
 def _edges(f: np.ndarray, units: np.ndarray, photos: np.ndarray, cfg: LosoConfig) -> tuple[float, float]:
     kept = np.ones(photos.sum(), bool)
     ai = _source_edge(f[photos], units[photos], kept, max(0.0, cfg.max_ai_rate - cfg.fit_margin))
@@ -194,10 +270,7 @@ def fit_decision(name: str, x0: np.ndarray, x: np.ndarray, target: np.ndarray, u
     if variant.features == ("mean_logit",):   # the view logits' own scale: the probe's, or the graph's (attention)
         weights, bias = np.array([1.0]), 0.0
     else:
-        mean, scale = x[:, pick].mean(0), x[:, pick].std(0) + 1e-9
-        model = LogisticRegression(C=fcfg.fusion_c, max_iter=2000).fit((x[:, pick] - mean) / scale, target)
-        weights = model.coef_[0] / scale
-        bias = float(model.intercept_[0] - weights @ mean)
+        weights, bias = _logistic(x[:, pick], target, fcfg)
     fusion = Decision(name, variant.features, weights, bias, -np.inf, np.inf)
     if name == "global":   # the probe's own nested calibration: exactly today's protocol
         return replace(fusion, likely_ai_edge=cal.likely_ai_edge, ai_edge=cal.ai_edge)
@@ -244,11 +317,11 @@ def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
     return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
 
 
-def measure(items: Items, test: np.ndarray, f: np.ndarray, refined: np.ndarray, fusion: Decision,
+def measure(items: Items, test: np.ndarray, f: np.ndarray, band: np.ndarray, refined: np.ndarray,
             mask_cal: MaskCalibration, fcfg: FusionConfig) -> dict:
-    """The numbers of record for one held-out unit (``test``: its items, ``f``: their final logits)."""
+    """The numbers of record for one held-out unit (``test``: its items, ``f``: their final scores, ``band``: their
+    verdict bands)."""
     kind = items.kind[test]
-    band = np.where(f >= fusion.ai_edge, "ai", np.where(f >= fusion.likely_ai_edge, "likely_ai", "other"))
     flagged = band != "other"
     out: dict = {}
     for k in KINDS:
@@ -289,8 +362,11 @@ class FoldFit:
     mask_cal: MaskCalibration
 
     def decision(self, name: str, items: Items, unit_of: np.ndarray, cfg: LosoConfig, fcfg: FusionConfig,
-                 policy: CropPolicy) -> Decision:
+                 policy: CropPolicy) -> Decision | TwoRules:
         kind = items.kind[self.train]
+        if DECISIONS[name].region_rule:
+            return fit_two_rules(name, self.x0, self.x, kind, unit_of[self.train], np.isin(kind, fcfg.edge_kinds),
+                                 cfg, fcfg, policy, self.cal)
         target = np.isin(kind, ("ai", "edit")).astype(int)
         return fit_decision(name, self.x0, self.x, target, unit_of[self.train], np.isin(kind, fcfg.edge_kinds), cfg,
                             fcfg, policy, self.cal)
@@ -332,11 +408,10 @@ def run_seed(probe: Probe, records: Sequence[ImageRecord], items: Items, cfg: Lo
                "correction": _correction_stats(items, test), "decisions": {}}
         for name in fcfg.decisions:
             fusion = fit.decision(name, items, unit_of, cfg, fcfg, policy)
-            pick = _columns(DECISIONS[name])
-            fi, _ = _staged(fusion, fit.x0[:, pick], fit.x[:, pick], policy)
-            f, refined = _staged(fusion, t0[:, pick], t[:, pick], policy)
+            fi, _, _ = verdicts(fusion, name, fit.x0, fit.x, policy)
+            f, band, refined = verdicts(fusion, name, t0, t, policy)
             row["decisions"][name] = {"fit": fusion.to_dict(), "inner": _inner_score(fi, items.kind[fit.train]),
-                                      "outer": measure(items, test, f, refined, fusion, fit.mask_cal, fcfg)}
+                                      "outer": measure(items, test, f, band, refined, fit.mask_cal, fcfg)}
         folds.append(row)
     return {"seed": seed, "folds": folds}
 
@@ -493,6 +568,9 @@ def release_decision(records: Sequence[ImageRecord], policy: CropPolicy, checkpo
     of them, seed ``seed``'s edits), and the head-1 level on every source's untouched photos. With
     ``fcfg.fold_heads`` each image's evidence comes from seed ``seed``'s model of its fold (``heads_dir``: the
     protocol's, resumed), which never trained on it; the released heads, trained on every image, then apply it."""
+    if DECISIONS[name].region_rule:
+        raise ValueError(f"decision {name!r} is two rules, which no runtime reads yet (a manifest's decision is one "
+                         f"logistic_fusion): release one of {[n for n, v in DECISIONS.items() if not v.region_rule]}")
     features = load_features(records, policy, cfg, cache_root, progress)
     probe = Probe(features, np.array([r.label for r in records]))
     if fcfg.fold_heads:
