@@ -9,10 +9,9 @@ from test_loso import _features, _records
 
 from gamma_detect.crops import CropPolicy
 from gamma_detect.decision import EVIDENCE, Decision, MaskCalibration, features_of, region_evidence, strongest_region
-from gamma_detect.train.fusion_loso import (FusionConfig, Items, _union_edge, fit_mask_threshold, release_decision,
-                                           run_seed, summarise)
+from gamma_detect.train.fusion_loso import FusionConfig, Items, fit_mask_threshold, release_decision, run_seed, summarise
 from gamma_detect.train.local_edit import build_edits, local_edit, process_alike
-from gamma_detect.train.loso import LosoConfig, Probe
+from gamma_detect.train.loso import LosoConfig, Probe, _source_edge
 from gamma_detect.train.sources import ImageRecord
 
 
@@ -188,11 +187,11 @@ def test_two_rules_keep_the_global_bands_and_add_edits_in_ai_only():
 def test_the_region_rules_edge_leaves_room_only_for_what_the_global_rule_did_not_take():
     rng = np.random.default_rng(0)
     f, units = rng.normal(0, 1, 80), np.repeat(["a", "b"], 40)
-    photos = np.ones(80, bool)
+    kept = np.ones(80, bool)
     taken = np.zeros(80, bool)
     taken[:2] = True                           # unit a: two photos already in `ai` by the global rule
     for rate, room in ((0.05, {"a": 0, "b": 2}), (0.10, {"a": 2, "b": 4})):
-        edge = _union_edge(f, units, photos, taken, rate)
+        edge = _source_edge(f, units, kept, rate, taken=taken)
         for u in "ab":
             mine = units == u
             assert ((f >= edge) & mine & ~taken).sum() <= room[u]

@@ -214,19 +214,6 @@ def verdicts(decision: Decision | TwoRules, name: str, x0: np.ndarray, x: np.nda
     return f, _band(f, decision), refined
 
 
-def _union_edge(f: np.ndarray, units: np.ndarray, photos: np.ndarray, taken: np.ndarray, max_rate: float) -> float:
-    """Lowest edge for ``f`` that keeps, on every unit, at most ``max_rate`` of its ``photos`` in `ai` by either
-    rule (``taken``: those the other rule already puts there)."""
-    edge = -np.inf
-    for unit in np.unique(units[photos]):
-        mine = photos & (units == unit)
-        allowed = max(0, int(np.floor(max_rate * mine.sum())) - int(taken[mine].sum()))
-        values = np.sort(f[mine & ~taken])[::-1]
-        if len(values) > allowed:
-            edge = max(edge, float(np.nextafter(values[allowed], np.inf)))
-    return edge
-
-
 def _logistic(x: np.ndarray, target: np.ndarray, fcfg: FusionConfig) -> tuple[np.ndarray, float]:
     """Logistic weights and bias on standardised columns, returned on the raw columns' scale."""
     mean, scale = x.mean(0), x.std(0) + 1e-9
@@ -249,7 +236,8 @@ def fit_two_rules(name: str, x0: np.ndarray, x: np.ndarray, kind: np.ndarray, un
     region = Decision(name, DECISIONS[name].features, weights, bias, np.inf, np.inf)
     fr = region.logit(np.where(refined[:, None], x, x0)[:, pick])
     margin = cfg.fit_margin if fcfg.fit_margin is None else fcfg.fit_margin
-    edge = _union_edge(fr, units, photos, fg >= whole.ai_edge, max(0.0, cfg.max_ai_rate - margin))
+    edge = _source_edge(fr[photos], units[photos], np.ones(photos.sum(), bool), max(0.0, cfg.max_ai_rate - margin),
+                        taken=(fg >= whole.ai_edge)[photos])
     return TwoRules(whole, replace(region, likely_ai_edge=np.inf, ai_edge=edge))
 
 

@@ -278,14 +278,17 @@ class Calibration:
                 "ai_edge_logit": self.ai_edge, "abstention": self.rule.to_dict(), "bands": self.bands()}
 
 
-def _source_edge(z: np.ndarray, units: np.ndarray, kept: np.ndarray, max_rate: float) -> float:
+def _source_edge(z: np.ndarray, units: np.ndarray, kept: np.ndarray, max_rate: float,
+                 taken: np.ndarray | None = None) -> float:
     """Lowest calibrated-logit edge that flags at most ``max_rate`` of the photos of every unit (abstained
-    photos, ``~kept``, are never flagged)."""
+    photos, ``~kept``, are never flagged; ``taken``: photos another rule already flags, counted against each
+    unit's allowance and never flagged by this edge)."""
+    taken = np.zeros(len(z), bool) if taken is None else taken
     edge = -np.inf
     for unit in np.unique(units):
         mine = units == unit
-        allowed = int(np.floor(max_rate * mine.sum()))
-        values = np.sort(z[mine & kept])[::-1]
+        allowed = max(0, int(np.floor(max_rate * mine.sum())) - int(taken[mine].sum()))
+        values = np.sort(z[mine & kept & ~taken])[::-1]
         if len(values) > allowed:
             edge = max(edge, float(np.nextafter(values[allowed], np.inf)))
     return edge
