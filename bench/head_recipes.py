@@ -46,12 +46,12 @@ def rows(run: Path) -> dict:
 
 def table(runs: list[dict]) -> str:
     lines = ["| heads | decision | worst source in `ai` | worst in `ai`+`likely_ai` | edits flagged (>= 15 %) | "
-             "worst AUC edit vs control | AI images flagged |", "|---|---|---|---|---|---|---|"]
+             "worst AUC edit vs control | AI images flagged (in `ai`) |", "|---|---|---|---|---|---|---|"]
     for r in runs:
         for name, w in r["decisions"].items():
             lines.append(f"| {r['run']} | {name} | {_pct(w['photo_in_ai'])} | {_pct(w['photo_flagged'])} | "
                          f"{_pct(w['edit_flagged'])} ({_pct(w['edit_flagged_large'])}) | "
-                         f"{w['auc_edit_vs_control']:.3f} | {_pct(w['ai_recall_flag'])} |")
+                         f"{w['auc_edit_vs_control']:.3f} | {_pct(w['ai_recall_flag'])} ({_pct(w.get('ai_in_ai'))}) |")
     lines += ["", "| heads | held-out source | mask IoU calibrated (raw) | pointing | untouched mean / median "
               "calibrated (raw) | correction spread, logit (AUC edit vs control) |", "|---|---|---|---|---|---|"]
     for r in runs:

@@ -15,9 +15,16 @@ refine):
 - ``mask_contrast_logit``: ``mask_top_logit`` minus the logit of the map's median: how far the hottest part stands
   out from the image's own level (a source whose maps run hot everywhere raises both).
 
-Maps are stitched at ``map_side`` px (the policy's stitching). The fused score is
-``sigmoid(bias + sum_k weights_k * feature_k)``; the verdict bands are over it. A manifest without a
-``decision`` scores by the mean view logit alone (as 0.3.0 did).
+Maps are stitched at ``map_side`` px (the policy's stitching). The section's ``rule``:
+
+- ``logistic_fusion`` (``Decision``): the fused score is ``sigmoid(bias + sum_k weights_k * feature_k)``; the
+  verdict bands are over it.
+- ``either`` (``Either``): a whole-image ``logistic_fusion`` gives every band, and a region fusion, fitted on local
+  edits against photos, may raise the verdict to `ai` alone: where its logit reaches its own `ai` edge, the image
+  logit becomes the larger of the whole rule's and the region's shifted onto the whole rule's `ai` edge. A photo
+  with an AI-edited region thus reaches `ai` without the region evidence moving any whole image's score.
+
+A manifest without a ``decision`` scores by the mean view logit alone (as 0.3.0 did).
 """
 
 from __future__ import annotations
@@ -101,9 +108,18 @@ class Decision:
     def uses_regions(self) -> bool:
         return any(f in EVIDENCE for f in self.features)
 
+    @property
+    def plain(self) -> bool:
+        """The mean view logit alone: the image score is the views' combined probability."""
+        return self.features == ("mean_logit",) and float(self.weights[0]) == 1.0 and self.bias == 0.0
+
     def logit(self, x: np.ndarray) -> np.ndarray:
         """Fused logits of rows ``x`` (columns in ``features`` order)."""
         return np.asarray(x, np.float64) @ np.asarray(self.weights, np.float64) + self.bias
+
+    def score(self, view_logits: np.ndarray, evidence: Sequence[float] | None) -> float:
+        """The image's fused logit from its view logits and ``region_evidence`` values."""
+        return float(self.logit(features_of(self, view_logits, evidence)[None])[0])
 
     def to_dict(self) -> dict:
         return {"rule": "logistic_fusion", "name": self.name, "features": list(self.features),
@@ -119,15 +135,78 @@ class Decision:
         if not data:
             return cls.empty()
         if data.get("rule") != "logistic_fusion":
-            raise ValueError(f"unknown decision rule {data.get('rule')!r}; this runtime knows 'logistic_fusion'")
+            raise ValueError(f"decision rule {data.get('rule')!r} is not a logistic_fusion")
         return cls(str(data.get("name", "fusion")), tuple(data["features"]), np.array(data["weights"], np.float64),
                    float(data["bias"]), float(data.get("likely_ai_edge_logit", -np.inf)),
                    float(data.get("ai_edge_logit", np.inf)), int(data.get("map_side", 128)),
                    float(data.get("top_share", 0.05)))
 
 
+@dataclass(frozen=True)
+class Either:
+    """Two rules: ``whole`` gives every band; ``region`` (its ``ai_edge`` only) may raise the verdict to `ai`."""
+    whole: Decision
+    region: Decision
+    name: str = "either"
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.region.ai_edge):
+            raise ValueError(f"decision {self.name!r}: the region rule needs a finite ai edge, got {self.region.ai_edge}")
+        if (self.whole.map_side, self.whole.top_share) != (self.region.map_side, self.region.top_share):
+            raise ValueError(f"decision {self.name!r}: both rules must read the same maps (map_side, top_share)")
+
+    likely_ai_edge = property(lambda self: self.whole.likely_ai_edge)   # the bands are the whole rule's
+    ai_edge = property(lambda self: self.whole.ai_edge)
+    map_side = property(lambda self: self.region.map_side)
+    top_share = property(lambda self: self.region.top_share)
+
+    @property
+    def uses_regions(self) -> bool:
+        return self.whole.uses_regions or self.region.uses_regions
+
+    plain = False
+
+    def combine(self, whole: np.ndarray, region: np.ndarray) -> np.ndarray:
+        """Image logits from the two rules' logits: the whole rule's, raised to the region's (shifted onto the whole
+        rule's `ai` edge) where the region reaches its edge; under it the region changes nothing."""
+        whole, region = np.asarray(whole, np.float64), np.asarray(region, np.float64)
+        raised = np.maximum(whole, self.whole.ai_edge + region - self.region.ai_edge)
+        return np.where(region >= self.region.ai_edge, raised, whole)
+
+    def score(self, view_logits: np.ndarray, evidence: Sequence[float] | None) -> float:
+        return float(self.combine(self.whole.score(view_logits, evidence), self.region.score(view_logits, evidence)))
+
+    def to_dict(self) -> dict:
+        region = {k: v for k, v in self.region.to_dict().items() if k not in ("likely_ai_edge_logit", "formula")}
+        return {"rule": "either", "name": self.name, "whole": self.whole.to_dict(), "region": region,
+                "formula": "z_whole, z_region: the two logistic fusions; z = z_whole where z_region < "
+                           "region.ai_edge_logit, else max(z_whole, whole.ai_edge_logit + z_region - "
+                           "region.ai_edge_logit); the image probability sigmoid(z), verdict_bands over it"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Either":
+        if not isinstance(data.get("whole"), dict) or not isinstance(data.get("region"), dict):
+            raise ValueError("decision rule 'either' needs its two rules, 'whole' and 'region' (logistic fusions)")
+        return cls(Decision.from_dict(data["whole"]), Decision.from_dict(data["region"]),
+                   str(data.get("name", "either")))
+
+
+RULES = {"logistic_fusion": Decision, "either": Either}
+
+
+def read_decision(data: dict | None) -> Decision | Either:
+    """A manifest's ``decision`` section (none: the mean view logit alone)."""
+    if not data:
+        return Decision.empty()
+    rule = RULES.get(data.get("rule"))
+    if rule is None:
+        raise ValueError(f"unknown decision rule {data.get('rule')!r}; this runtime knows {sorted(RULES)}: "
+                         f"upgrade gamma-detect to read this model")
+    return rule.from_dict(data)
+
+
 def region_evidence(policy: CropPolicy, plan: CropPlan, masks: np.ndarray, sources: np.ndarray,
-                    decision: Decision) -> tuple[np.ndarray, np.ndarray]:
+                    decision: Decision | Either) -> tuple[np.ndarray, np.ndarray]:
     """(EVIDENCE values, the stitched raw head-1 map at ``map_side``) from the views that ran: ``masks`` (N, M, M)
     and ``sources`` (N, C, M, M) in stitching order."""
     mask = policy.stitch(masks, plan, max_side=decision.map_side)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +110,20 @@ def write_fixtures(path: Path) -> None:
         probabilities = rng.uniform(0.05, 0.95, plan.views)
         evidence, _ = fusion.region_evidence(policy, plan, masks, np.moveaxis(sources, 1, -1).transpose(0, 3, 1, 2), decided)
         logits = np.log(probabilities) - np.log1p(-probabilities)
-        z = float(decided.logit(fusion.features_of(decided, logits, evidence)[None])[0])
+        z = decided.score(logits, evidence)
         stitched = fusion.MaskCalibration.from_dict(calibration).apply(policy.stitch(masks, plan, max_side=MASK_SIDE))
+        # Two rules (`either`) over the same evidence: the region rule's edge under its logit (it raises) and over.
+        region = fusion.Decision("region", ("mask_peak_logit", "generated_share_logit"), np.array([0.8, 0.3]), 0.2,
+                                 np.inf, np.inf, 96)
+        r = region.score(logits, evidence)
+        either = []
+        for edge in (r - 0.4, r + 0.4):
+            rules = fusion.Either(replace(decided, likely_ai_edge=z + 0.5, ai_edge=z + 1.0), replace(region, ai_edge=edge))
+            either.append({"decision": rules.to_dict(), "probability": 1 / (1 + np.exp(-rules.score(logits, evidence)))})
         regions.append({"width": w, "height": h, "masks": b64(masks), "sources": b64(np.moveaxis(sources, 1, -1)),
                         "probabilities": probabilities.tolist(), "evidence": evidence.tolist(),
                         "probability": 1 / (1 + np.exp(-z)), "region": fusion.strongest_region(stitched),
-                        "mask_fraction": float((stitched > 0.5).mean())})
+                        "mask_fraction": float((stitched > 0.5).mean()), "either": either})
     evidence = [{"name": name, "data": b64(np.frombuffer(data, np.uint8)),
                  "items": [{k: e.to_dict()[k] for k in ("source", "status", "strength", "reason", "summary")}
                            for e in read_evidence(data)]} for name, data in _evidence_files().items()]

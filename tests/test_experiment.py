@@ -62,3 +62,13 @@ def test_unknown_variant_is_refused(tiny_dataset, tmp_path):
         main(["evaluate", "--protocol", "kfold", "--preset", "tiny", "--set", f"data=csv:{tiny_dataset}",
               "--variants", "magic",
               "--out", str(tmp_path), "--no-progress"])
+
+
+def test_keep_heads_needs_a_release_of_a_decision_without_the_attention(tmp_path, capsys):
+    import pytest
+
+    for extra in ([], ["--release", str(tmp_path)], ["--release", str(tmp_path), "--decision", "attention_full"]):
+        with pytest.raises(SystemExit):
+            main(["evaluate", "--protocol", "local-edit", "--keep-heads", *extra, "--out", str(tmp_path), "--no-progress"])
+        assert "--keep-heads releases a decision on the checkpoint's own heads" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())   # refused before anything ran

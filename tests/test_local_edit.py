@@ -8,8 +8,9 @@ from PIL import Image
 from test_loso import _features, _records
 
 from gamma_detect.crops import CropPolicy
-from gamma_detect.decision import EVIDENCE, Decision, MaskCalibration, features_of, region_evidence, strongest_region
-from gamma_detect.train.fusion_loso import FusionConfig, Items, fit_mask_threshold, release_decision, run_seed, summarise
+from gamma_detect.decision import (EVIDENCE, Decision, Either, MaskCalibration, features_of, read_decision,
+                                   region_evidence, strongest_region)
+from gamma_detect.train.fusion_loso import FusionConfig, Items, fit_mask_threshold, run_seed, summarise
 from gamma_detect.train.local_edit import build_edits, local_edit, process_alike
 from gamma_detect.train.loso import LosoConfig, Probe, _source_edge
 from gamma_detect.train.sources import ImageRecord
@@ -81,8 +82,37 @@ def test_decision_round_trips_and_rejects_unknown_inputs():
     assert np.allclose(x, [1.0, 4.0]) and np.isclose(d.logit(x[None])[0], 1.0 + 2.0 - 0.2)
     with pytest.raises(ValueError, match="must be among"):
         Decision("x", ("colour",), np.array([1.0]), 0.0, 0.0, 1.0)
-    with pytest.raises(ValueError, match="unknown decision rule"):
-        Decision.from_dict({"rule": "attention"})
+    with pytest.raises(ValueError, match="unknown decision rule 'attention'.*upgrade"):
+        read_decision({"rule": "attention"})
+    assert read_decision(None).plain and not read_decision(d.to_dict()).plain
+
+
+def _either() -> Either:
+    whole = Decision("global", ("mean_logit",), np.array([1.0]), 0.0, 0.5, 2.0)
+    region = Decision("either", ("mean_logit", "mask_peak_logit"), np.array([0.5, 1.0]), -1.0, np.inf, 3.0)
+    return Either(whole, region)
+
+
+def test_the_region_rule_raises_to_ai_alone_and_round_trips():
+    either = _either()
+    whole = np.array([-1.0, 1.0, 2.5, -1.0, 2.5, 1.0])
+    region = np.array([2.9, 2.9, 2.9, 3.0, 9.0, 5.0])
+    z = either.combine(whole, region)
+    # Under its edge the region changes nothing (never raises to `likely_ai`); at or over it, the image reaches
+    # the whole rule's `ai` edge by as much as the region passes its own; a higher whole logit stands.
+    assert np.allclose(z, [-1.0, 1.0, 2.5, 2.0, 8.0, 4.0])
+    back = read_decision(either.to_dict())
+    assert isinstance(back, Either) and back.region.ai_edge == 3.0 and back.ai_edge == 2.0 and back.likely_ai_edge == 0.5
+    assert "likely_ai_edge_logit" not in either.to_dict()["region"]   # the region rule has no `likely_ai` band
+    # The manifest is JSON a browser parses: no Infinity.
+    import json
+    json.loads(json.dumps(either.to_dict()), parse_constant=lambda c: pytest.fail(f"{c} in the decision"))
+    logits, evidence = np.array([0.0, 2.0]), [0.0, 3.5, 0.0, 0.0]
+    assert np.isclose(either.score(logits, evidence), either.combine(1.0, 0.5 + 3.5 - 1.0))
+    with pytest.raises(ValueError, match="needs its two rules"):
+        read_decision({"rule": "either", "whole": either.whole.to_dict()})
+    with pytest.raises(ValueError, match="finite ai edge"):
+        Either(either.whole, Decision("r", ("mean_logit",), np.array([1.0]), 0.0, np.inf, np.inf))
 
 
 def test_region_evidence_and_the_strongest_region():
@@ -174,7 +204,7 @@ def test_two_rules_keep_the_global_bands_and_add_edits_in_ai_only():
     for fold in run["folds"]:
         glob, either = fold["decisions"]["global"], fold["decisions"]["either"]
         assert either["fit"]["rule"] == "either" and either["fit"]["whole"] == glob["fit"]
-        assert either["fit"]["region"]["likely_ai_edge_logit"] == np.inf   # the region rule gives `ai` alone
+        assert "likely_ai_edge_logit" not in either["fit"]["region"]   # the region rule gives `ai` alone
         g, e = glob["outer"], either["outer"]
         # Every verdict the global rule gives stands or is raised to `ai`: nothing it flags is lost.
         for kind in ("photo", "ai", "edit", "control"):
@@ -200,9 +230,36 @@ def test_the_region_rules_edge_leaves_room_only_for_what_the_global_rule_did_not
         assert any(((f >= lower) & (units == u) & ~taken).sum() > room[u] for u in "ab")
 
 
-def test_two_rules_are_refused_for_a_release():
-    with pytest.raises(ValueError, match="no runtime reads yet"):
-        release_decision([], CropPolicy(), "unused.pt", "either")
+def test_a_region_share_moves_whole_images_from_ai_to_likely_ai_only():
+    from gamma_detect.abstain import AbstentionRule
+    from gamma_detect.train.fusion_loso import ALL_FEATURES, fit_two_rules
+    from gamma_detect.train.loso import Calibration
+
+    rng = np.random.default_rng(1)
+    kind = np.repeat(["photo", "ai", "edit", "control"], [200, 100, 200, 200])
+    units = np.r_[np.repeat(["a", "b"], 100), np.full(100, ""), np.tile(np.repeat(["a", "b"], 100), 2)]
+    x = rng.normal(0, 1, (len(kind), len(ALL_FEATURES)))
+    x[kind == "ai", 0] += 3.0
+    x[kind == "edit", 3] += 3.0           # the map's peak tells the edits
+    photos = kind == "photo"
+    cal = Calibration(0.1, 1.0, -1.0, 1.0, AbstentionRule())   # the global rule's edges, as its calibration fitted
+    policy, cfg = CropPolicy(coarse_grid=0), LosoConfig()
+    for share in (0.0, 0.02):
+        rules = fit_two_rules("either", x, x, kind, units, photos, cfg, FusionConfig(region_share=share), policy, cal)
+        whole_ai = x[:, 0] >= rules.whole.ai_edge
+        assert rules.whole.likely_ai_edge == -1.0            # what the global rule flags stays as it was
+        z = rules.combine(x[:, 0], rules.region.logit(x[:, [0, 1, 2, 3, 4]]))
+        if share:
+            for u in "ab":
+                mine = photos & (units == u)
+                # The global rule keeps under the promise less the share; both rules together under the promise.
+                assert whole_ai[mine].mean() <= cfg.max_ai_rate - cfg.fit_margin - share + 1e-9
+                assert (z[mine] >= rules.ai_edge).mean() <= cfg.max_ai_rate - cfg.fit_margin + 1e-9
+            assert rules.whole.ai_edge > 1.0
+            assert (z[kind == "edit"] >= rules.ai_edge).mean() > region_only   # more room: more edits in `ai`
+        else:
+            assert rules.whole.ai_edge == 1.0
+            region_only = (z[kind == "edit"] >= rules.ai_edge).mean()
 
 
 def test_the_protocol_records_what_the_correction_does_on_held_out_images():
@@ -275,3 +332,46 @@ def test_the_report_shows_every_variant_and_the_released_decision(tmp_path):
         with_local_edits(tmp_path, summary, decision, run["folds"][0]["mask_calibration"], [])
     text = (tmp_path / "report.md").read_text()
     assert text.count(LOCAL_EDIT_HEADING) == 1 and text.index(LOCAL_EDIT_HEADING) < text.index("## Reliability")
+    # Two rules are described as such, the region rule's edge with them.
+    with_local_edits(tmp_path, summary, _either().to_dict(), run["folds"][0]["mask_calibration"], [])
+    text = (tmp_path / "report.md").read_text()
+    assert "two rules: the whole image by features `mean_logit`" in text and "`ai` alone at logit 3.000" in text
+
+
+def test_the_runtime_reads_two_rules_and_says_the_region_decided(tmp_path_factory, tmp_path):
+    import json
+    import shutil
+
+    from export_support import rgb, tiny_export
+
+    from gamma_detect.runtime import load_detector
+    from gamma_detect.train.calibrate import bands_from_edges
+    from gamma_detect.verdict import verdict
+
+    source = tiny_export(tmp_path_factory)
+    image = rgb(150, 200, 3)
+    plain = load_detector(source, threads=1)
+    before = plain.predict([image], detail=True)[0]
+    alone = float(np.log(before.probability / (1 - before.probability)))
+    tiles = plain.tiles([image])[0]
+    probabilities, masks, sources = plain._run([tiles.views()])[0]
+    whole = Decision("global", ("mean_logit",), np.array([1.0]), 0.0, alone + 1.0, alone + 2.0)  # alone: not AI
+    peak = float(region_evidence(plain.policy, tiles.plan, masks, sources, whole)[0][1])
+    sig = lambda v: float(1 / (1 + np.exp(-v)))   # noqa: E731
+    bands = bands_from_edges(sig(whole.likely_ai_edge), sig(whole.ai_edge))
+    for name, edge, want, reason, z in (("raised", peak - 0.5, "ai", "region", alone + 2.5),
+                                        ("under", peak + 0.5, verdict(sig(alone), bands), "pixels", alone)):
+        folder = tmp_path / name
+        shutil.copytree(source, folder)
+        raw = json.loads((folder / "manifest.json").read_text())
+        region = Decision("either", ("mask_peak_logit",), np.array([1.0]), 0.0, np.inf, edge)
+        raw["decision"] = Either(whole, region).to_dict()
+        raw["verdict_bands"] = bands
+        (folder / "manifest.json").write_text(json.dumps(raw))
+        detector = load_detector(folder, threads=1)
+        after = detector.predict([image], detail=True)[0]
+        assert abs(after.probability - sig(z)) < 1e-5 and abs(after.global_probability - before.probability) < 1e-5
+        result = detector.result(after)
+        assert (result["verdict"], result["verdict_reason"]) == (want, reason), result
+        assert want not in ("likely_ai", "ai") or name == "raised"   # the image alone is not called AI
+        assert result["ai_content"]["extent"] == ("region" if want == "ai" else "none")

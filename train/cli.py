@@ -67,6 +67,9 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--decision", default=None, help="local-edit --release: the decision variant to release "
                         "(default: the one chosen on inner scores; name another when that one breaks the band "
                         "promise on the outer folds, and say so)")
+    parser.add_argument("--keep-heads", action="store_true",
+                        help="local-edit --release with fold_heads: keep the checkpoint's heads (already trained by "
+                             "the same head_recipe on every image) and release only the decision and head-1 level")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/default/gamma-starter.pt"),
                         help="local-edit: the checkpoint whose heads give the region evidence")
     parser.add_argument("--out", type=Path, default=Path("runs/starter"), help="run folder (resumes if present)")
@@ -98,7 +101,12 @@ def evaluate_main(argv: list[str]) -> int:
     from .loso import loso_config, run_loso
     loso_cfg = loso_config(args.loso_overrides)
     if args.protocol == "local-edit":
-        from .fusion_loso import FusionConfig
+        from .fusion_loso import DECISIONS, FusionConfig
+        if args.keep_heads and not (args.release and args.decision in DECISIONS
+                                    and not DECISIONS[args.decision].attention):
+            parser.error("--keep-heads releases a decision on the checkpoint's own heads, whose correction is zeroed: "
+                         "pass --release and a --decision that does not read the attention "
+                         f"(one of {[n for n, v in DECISIONS.items() if not v.attention]})")
         from .fusion_loso import run as run_local_edit
         from .loso import config_from
         from .report import local_edit_table
@@ -108,15 +116,14 @@ def evaluate_main(argv: list[str]) -> int:
                                  loso_cfg, fusion_cfg, seeds=seeds, cache_root=args.features_cache, progress=progress)
         print(local_edit_table(summary))
         if args.release:
-            from .fusion_loso import release_decision, write_release
+            from .fusion_loso import DECISIONS, release_decision, write_release
             if args.release.resolve() != args.checkpoint.parent.resolve():
                 parser.error("--release with --protocol local-edit rewrites the checkpoint's own folder: pass the "
                              "folder of --checkpoint")
             name = args.decision or summary["chosen"]
             heads = args.out / "local-edit" / "heads"
-            if fusion_cfg.fold_heads:   # the released heads: trained like each fold's, on every image
+            if fusion_cfg.fold_heads and not args.keep_heads:   # the released heads: like each fold's, on every image
                 from .fold_heads import release_heads
-                from .fusion_loso import DECISIONS
                 release_heads(args.checkpoint, records, fusion_cfg.head_recipe, heads / "release",
                               keep_correction=DECISIONS[name].attention, progress=progress)
             decision, mask_cal, _ = release_decision(records, cfg.crop, args.checkpoint, name, loso_cfg, fusion_cfg,

@@ -14,8 +14,8 @@ The decision variants (``DECISIONS``) turn per-image evidence into a verdict:
   (``mask_contrast_logit``), so a photo whose map runs hot everywhere does not count as a region;
 - ``attention``, ``attention_full``: ``global`` and ``full`` with each view's logit corrected by the reverse
   cross-attention (GAMMA's own decision: the graph's view logit when the correction is trained);
-- ``either``: two rules (``TwoRules``): ``global``'s bands, and a ``full`` fusion of edits against photos and
-  controls that may raise a verdict to `ai` alone (measured here; no manifest rule reads it yet).
+- ``either``, ``either_contrast``: two rules (``decision.Either``): ``global``'s bands, and a ``full`` fusion (with
+  the map's contrast to its own median) of edits against photos and controls that may raise a verdict to `ai` alone.
 
 Nothing light is fitted on what it is measured on: the fusion weights, the fused score's band edges and the
 head-1 map's threshold are fitted per outer fold on *inner* out-of-fold probe scores of the training sources
@@ -26,8 +26,8 @@ starter photo (with synthetic manipulations, never these edits): the map evidenc
 ``FusionConfig.fold_heads``: then every outer fold trains its own heads and correction on its training images and
 their local edits (``train/fold_heads.py``), and each image's outputs come from the model of its own fold.
 
-Each fold's fitted one-rule decision is the manifest's ``decision`` section (``Decision.to_dict``), read by
-``gamma_detect.decision`` exactly as the protocol applies it.
+Each fold's fitted decision is the manifest's ``decision`` section (``to_dict``), read by ``gamma_detect.decision``
+exactly as the protocol applies it: the staged replay's stop rule is the rule's own stage-0 score, as the runtime's.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from ..crops import CropPolicy
-from ..decision import EVIDENCE, VIEW_FEATURES, Decision, MaskCalibration, region_evidence
+from ..decision import EVIDENCE, VIEW_FEATURES, Decision, Either, MaskCalibration, region_evidence
 from .calibrate import bands_from_edges
 from .config import TrainConfig
 from .fold_heads import HEAD_RECIPE, train_fold_heads
@@ -58,7 +58,7 @@ from .sources import ImageRecord
 class Variant:
     features: tuple[str, ...]   # the decision's inputs (``decision.FEATURES``)
     attention: bool = False     # view logits corrected by the reverse cross-attention
-    region_rule: bool = False   # two rules (``TwoRules``): ``global``'s bands, and this fusion raising to `ai` alone
+    region_rule: bool = False   # two rules (``Either``): ``global``'s bands, and this fusion raising to `ai` alone
 
 
 _FULL = ("mean_logit", "max_view_logit", "mask_top_logit", "mask_peak_logit", "generated_share_logit")
@@ -72,6 +72,7 @@ DECISIONS = {
     "attention": Variant(("mean_logit",), attention=True),
     "attention_full": Variant(_FULL, attention=True),
     "either": Variant(_FULL, region_rule=True),
+    "either_contrast": Variant(_FULL + ("mask_contrast_logit",), region_rule=True),
 }
 WITHOUT_ATTENTION = ("global", "worst_crop", "mask", "full")   # the released heads' correction is zero
 KINDS = ("photo", "ai", "edit", "control")
@@ -91,6 +92,10 @@ class FusionConfig:
     edge_kinds: tuple[str, ...] = ("photo",)
     # How far under each promise the fused bands' edges are fitted on the inner sources (None: the LOSO recipe's).
     fit_margin: float | None = None
+    # Two rules: the part of the `ai` allowance kept for the region rule (the global rule's `ai` edge refitted on
+    # the inner scores under the promise less the LOSO recipe's margin and this share; its `likely_ai` edge, so
+    # what it flags, unchanged). ``fit_margin`` is the region rule's.
+    region_share: float = 0.0
     # Heads, decoder and correction trained per outer fold (``train/fold_heads.py``), with ``head_recipe``'s
     # overrides of the starter preset; false: the maps of the checkpoint the protocol is given.
     fold_heads: bool = False
@@ -167,12 +172,21 @@ def _columns(variant: Variant) -> list[int]:
             for n in variant.features]
 
 
-def _staged(fusion: Decision, x0: np.ndarray, x: np.ndarray, policy: CropPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """Final logit and views-refined flag: stage 0 decides (its fused score's band) whether the grid runs."""
-    f0, f = fusion.logit(x0), fusion.logit(x)
+def _logits(decision: Decision | Either, name: str, x: np.ndarray) -> np.ndarray:
+    """Image logits of evidence rows ``x`` (``ALL_FEATURES``) under variant ``name``'s decision."""
+    pick = _columns(DECISIONS[name])
+    if isinstance(decision, Either):
+        return decision.combine(decision.whole.logit(x[:, _columns(DECISIONS["global"])]), decision.region.logit(x[:, pick]))
+    return decision.logit(x[:, pick])
+
+
+def _staged(decision: Decision | Either, name: str, x0: np.ndarray, x: np.ndarray, policy: CropPolicy
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Final logit and views-refined flag: stage 0 decides (its score's band) whether the grid runs."""
+    f0, f = _logits(decision, name, x0), _logits(decision, name, x)
     if not policy.staged:
         return f, np.ones(len(f), bool)
-    bands = bands_from_edges(_sigmoid(fusion.likely_ai_edge), _sigmoid(fusion.ai_edge))
+    bands = bands_from_edges(_sigmoid(decision.likely_ai_edge), _sigmoid(decision.ai_edge))
     refine = np.array([policy.refines(_sigmoid(v), bands) for v in f0], bool)
     return np.where(refine, f, f0), refine
 
@@ -181,36 +195,15 @@ def _sigmoid(z: float) -> float:
     return float(1 / (1 + np.exp(-np.clip(z, -500, 500))))
 
 
-@dataclass(frozen=True)
-class TwoRules:
-    """A protocol variant, not yet a manifest rule: the global decision gives every band as released, and a
-    region fusion fitted on edits against photos and controls only (whole AI images stay the global rule's) may
-    raise a verdict to `ai`, never to `likely_ai`; its edge keeps the union of both rules' `ai` under the
-    promise on every inner source."""
-    whole: Decision
-    region: Decision   # its ``ai_edge`` only
-
-    def to_dict(self) -> dict:
-        return {"rule": "either", "whole": self.whole.to_dict(), "region": self.region.to_dict()}
-
-
-def _band(f: np.ndarray, fusion: Decision) -> np.ndarray:
+def _band(f: np.ndarray, fusion: Decision | Either) -> np.ndarray:
     return np.where(f >= fusion.ai_edge, "ai", np.where(f >= fusion.likely_ai_edge, "likely_ai", "other"))
 
 
-def verdicts(decision: Decision | TwoRules, name: str, x0: np.ndarray, x: np.ndarray, policy: CropPolicy
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(score, band, views refined) of evidence rows ``x0``/``x`` (``ALL_FEATURES``) under variant ``name``. Two
-    rules score by how far either is above its `ai` edge (for the AUCs); the grid runs where the global rule's
-    stage 0 says so, and the region rule reads the views that ran."""
-    pick = _columns(DECISIONS[name])
-    if isinstance(decision, TwoRules):
-        g = _columns(DECISIONS["global"])
-        fg, refined = _staged(decision.whole, x0[:, g], x[:, g], policy)
-        fr = decision.region.logit(np.where(refined[:, None], x, x0)[:, pick])
-        band = np.where(fr >= decision.region.ai_edge, "ai", _band(fg, decision.whole))
-        return np.maximum(fg - decision.whole.ai_edge, fr - decision.region.ai_edge), band, refined
-    f, refined = _staged(decision, x0[:, pick], x[:, pick], policy)
+def verdicts(decision: Decision | Either, name: str, x0: np.ndarray, x: np.ndarray, policy: CropPolicy
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image logit, band, views refined) of evidence rows ``x0``/``x`` (``ALL_FEATURES``) under variant ``name``:
+    the score a runtime reports (the AUCs are over it)."""
+    f, refined = _staged(decision, name, x0, x, policy)
     return f, _band(f, decision), refined
 
 
@@ -223,22 +216,38 @@ def _logistic(x: np.ndarray, target: np.ndarray, fcfg: FusionConfig) -> tuple[np
 
 
 def fit_two_rules(name: str, x0: np.ndarray, x: np.ndarray, kind: np.ndarray, units: np.ndarray, photos: np.ndarray,
-                  cfg: LosoConfig, fcfg: FusionConfig, policy: CropPolicy, cal: Calibration) -> TwoRules:
-    """``TwoRules`` on inner out-of-fold evidence: ``global`` as fitted alone, then the region fusion of edits
-    against photos and controls, its `ai` edge over the photos (``photos``: ``edge_kinds``) the global rule leaves."""
+                  cfg: LosoConfig, fcfg: FusionConfig, policy: CropPolicy, cal: Calibration) -> Either:
+    """``Either`` on inner out-of-fold evidence: ``global`` as fitted alone (its `ai` edge raised to leave
+    ``region_share`` of the allowance), then the region fusion of edits against photos and controls, its `ai` edge
+    over the photos (``photos``: ``edge_kinds``) the global rule leaves; fitted on the global rule's staged replay,
+    replayed with both rules, refitted."""
+    margin = cfg.fit_margin if fcfg.fit_margin is None else fcfg.fit_margin
+    kept = np.ones(photos.sum(), bool)
+    g, pick = _columns(DECISIONS["global"]), _columns(DECISIONS[name])
     whole = fit_decision("global", x0, x, np.isin(kind, ("ai", "edit")).astype(int), units, photos, cfg, fcfg,
                          policy, cal)
-    pick = _columns(DECISIONS[name])
-    g = _columns(DECISIONS["global"])
-    fg, refined = _staged(whole, x0[:, g], x[:, g], policy)
+    if fcfg.region_share:
+        fg, _ = _staged(whole, "global", x0, x, policy)
+        ai = max(whole.ai_edge, _source_edge(fg[photos], units[photos], kept,
+                                             max(0.0, cfg.max_ai_rate - cfg.fit_margin - fcfg.region_share)))
+        whole = replace(whole, ai_edge=ai, likely_ai_edge=min(whole.likely_ai_edge, ai))
     rows = np.isin(kind, ("edit", "photo", "control"))
     weights, bias = _logistic(x[rows][:, pick], (kind[rows] == "edit").astype(int), fcfg)
     region = Decision(name, DECISIONS[name].features, weights, bias, np.inf, np.inf)
-    fr = region.logit(np.where(refined[:, None], x, x0)[:, pick])
-    margin = cfg.fit_margin if fcfg.fit_margin is None else fcfg.fit_margin
-    edge = _source_edge(fr[photos], units[photos], np.ones(photos.sum(), bool), max(0.0, cfg.max_ai_rate - margin),
-                        taken=(fg >= whole.ai_edge)[photos])
-    return TwoRules(whole, replace(region, likely_ai_edge=np.inf, ai_edge=edge))
+
+    def edge(refined: np.ndarray) -> float:
+        ran = np.where(refined[:, None], x, x0)
+        fg, fr = whole.logit(ran[:, g]), region.logit(ran[:, pick])
+        e = _source_edge(fr[photos], units[photos], kept, max(0.0, cfg.max_ai_rate - margin),
+                         taken=(fg >= whole.ai_edge)[photos])
+        return e if np.isfinite(e) else float(np.nextafter(fr[photos].max(), np.inf))   # nothing to spare: none
+
+    _, refined = _staged(whole, "global", x0, x, policy)
+    either = Either(whole, replace(region, ai_edge=edge(refined)), name)
+    if policy.staged:
+        _, refined = _staged(either, name, x0, x, policy)
+        either = Either(whole, replace(region, ai_edge=edge(refined)), name)
+    return either
 
 
 def _edges(f: np.ndarray, units: np.ndarray, photos: np.ndarray, cfg: LosoConfig) -> tuple[float, float]:
@@ -266,7 +275,7 @@ def fit_decision(name: str, x0: np.ndarray, x: np.ndarray, target: np.ndarray, u
     f = fusion.logit(x[:, pick])
     fusion = replace(fusion, **dict(zip(("likely_ai_edge", "ai_edge"), _edges(f, units, photos, cfg))))
     if policy.staged:
-        f, _ = _staged(fusion, x0[:, pick], x[:, pick], policy)
+        f, _ = _staged(fusion, name, x0, x, policy)
         fusion = replace(fusion, **dict(zip(("likely_ai_edge", "ai_edge"), _edges(f, units, photos, cfg))))
     return fusion
 
@@ -350,7 +359,7 @@ class FoldFit:
     mask_cal: MaskCalibration
 
     def decision(self, name: str, items: Items, unit_of: np.ndarray, cfg: LosoConfig, fcfg: FusionConfig,
-                 policy: CropPolicy) -> Decision | TwoRules:
+                 policy: CropPolicy) -> Decision | Either:
         kind = items.kind[self.train]
         if DECISIONS[name].region_rule:
             return fit_two_rules(name, self.x0, self.x, kind, unit_of[self.train], np.isin(kind, fcfg.edge_kinds),
@@ -477,18 +486,22 @@ def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
             ai = sum(f["decisions"][name]["outer"]["ai"]["flagged"] * f["decisions"][name]["outer"]["ai"]["n"]
                      for f in s["folds"] if f["decisions"][name]["outer"]["ai"]["n"])
             n = sum(f["decisions"][name]["outer"]["ai"]["n"] for f in s["folds"])
+            ai_in_ai = sum(f["decisions"][name]["outer"]["ai"]["in_ai"] * f["decisions"][name]["outer"]["ai"]["n"]
+                           for f in s["folds"] if f["decisions"][name]["outer"]["ai"]["n"])
             edits = sum(f["decisions"][name]["outer"]["edit"]["flagged"] * f["decisions"][name]["outer"]["edit"]["n"]
                         for f in s["folds"])
             n_edits = sum(f["decisions"][name]["outer"]["edit"]["n"] for f in s["folds"])
             large = sum((f["decisions"][name]["outer"]["edit"]["flagged_large"] or 0)
                         * f["decisions"][name]["outer"]["edit"]["n_large"] for f in s["folds"])
             n_large = sum(f["decisions"][name]["outer"]["edit"]["n_large"] for f in s["folds"])
-            pooled.append({"seed": s["seed"], "ai_recall_flag": ai / n, "edit_flagged": edits / n_edits,
+            pooled.append({"seed": s["seed"], "ai_recall_flag": ai / n, "ai_in_ai": ai_in_ai / n,
+                           "edit_flagged": edits / n_edits,
                            "edit_flagged_large": large / max(n_large, 1)})
         out["decisions"][name] = {
             "by_source": per_unit, "per_seed": pooled,
             "worst": {"photo_in_ai": max(v["photo_in_ai"] for v in per_unit.values()),
                       "ai_recall_flag": min(p["ai_recall_flag"] for p in pooled),
+                      "ai_in_ai": min(p["ai_in_ai"] for p in pooled),
                       "edit_flagged": min(p["edit_flagged"] for p in pooled),
                       "edit_flagged_large": min(p["edit_flagged_large"] for p in pooled),
                       "auc_edit_vs_control": min(v["auc_edit_vs_control"] for v in per_unit.values()),
@@ -551,14 +564,11 @@ def run(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Pa
 def release_decision(records: Sequence[ImageRecord], policy: CropPolicy, checkpoint: str | Path, name: str,
                      cfg: LosoConfig = LosoConfig(), fcfg: FusionConfig = FusionConfig(),
                      cache_root: str | Path = "work/features", seed: int = 0, heads_dir: str | Path | None = None,
-                     progress: bool = True) -> tuple[Decision, MaskCalibration, Calibration]:
+                     progress: bool = True) -> tuple[Decision | Either, MaskCalibration, Calibration]:
     """The released decision: variant ``name`` fitted by the same nested steps on every source (inner LOSO over all
     of them, seed ``seed``'s edits), and the head-1 level on every source's untouched photos. With
     ``fcfg.fold_heads`` each image's evidence comes from seed ``seed``'s model of its fold (``heads_dir``: the
     protocol's, resumed), which never trained on it; the released heads, trained on every image, then apply it."""
-    if DECISIONS[name].region_rule:
-        raise ValueError(f"decision {name!r} is two rules, which no runtime reads yet (a manifest's decision is one "
-                         f"logistic_fusion): release one of {[n for n, v in DECISIONS.items() if not v.region_rule]}")
     features = load_features(records, policy, cfg, cache_root, progress)
     probe = Probe(features, np.array([r.label for r in records]))
     if fcfg.fold_heads:
@@ -576,7 +586,7 @@ def release_decision(records: Sequence[ImageRecord], policy: CropPolicy, checkpo
     return decision, fit.mask_cal, fit.cal
 
 
-def write_release(checkpoint: str | Path, decision: Decision, mask_cal: MaskCalibration, summary: dict) -> Path:
+def write_release(checkpoint: str | Path, decision: Decision | Either, mask_cal: MaskCalibration, summary: dict) -> Path:
     """The released checkpoint with the decision, the head-1 calibration, the fused score's bands and the promise
     this protocol measured for that decision (``gamma export`` writes them into manifest.json)."""
     from .trainer import load_model, save_checkpoint
@@ -594,6 +604,9 @@ def write_release(checkpoint: str | Path, decision: Decision, mask_cal: MaskCali
                "measured_photo_flag_rate_by_source": {u: v["photo_flagged"] for u, v in by_source.items()},
                "measured_worst_photo_flag_rate": max(v["photo_flagged"] for v in by_source.values()),
                "measured_ai_recall_flag": worst["ai_recall_flag"],
+               "measured_ai_recall_ai": worst["ai_in_ai"],
+               "fit_margin": summary["config"]["fit_margin"] if summary["config"]["fit_margin"] is not None
+               else (ckpt.get("promise") or {}).get("fit_margin"),
                "measured_edit_recall_flag": worst["edit_flagged"],
                "measured_large_edit_recall_flag": worst["edit_flagged_large"],
                "measured_worst_auc_edit_vs_control": worst["auc_edit_vs_control"],

@@ -112,8 +112,7 @@ def with_local_edits(model_dir: Path, summary: dict, decision: dict, mask_calibr
              "mask numbers on the edits with every view run; untouched = the held-out photos as published.", "",
              local_edit_table(summary), "",
              f"Released decision (`manifest.json` `decision`, fitted by the same nested steps on every source): "
-             f"**{decision['name']}**, features {', '.join(f'`{f}`' for f in decision['features'])}, weights "
-             f"{', '.join(f'{w:.3f}' for w in decision['weights'])}, bias {decision['bias']:.3f}; head-1 level "
+             f"**{decision['name']}**, {_rule_text(decision)}; head-1 level "
              f"{mask_calibration['level']:.3f} (`mask_calibration`, the map's 0.5)."
              + ("" if decision["name"] == summary["chosen"] else
                 f" Released instead of the inner choice `{summary['chosen']}`, which breaks the band promise on the "
@@ -124,6 +123,19 @@ def with_local_edits(model_dir: Path, summary: dict, decision: dict, mask_calibr
              *[f"| {b['name']} | [{b['min']:.3f}, {min(b['max'], 1.0):.3f}) |" for b in bands]]
     _put_section(model_dir, LOCAL_EDIT_HEADING, lines, "local_edit",
                  {"summary": summary, "decision": decision, "mask_calibration": mask_calibration, "bands": bands})
+
+
+def _fusion_text(fusion: dict) -> str:
+    return (f"features {', '.join(f'`{f}`' for f in fusion['features'])}, weights "
+            f"{', '.join(f'{w:.3f}' for w in fusion['weights'])}, bias {fusion['bias']:.3f}")
+
+
+def _rule_text(decision: dict) -> str:
+    """A manifest decision in words: one logistic fusion, or two rules (``either``)."""
+    if decision.get("rule") == "either":
+        return (f"two rules: the whole image by {_fusion_text(decision['whole'])}, and a region rule raising the verdict "
+                f"to `ai` alone at logit {decision['region']['ai_edge_logit']:.3f} by {_fusion_text(decision['region'])}")
+    return _fusion_text(decision)
 
 
 def _put_section(model_dir: Path, heading: str, lines: list[str], key: str, value: dict) -> None:

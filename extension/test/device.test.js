@@ -14,6 +14,8 @@ const settings = require("../lib/settings.js");
 
 const MANIFEST = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "models", "default", "manifest.json"), "utf8"));
 const LIMITS = { maxPixels: 50e6, minSide: 64 };
+// The released manifest with the mean view logit alone as its decision: for the checks that do not depend on it.
+const PLAIN = Object.assign({}, MANIFEST, { decision: null });
 
 function png(width, height) {
   const chunk = (type, data) => {
@@ -76,12 +78,17 @@ test("a decision this runtime lacks is refused, never approximated", () => {
   refused(other({ crop_policy: policy }));
   refused(other({ decision: { rule: "region_fusion" } }));
   refused(other({ decision: { rule: "logistic_fusion", features: ["attention_logit"], weights: [1], bias: 0 } }));
+  const fusion = { rule: "logistic_fusion", features: ["mean_logit"], weights: [1], bias: 0, ai_edge_logit: 2 };
+  refused(other({ decision: { rule: "either", whole: fusion } }));
+  refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { ai_edge_logit: null }) } }));
+  refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { map_side: 64 }) } }));
+  decide.fromManifest(other({ decision: { rule: "either", whole: fusion, region: fusion } }));   // a complete one is read
   refused(other({ abstention: { max_view_spread: null, max_reencode_shift: 0.5, quality: 90 } }));
   refused(other({ verdict_bands: [] }));
 });
 
 test("the abstention's view-spread check turns an AI-side verdict into uncertain", () => {
-  const d = decide.fromManifest(Object.assign({}, MANIFEST, { abstention: { max_view_spread: 0.5, max_reencode_shift: null, quality: 90 } }));
+  const d = decide.fromManifest(Object.assign({}, PLAIN, { abstention: { max_view_spread: 0.5, max_reencode_shift: null, quality: 90 } }));
   const mask = { data: new Float32Array(4), width: 2, height: 2 };
   const shares = new Float32Array(4 * 5);
   const spread = decide.result(d, d.decide([0.999, 0.9999, 0.2]), mask, shares);
@@ -93,7 +100,7 @@ test("the abstention's view-spread check turns an AI-side verdict into uncertain
 });
 
 test("result fields: mask fraction above 0.5, source shares by argmax", () => {
-  const d = decide.fromManifest(MANIFEST);
+  const d = decide.fromManifest(PLAIN);
   const mask = { data: Float32Array.from([0.9, 0.1, 0.6, 0.5]), width: 2, height: 2 };
   const shares = new Float32Array(4 * 5);
   [0, 1, 1, 2].forEach((c, i) => (shares[i * 5 + c] = 1));
@@ -104,6 +111,19 @@ test("result fields: mask fraction above 0.5, source shares by argmax", () => {
   // no AI verdict: no AI content; the strongest region is the connected part with the most mass (0.9 above 0.6)
   assert.deepEqual(r.ai_content, { extent: "none", region: { box: [0, 0, 0.5, 1], share: 0.5 } });
   assert.equal(r.verdict_reason, "pixels");
+});
+
+test("the released two rules: a quiet image stays the global rule's, a strong region raises it to ai", () => {
+  assert.equal(MANIFEST.decision.rule, "either");
+  const d = decide.fromManifest(MANIFEST);
+  const plain = decide.fromManifest(PLAIN);
+  const mask = { data: Float32Array.from([0.1, 0.1, 0.1, 0.99]), width: 2, height: 2 };
+  const quiet = d.decide([0.3, 0.35], () => [-6, -5, -6, 0]);
+  assert.ok(Math.abs(quiet.probability - plain.decide([0.3, 0.35]).probability) < 1e-12, "under its edge the region changes nothing");
+  const edited = d.decide([0.3, 0.35], () => [6, 8, -2, 5]); // the map's top mass and peak stand out
+  const r = decide.result(d, edited, mask, new Float32Array(4 * 5));
+  assert.deepEqual([r.verdict, r.verdict_reason, r.ai_content.extent], ["ai", "region", "region"]);
+  assert.equal(decide.result(d, quiet, mask, new Float32Array(4 * 5)).verdict_reason, "pixels");
 });
 
 test("a fused decision lets region evidence raise the verdict: verdict_reason region", () => {

@@ -94,6 +94,12 @@ report.regions = fixtures.regions.map((c) => {
     region: result.ai_content.region,
     want_region: c.region,
     mask_fraction: [result.mask_fraction, Math.round(c.mask_fraction * 1e4) / 1e4],
+    // Two rules over the same evidence: the region raising the verdict to `ai`, and under its edge.
+    either: c.either.map((e) => {
+      const rules = decide.fromManifest(Object.assign({}, manifest, { decision: e.decision }));
+      const s = rules.decide(c.probabilities, evidence);
+      return { probability: Math.abs(s.probability - e.probability), raised: s.probability > c.probability + 1e-6 };
+    }),
   };
 });
 const metadata = require("../lib/device/metadata.js");

@@ -29,7 +29,7 @@ import numpy as np
 from ..abstain import AI_SIDE, AbstentionRule, reencode_jpeg, view_spread
 from ..contract import AI_CONTENT_EXTENTS, MAX_BATCH_VIEWS, UNCERTAIN
 from ..crops import CropPlan, Tiles
-from ..decision import Decision, MaskCalibration, features_of, region_evidence, strongest_region
+from ..decision import MaskCalibration, read_decision, region_evidence, strongest_region
 from ..verdict import verdict
 from .manifest import Artifact, Manifest, ManifestError, check_engine_compatible, manifest_path
 from .selfcheck import SelfCheckFailed, SelfCheckReport, needs_check, verify
@@ -118,7 +118,7 @@ class Detector:
         self.abstention = AbstentionRule.from_dict(manifest.raw.get("abstention"))
         # How view scores and region evidence make the image score, and the head-1 map's level (manifest; absent:
         # the mean view logit alone and the raw map, as 0.3.0 scored).
-        self.decision = Decision.from_dict(manifest.raw.get("decision"))
+        self.decision = read_decision(manifest.raw.get("decision"))
         self.mask_calibration = MaskCalibration.from_dict(manifest.raw.get("mask_calibration"))
         self.classes = list(manifest.source_classes)
         self.max_batch = int(min(getattr(session, "max_batch", MAX_BATCH_VIEWS), manifest.max_batch))
@@ -203,11 +203,11 @@ class Detector:
         """(image probability by the manifest's decision, the mean view logit's alone) from the views that ran."""
         logits = _logit(probabilities)
         alone = float(1.0 / (1.0 + np.exp(-float(np.mean(logits)))))
-        if self.decision.features == ("mean_logit",) and self.decision.bias == 0.0:
+        if self.decision.plain:
             return alone, alone
         evidence = region_evidence(self.policy, plan, masks, sources, self.decision)[0] \
             if self.decision.uses_regions else None
-        z = float(self.decision.logit(features_of(self.decision, logits, evidence)[None])[0])
+        z = self.decision.score(logits, evidence)
         return float(1.0 / (1.0 + np.exp(-z))), alone
 
     def _assemble(self, plan: CropPlan, probabilities, masks, sources) -> Prediction:

@@ -2,7 +2,8 @@
  * The decision of gamma_detect/runtime/detector.py and gamma_detect/decision.py, read from the
  * manifest: the crop policy's combine rule (crop_policy.combine_rule: its name picks the formula,
  * its fields the constants), the `decision` section (logistic fusion of view logits and region
- * evidence: features, weights, bias, map side, top share), `mask_calibration`, the verdict bands,
+ * evidence: features, weights, bias, map side, top share; or `either`, two such rules of which the
+ * region's may raise the verdict to `ai` alone), `mask_calibration`, the verdict bands,
  * the abstention rule, and the result's fields (ai_content with the strongest region). A rule this
  * file does not know is refused with DeviceUnsupported, never guessed: the extension then asks the
  * server.
@@ -47,9 +48,10 @@
     },
   };
 
-  /** decision.py Decision.from_dict: none is the mean view logit alone. */
+  /** decision.py read_decision: none is the mean view logit alone; `either` is Either, else a Decision. */
   function fusionRule(data) {
     if (!data) return { features: ["mean_logit"], weights: [1], bias: 0, mapSide: 128, topShare: 0.05, plain: true };
+    if (data.rule === "either") return eitherRule(data);
     if (data.rule !== "logistic_fusion") throw new DeviceUnsupported("decision rule " + data.rule + " is not implemented on device");
     const known = VIEW_FEATURES.concat(EVIDENCE);
     const unknown = (data.features || []).filter((f) => !known.includes(f));
@@ -57,7 +59,29 @@
     const rule = { features: data.features.slice(), weights: data.weights.map(Number), bias: Number(data.bias), mapSide: Number(data.map_side || 128), topShare: Number(data.top_share === undefined ? 0.05 : data.top_share) };
     rule.plain = rule.features.length === 1 && rule.features[0] === "mean_logit" && rule.bias === 0;
     rule.usesRegions = rule.features.some((f) => EVIDENCE.includes(f));
+    rule.logit = (values) => rule.features.reduce((sum, f, i) => sum + rule.weights[i] * values[f], rule.bias);
     return rule;
+  }
+
+  /**
+   * decision.py Either: the whole rule's logit, raised where the region's reaches its `ai` edge to the larger of it
+   * and the region's shifted onto the whole rule's `ai` edge.
+   */
+  function eitherRule(data) {
+    if (!data.whole || !data.region) throw new DeviceUnsupported("decision rule either without its two rules");
+    const whole = fusionRule(Object.assign({}, data.whole, { rule: "logistic_fusion" }));
+    const region = fusionRule(Object.assign({}, data.region, { rule: "logistic_fusion" }));
+    const wholeEdge = Number(data.whole.ai_edge_logit);
+    const regionEdge = data.region.ai_edge_logit === null ? NaN : Number(data.region.ai_edge_logit);
+    if (!Number.isFinite(regionEdge) || whole.mapSide !== region.mapSide || whole.topShare !== region.topShare) {
+      throw new DeviceUnsupported("decision rule either needs a finite region edge and one map side and top share");
+    }
+    const logit = (values) => {
+      const z = whole.logit(values);
+      const r = region.logit(values);
+      return r >= regionEdge ? Math.max(z, wholeEdge + r - regionEdge) : z;
+    };
+    return { mapSide: region.mapSide, topShare: region.topShare, plain: false, usesRegions: whole.usesRegions || region.usesRegions, logit };
   }
 
   /** decision.py MaskCalibration: p' = sigmoid((logit(p) - bias) / temperature); identity without one. */
@@ -110,7 +134,7 @@
         if (fusion.plain) return Object.assign({ alone: combined.probability }, combined);
         const values = { mean_logit: combined.logits.reduce((a, b) => a + b, 0) / combined.logits.length, max_view_logit: Math.max(...combined.logits) };
         if (fusion.usesRegions) evidence().forEach((v, i) => (values[EVIDENCE[i]] = v));
-        const z = fusion.features.reduce((sum, f, i) => sum + fusion.weights[i] * values[f], fusion.bias);
+        const z = fusion.logit(values);
         return { probability: 1 / (1 + Math.exp(-z)), alone: combined.probability, logits: combined.logits };
       },
       verdict: (p) => verdict(p, bands),
