@@ -116,7 +116,7 @@ def evaluate_main(argv: list[str]) -> int:
                                  loso_cfg, fusion_cfg, seeds=seeds, cache_root=args.features_cache, progress=progress)
         print(local_edit_table(summary))
         if args.release:
-            from .fusion_loso import DECISIONS, release_decision, write_release
+            from .fusion_loso import release_decision, write_release
             if args.release.resolve() != args.checkpoint.parent.resolve():
                 parser.error("--release with --protocol local-edit rewrites the checkpoint's own folder: pass the "
                              "folder of --checkpoint")

@@ -436,6 +436,13 @@ def choose(seeds: list[dict], fcfg: FusionConfig) -> str:
     return max(fcfg.decisions, key=inner)
 
 
+def _pooled(folds: list[dict], name: str, kind: str, key: str, count: str = "n") -> tuple[float, int]:
+    """(how many of variant ``name``'s ``kind`` items have ``key``, pooled over ``folds`` from each fold's rate and
+    count; the count)."""
+    rows = [f["decisions"][name]["outer"][kind] for f in folds]
+    return sum((r[key] or 0) * r[count] for r in rows if r[count]), sum(r[count] for r in rows)
+
+
 def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
     """Per variant and held-out unit: the worst seed of each rate (and the mean), plus the promise checks."""
     heads = ("heads, decoder and correction trained per outer fold on its training images and their local edits; "
@@ -483,17 +490,10 @@ def summarise(seeds: list[dict], fcfg: FusionConfig) -> dict:
                 "correction_auc": [c.get("auc_edit_vs_control") for c in corrections]}
         pooled = []
         for s in seeds:
-            ai = sum(f["decisions"][name]["outer"]["ai"]["flagged"] * f["decisions"][name]["outer"]["ai"]["n"]
-                     for f in s["folds"] if f["decisions"][name]["outer"]["ai"]["n"])
-            n = sum(f["decisions"][name]["outer"]["ai"]["n"] for f in s["folds"])
-            ai_in_ai = sum(f["decisions"][name]["outer"]["ai"]["in_ai"] * f["decisions"][name]["outer"]["ai"]["n"]
-                           for f in s["folds"] if f["decisions"][name]["outer"]["ai"]["n"])
-            edits = sum(f["decisions"][name]["outer"]["edit"]["flagged"] * f["decisions"][name]["outer"]["edit"]["n"]
-                        for f in s["folds"])
-            n_edits = sum(f["decisions"][name]["outer"]["edit"]["n"] for f in s["folds"])
-            large = sum((f["decisions"][name]["outer"]["edit"]["flagged_large"] or 0)
-                        * f["decisions"][name]["outer"]["edit"]["n_large"] for f in s["folds"])
-            n_large = sum(f["decisions"][name]["outer"]["edit"]["n_large"] for f in s["folds"])
+            ai, n = _pooled(s["folds"], name, "ai", "flagged")
+            ai_in_ai, _ = _pooled(s["folds"], name, "ai", "in_ai")
+            edits, n_edits = _pooled(s["folds"], name, "edit", "flagged")
+            large, n_large = _pooled(s["folds"], name, "edit", "flagged_large", count="n_large")
             pooled.append({"seed": s["seed"], "ai_recall_flag": ai / n, "ai_in_ai": ai_in_ai / n,
                            "edit_flagged": edits / n_edits,
                            "edit_flagged_large": large / max(n_large, 1)})
