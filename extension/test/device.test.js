@@ -83,6 +83,10 @@ test("a decision this runtime lacks is refused, never approximated", () => {
   refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { ai_edge_logit: null }) } }));
   refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { map_side: 64 }) } }));
   decide.fromManifest(other({ decision: { rule: "either", whole: fusion, region: fusion } }));   // a complete one is read
+  refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { rule: "either" }) } }));
+  // A weighted mean logit is not the plain rule (decision.py Decision.plain checks the weight too).
+  const doubled = decide.fromManifest(other({ decision: Object.assign({}, fusion, { weights: [2] }) }));
+  assert.ok(Math.abs(doubled.decide([0.7]).probability - 1 / (1 + Math.exp(-2 * Math.log(0.7 / 0.3)))) < 1e-9);
   refused(other({ abstention: { max_view_spread: null, max_reencode_shift: 0.5, quality: 90 } }));
   refused(other({ verdict_bands: [] }));
 });

@@ -51,13 +51,17 @@
   /** decision.py read_decision: none is the mean view logit alone; `either` is Either, else a Decision. */
   function fusionRule(data) {
     if (!data) return { features: ["mean_logit"], weights: [1], bias: 0, mapSide: 128, topShare: 0.05, plain: true };
-    if (data.rule === "either") return eitherRule(data);
+    return data.rule === "either" ? eitherRule(data) : logisticRule(data);
+  }
+
+  /** decision.py Decision.from_dict: a logistic fusion, nothing else. */
+  function logisticRule(data) {
     if (data.rule !== "logistic_fusion") throw new DeviceUnsupported("decision rule " + data.rule + " is not implemented on device");
     const known = VIEW_FEATURES.concat(EVIDENCE);
     const unknown = (data.features || []).filter((f) => !known.includes(f));
     if (unknown.length || data.features.length !== data.weights.length) throw new DeviceUnsupported("decision features " + unknown.join(", ") + " are not implemented on device");
     const rule = { features: data.features.slice(), weights: data.weights.map(Number), bias: Number(data.bias), mapSide: Number(data.map_side || 128), topShare: Number(data.top_share === undefined ? 0.05 : data.top_share) };
-    rule.plain = rule.features.length === 1 && rule.features[0] === "mean_logit" && rule.bias === 0;
+    rule.plain = rule.features.length === 1 && rule.features[0] === "mean_logit" && rule.weights[0] === 1 && rule.bias === 0;
     rule.usesRegions = rule.features.some((f) => EVIDENCE.includes(f));
     rule.logit = (values) => rule.features.reduce((sum, f, i) => sum + rule.weights[i] * values[f], rule.bias);
     return rule;
@@ -69,8 +73,8 @@
    */
   function eitherRule(data) {
     if (!data.whole || !data.region) throw new DeviceUnsupported("decision rule either without its two rules");
-    const whole = fusionRule(Object.assign({}, data.whole, { rule: "logistic_fusion" }));
-    const region = fusionRule(Object.assign({}, data.region, { rule: "logistic_fusion" }));
+    const whole = logisticRule(data.whole);
+    const region = logisticRule(data.region);
     const wholeEdge = Number(data.whole.ai_edge_logit);
     const regionEdge = data.region.ai_edge_logit === null ? NaN : Number(data.region.ai_edge_logit);
     if (!Number.isFinite(regionEdge) || whole.mapSide !== region.mapSide || whole.topShare !== region.topShare) {
