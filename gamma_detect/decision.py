@@ -20,9 +20,11 @@ Maps are stitched at ``map_side`` px (the policy's stitching). The section's ``r
 - ``logistic_fusion`` (``Decision``): the fused score is ``sigmoid(bias + sum_k weights_k * feature_k)``; the
   verdict bands are over it.
 - ``either`` (``Either``): a whole-image ``logistic_fusion`` gives every band, and a region fusion, fitted on local
-  edits against photos, may raise the verdict to `ai` alone: where its logit reaches its own `ai` edge, the image
-  logit becomes the larger of the whole rule's and the region's shifted onto the whole rule's `ai` edge. A photo
-  with an AI-edited region thus reaches `ai` without the region evidence moving any whole image's score.
+  edits against photos, may raise the verdict: where its logit reaches its own `ai` edge, the image logit becomes
+  the larger of the whole rule's and the region's shifted onto the whole rule's `ai` edge. A photo with an
+  AI-edited region thus reaches `ai` without the region evidence moving any whole image's score. A region rule
+  with a finite `likely_ai` edge (under its `ai` edge) may raise to `likely_ai` too: between its two edges its
+  logit maps linearly onto the whole rule's `likely_ai`..`ai` span.
 
 A manifest without a ``decision`` scores by the mean view logit alone (as 0.3.0 did).
 """
@@ -144,7 +146,8 @@ class Decision:
 
 @dataclass(frozen=True)
 class Either:
-    """Two rules: ``whole`` gives every band; ``region`` (its ``ai_edge`` only) may raise the verdict to `ai`."""
+    """Two rules: ``whole`` gives every band; ``region`` may raise the verdict to `ai` (its ``ai_edge``) and, where
+    its ``likely_ai_edge`` is finite and under its ``ai_edge``, to `likely_ai`."""
     whole: Decision
     region: Decision
     name: str = "either"
@@ -154,6 +157,9 @@ class Either:
             raise ValueError(f"decision {self.name!r}: the region rule needs a finite ai edge, got {self.region.ai_edge}")
         if (self.whole.map_side, self.whole.top_share) != (self.region.map_side, self.region.top_share):
             raise ValueError(f"decision {self.name!r}: both rules must read the same maps (map_side, top_share)")
+        if self.region_likely and not -np.inf < self.whole.likely_ai_edge < self.whole.ai_edge < np.inf:
+            raise ValueError(f"decision {self.name!r}: a region `likely_ai` edge needs the whole rule's `likely_ai` "
+                             f"band (likely_ai_edge < ai_edge), got {self.whole.likely_ai_edge} and {self.whole.ai_edge}")
 
     likely_ai_edge = property(lambda self: self.whole.likely_ai_edge)   # the bands are the whole rule's
     ai_edge = property(lambda self: self.whole.ai_edge)
@@ -164,24 +170,40 @@ class Either:
     def uses_regions(self) -> bool:
         return self.whole.uses_regions or self.region.uses_regions
 
+    @property
+    def region_likely(self) -> bool:
+        """The region rule raises to `likely_ai` too (0.6.0's raises to `ai` alone and writes no such edge)."""
+        return bool(np.isfinite(self.region.likely_ai_edge) and self.region.likely_ai_edge < self.region.ai_edge)
+
     plain = False
 
     def combine(self, whole: np.ndarray, region: np.ndarray) -> np.ndarray:
-        """Image logits from the two rules' logits: the whole rule's, raised to the region's (shifted onto the whole
-        rule's `ai` edge) where the region reaches its edge; under it the region changes nothing."""
+        """Image logits from the two rules' logits: the whole rule's, raised to the region's where the region
+        reaches its first edge: over its `ai` edge shifted onto the whole rule's, between its `likely_ai` and `ai`
+        edges mapped linearly onto the whole rule's; under its first edge the region changes nothing."""
+        w, r = self.whole, self.region
         whole, region = np.asarray(whole, np.float64), np.asarray(region, np.float64)
-        raised = np.maximum(whole, self.whole.ai_edge + region - self.region.ai_edge)
-        return np.where(region >= self.region.ai_edge, raised, whole)
+        raised, start = w.ai_edge + region - r.ai_edge, r.ai_edge
+        if self.region_likely:
+            span = (w.ai_edge - w.likely_ai_edge) / (r.ai_edge - r.likely_ai_edge)
+            raised = np.where(region >= r.ai_edge, raised, w.likely_ai_edge + (region - r.likely_ai_edge) * span)
+            start = r.likely_ai_edge
+        return np.where(region >= start, np.maximum(whole, raised), whole)
 
     def score(self, view_logits: np.ndarray, evidence: Sequence[float] | None) -> float:
         return float(self.combine(self.whole.score(view_logits, evidence), self.region.score(view_logits, evidence)))
 
     def to_dict(self) -> dict:
-        region = {k: v for k, v in self.region.to_dict().items() if k not in ("likely_ai_edge_logit", "formula")}
+        drop = ("formula",) if self.region_likely else ("likely_ai_edge_logit", "formula")
+        region = {k: v for k, v in self.region.to_dict().items() if k not in drop}
+        formula = ("z_whole, z_region: the two logistic fusions; z = z_whole where z_region < region.ai_edge_logit, "
+                   "else max(z_whole, whole.ai_edge_logit + z_region - region.ai_edge_logit)")
+        if self.region_likely:
+            formula += ("; where region.likely_ai_edge_logit <= z_region < region.ai_edge_logit, z = max(z_whole, "
+                        "whole.likely_ai_edge_logit + (z_region - region.likely_ai_edge_logit) * (whole.ai_edge_logit "
+                        "- whole.likely_ai_edge_logit) / (region.ai_edge_logit - region.likely_ai_edge_logit))")
         return {"rule": "either", "name": self.name, "whole": self.whole.to_dict(), "region": region,
-                "formula": "z_whole, z_region: the two logistic fusions; z = z_whole where z_region < "
-                           "region.ai_edge_logit, else max(z_whole, whole.ai_edge_logit + z_region - "
-                           "region.ai_edge_logit); the image probability sigmoid(z), verdict_bands over it"}
+                "formula": formula + "; the image probability sigmoid(z), verdict_bands over it"}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Either":

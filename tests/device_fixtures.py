@@ -112,13 +112,15 @@ def write_fixtures(path: Path) -> None:
         logits = np.log(probabilities) - np.log1p(-probabilities)
         z = decided.score(logits, evidence)
         stitched = fusion.MaskCalibration.from_dict(calibration).apply(policy.stitch(masks, plan, max_side=MASK_SIDE))
-        # Two rules (`either`) over the same evidence: the region rule's edge under its logit (it raises) and over.
+        # Two rules (`either`) over the same evidence: the region rule's `ai` edge under its logit (it raises) and
+        # over; then its `likely_ai` edge under its logit, its `ai` edge over (it raises along the linear map).
         region = fusion.Decision("region", ("mask_peak_logit", "generated_share_logit"), np.array([0.8, 0.3]), 0.2,
                                  np.inf, np.inf, 96)
         r = region.score(logits, evidence)
         either = []
-        for edge in (r - 0.4, r + 0.4):
-            rules = fusion.Either(replace(decided, likely_ai_edge=z + 0.5, ai_edge=z + 1.0), replace(region, ai_edge=edge))
+        for likely, edge in ((np.inf, r - 0.4), (np.inf, r + 0.4), (r - 0.3, r + 0.4)):
+            rules = fusion.Either(replace(decided, likely_ai_edge=z + 0.5, ai_edge=z + 1.0),
+                                  replace(region, likely_ai_edge=likely, ai_edge=edge))
             either.append({"decision": rules.to_dict(), "probability": 1 / (1 + np.exp(-rules.score(logits, evidence)))})
         regions.append({"width": w, "height": h, "masks": b64(masks), "sources": b64(np.moveaxis(sources, 1, -1)),
                         "probabilities": probabilities.tolist(), "evidence": evidence.tolist(),

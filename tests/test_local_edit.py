@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -105,7 +108,6 @@ def test_the_region_rule_raises_to_ai_alone_and_round_trips():
     assert isinstance(back, Either) and back.region.ai_edge == 3.0 and back.ai_edge == 2.0 and back.likely_ai_edge == 0.5
     assert "likely_ai_edge_logit" not in either.to_dict()["region"]   # the region rule has no `likely_ai` band
     # The manifest is JSON a browser parses: no Infinity.
-    import json
     json.loads(json.dumps(either.to_dict()), parse_constant=lambda c: pytest.fail(f"{c} in the decision"))
     logits, evidence = np.array([0.0, 2.0]), [0.0, 3.5, 0.0, 0.0]
     assert np.isclose(either.score(logits, evidence), either.combine(1.0, 0.5 + 3.5 - 1.0))
@@ -113,6 +115,25 @@ def test_the_region_rule_raises_to_ai_alone_and_round_trips():
         read_decision({"rule": "either", "whole": either.whole.to_dict()})
     with pytest.raises(ValueError, match="finite ai edge"):
         Either(either.whole, Decision("r", ("mean_logit",), np.array([1.0]), 0.0, np.inf, np.inf))
+
+
+def test_a_region_likely_edge_raises_to_likely_ai_along_the_whole_rules_span():
+    either = _either()
+    banded = Either(either.whole, replace(either.region, likely_ai_edge=1.0))
+    assert banded.region_likely and not either.region_likely
+    whole = np.array([-1.0, -1.0, -1.0, 1.9, -1.0, 1.2])
+    region = np.array([0.9, 1.0, 2.0, 2.0, 3.0, 1.0])
+    # Under its `likely_ai` edge nothing; from it to its `ai` edge (1..3) onto the whole rule's 0.5..2.0; over it as
+    # before; a higher whole logit stands.
+    assert np.allclose(banded.combine(whole, region), [-1.0, 0.5, 1.25, 1.9, 2.0, 1.2])
+    back = read_decision(json.loads(json.dumps(banded.to_dict())))
+    assert back.region_likely and back.region.likely_ai_edge == 1.0
+    assert np.allclose(back.combine(whole, region), banded.combine(whole, region))
+    assert "likely_ai_edge_logit" in back.to_dict()["formula"]
+    # 0.6.0's region rule (no such edge written) reads as `ai` alone.
+    assert not read_decision(either.to_dict()).region_likely
+    with pytest.raises(ValueError, match="whole rule's `likely_ai`"):
+        Either(replace(either.whole, likely_ai_edge=-np.inf), banded.region)
 
 
 def test_region_evidence_and_the_strongest_region():
@@ -262,6 +283,36 @@ def test_a_region_share_moves_whole_images_from_ai_to_likely_ai_only():
             region_only = (z[kind == "edit"] >= rules.ai_edge).mean()
 
 
+def test_a_region_likely_share_leaves_the_region_rule_room_in_likely_ai():
+    from gamma_detect.abstain import AbstentionRule
+    from gamma_detect.train.fusion_loso import ALL_FEATURES, fit_two_rules
+    from gamma_detect.train.loso import Calibration
+
+    rng = np.random.default_rng(2)
+    kind = np.repeat(["photo", "ai", "edit", "control"], [200, 100, 200, 200])
+    units = np.r_[np.repeat(["a", "b"], 100), np.full(100, ""), np.tile(np.repeat(["a", "b"], 100), 2)]
+    x = rng.normal(0, 1, (len(kind), len(ALL_FEATURES)))
+    x[kind == "ai", 0] += 3.0
+    x[kind == "edit", 3] += 1.5           # the map's peak tells the edits, less surely than the whole images
+    photos = kind == "photo"
+    cal = Calibration(0.1, 1.0, 1.3, 2.0, AbstentionRule())   # the global rule's edges, as its calibration fitted
+    policy, cfg, fcfg = CropPolicy(coarse_grid=0), LosoConfig(), FusionConfig(region_likely_share=0.06)
+    flagged = {}
+    for name in ("either", "either_likely"):
+        rules = fit_two_rules(name, x, x, kind, units, photos, cfg, fcfg, policy, cal)
+        z = rules.combine(x[:, 0], rules.region.logit(x[:, [0, 1, 2, 3, 4]]))
+        flagged[name] = (z[kind == "edit"] >= rules.likely_ai_edge).mean()
+        assert rules.region_likely == (name == "either_likely")
+    for u in "ab":
+        mine = photos & (units == u)
+        # The global rule alone under the promise less the share; both rules together under the promise less the
+        # region's margin (the LOSO recipe's here).
+        assert (x[mine, 0] >= rules.whole.likely_ai_edge).mean() <= (
+            cfg.max_likely_rate - cfg.fit_margin - fcfg.region_likely_share + 1e-9)
+        assert (z[mine] >= rules.likely_ai_edge).mean() <= cfg.max_likely_rate - cfg.fit_margin + 1e-9
+    assert flagged["either_likely"] > flagged["either"]   # the region's evidence now reaches `likely_ai`
+
+
 def test_the_protocol_records_what_the_correction_does_on_held_out_images():
     run_protocol, fcfg, items = _protocol(("global",))
     # A collapsed correction (one constant, as 5 epochs of training gave) against one that raises the edits.
@@ -276,7 +327,6 @@ def test_the_protocol_records_what_the_correction_does_on_held_out_images():
 
 
 def test_the_runtime_scores_by_the_manifests_decision_and_calibrates_the_map(tmp_path_factory, tmp_path):
-    import json
     import shutil
 
     from export_support import rgb, tiny_export
@@ -336,10 +386,12 @@ def test_the_report_shows_every_variant_and_the_released_decision(tmp_path):
     with_local_edits(tmp_path, summary, _either().to_dict(), run["folds"][0]["mask_calibration"], [])
     text = (tmp_path / "report.md").read_text()
     assert "two rules: the whole image by features `mean_logit`" in text and "`ai` alone at logit 3.000" in text
+    banded = Either(_either().whole, replace(_either().region, likely_ai_edge=1.0))
+    with_local_edits(tmp_path, summary, banded.to_dict(), run["folds"][0]["mask_calibration"], [])
+    assert "to `likely_ai` at logit 1.000 and to `ai` at 3.000" in (tmp_path / "report.md").read_text()
 
 
 def test_the_runtime_reads_two_rules_and_says_the_region_decided(tmp_path_factory, tmp_path):
-    import json
     import shutil
 
     from export_support import rgb, tiny_export

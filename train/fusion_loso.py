@@ -15,7 +15,9 @@ The decision variants (``DECISIONS``) turn per-image evidence into a verdict:
 - ``attention``, ``attention_full``: ``global`` and ``full`` with each view's logit corrected by the reverse
   cross-attention (GAMMA's own decision: the graph's view logit when the correction is trained);
 - ``either``, ``either_contrast``: two rules (``decision.Either``): ``global``'s bands, and a ``full`` fusion (with
-  the map's contrast to its own median) of edits against photos and controls that may raise a verdict to `ai` alone.
+  the map's contrast to its own median) of edits against photos and controls that may raise a verdict to `ai` alone;
+- ``either_likely``: ``either`` whose region fusion may raise to `likely_ai` too (its own `likely_ai` edge, the
+  global rule's refitted to leave it ``region_likely_share`` of that allowance).
 
 Nothing light is fitted on what it is measured on: the fusion weights, the fused score's band edges and the
 head-1 map's threshold are fitted per outer fold on *inner* out-of-fold probe scores of the training sources
@@ -58,7 +60,8 @@ from .sources import ImageRecord
 class Variant:
     features: tuple[str, ...]   # the decision's inputs (``decision.FEATURES``)
     attention: bool = False     # view logits corrected by the reverse cross-attention
-    region_rule: bool = False   # two rules (``Either``): ``global``'s bands, and this fusion raising to `ai` alone
+    region_rule: bool = False   # two rules (``Either``): ``global``'s bands, and this fusion raising to `ai`
+    region_likely: bool = False  # ... and to `likely_ai` too
 
 
 _FULL = ("mean_logit", "max_view_logit", "mask_top_logit", "mask_peak_logit", "generated_share_logit")
@@ -73,6 +76,7 @@ DECISIONS = {
     "attention_full": Variant(_FULL, attention=True),
     "either": Variant(_FULL, region_rule=True),
     "either_contrast": Variant(_FULL + ("mask_contrast_logit",), region_rule=True),
+    "either_likely": Variant(_FULL, region_rule=True, region_likely=True),
 }
 WITHOUT_ATTENTION = ("global", "worst_crop", "mask", "full")   # the released heads' correction is zero
 KINDS = ("photo", "ai", "edit", "control")
@@ -96,6 +100,10 @@ class FusionConfig:
     # the inner scores under the promise less the LOSO recipe's margin and this share; its `likely_ai` edge, so
     # what it flags, unchanged). ``fit_margin`` is the region rule's.
     region_share: float = 0.0
+    # The same for `likely_ai` (``either_likely``): the global rule's `likely_ai` edge refitted under the promise less
+    # the LOSO margin and this share; the region rule's over what it leaves, both together under the promise less the
+    # LOSO margin (what the global rule alone flags: the share flagged does not rise on the inner sources).
+    region_likely_share: float = 0.05
     # Heads, decoder and correction trained per outer fold (``train/fold_heads.py``), with ``head_recipe``'s
     # overrides of the starter preset; false: the maps of the checkpoint the protocol is given.
     fold_heads: bool = False
@@ -218,35 +226,50 @@ def _logistic(x: np.ndarray, target: np.ndarray, fcfg: FusionConfig) -> tuple[np
 def fit_two_rules(name: str, x0: np.ndarray, x: np.ndarray, kind: np.ndarray, units: np.ndarray, photos: np.ndarray,
                   cfg: LosoConfig, fcfg: FusionConfig, policy: CropPolicy, cal: Calibration) -> Either:
     """``Either`` on inner out-of-fold evidence: ``global`` as fitted alone (its `ai` edge raised to leave
-    ``region_share`` of the allowance), then the region fusion of edits against photos and controls, its `ai` edge
-    over the photos (``photos``: ``edge_kinds``) the global rule leaves; fitted on the global rule's staged replay,
-    replayed with both rules, refitted."""
+    ``region_share`` of the allowance, and for ``region_likely`` its `likely_ai` edge to leave
+    ``region_likely_share``), then the region fusion of edits against photos and controls, its edges over the photos
+    (``photos``: ``edge_kinds``) the global rule leaves in each band (`ai` under the promise less ``fit_margin``,
+    `likely_ai` less the LOSO recipe's margin); fitted on the global rule's staged replay, replayed with both rules,
+    refitted."""
     margin = cfg.fit_margin if fcfg.fit_margin is None else fcfg.fit_margin
+    variant = DECISIONS[name]
     kept = np.ones(photos.sum(), bool)
-    g, pick = _columns(DECISIONS["global"]), _columns(DECISIONS[name])
+    g, pick = _columns(DECISIONS["global"]), _columns(variant)
     whole = fit_decision("global", x0, x, np.isin(kind, ("ai", "edit")).astype(int), units, photos, cfg, fcfg,
                          policy, cal)
-    if fcfg.region_share:
+
+    def kept_for_region(edge: float, rate: float, share: float) -> float:
         fg, _ = _staged(whole, "global", x0, x, policy)
-        ai = max(whole.ai_edge, _source_edge(fg[photos], units[photos], kept,
-                                             max(0.0, cfg.max_ai_rate - cfg.fit_margin - fcfg.region_share)))
+        return max(edge, _source_edge(fg[photos], units[photos], kept, max(0.0, rate - cfg.fit_margin - share)))
+
+    if fcfg.region_share:
+        ai = kept_for_region(whole.ai_edge, cfg.max_ai_rate, fcfg.region_share)
         whole = replace(whole, ai_edge=ai, likely_ai_edge=min(whole.likely_ai_edge, ai))
+    if variant.region_likely:
+        likely = kept_for_region(whole.likely_ai_edge, cfg.max_likely_rate, fcfg.region_likely_share)
+        whole = replace(whole, likely_ai_edge=min(likely, whole.ai_edge))
     rows = np.isin(kind, ("edit", "photo", "control"))
     weights, bias = _logistic(x[rows][:, pick], (kind[rows] == "edit").astype(int), fcfg)
-    region = Decision(name, DECISIONS[name].features, weights, bias, np.inf, np.inf)
+    region = Decision(name, variant.features, weights, bias, np.inf, np.inf)
 
-    def edge(refined: np.ndarray) -> float:
-        ran = np.where(refined[:, None], x, x0)
-        fg, fr = whole.logit(ran[:, g]), region.logit(ran[:, pick])
-        e = _source_edge(fr[photos], units[photos], kept, max(0.0, cfg.max_ai_rate - margin),
-                         taken=(fg >= whole.ai_edge)[photos])
+    def edge(fr: np.ndarray, taken: np.ndarray, rate: float) -> float:
+        e = _source_edge(fr[photos], units[photos], kept, max(0.0, rate), taken=taken[photos])
         return e if np.isfinite(e) else float(np.nextafter(fr[photos].max(), np.inf))   # nothing to spare: none
 
+    def edges(refined: np.ndarray) -> Decision:
+        ran = np.where(refined[:, None], x, x0)
+        fg, fr = whole.logit(ran[:, g]), region.logit(ran[:, pick])
+        ai = edge(fr, fg >= whole.ai_edge, cfg.max_ai_rate - margin)
+        likely = np.inf
+        if variant.region_likely and np.isfinite(whole.likely_ai_edge) and whole.likely_ai_edge < whole.ai_edge:
+            likely = min(edge(fr, fg >= whole.likely_ai_edge, cfg.max_likely_rate - cfg.fit_margin), ai)
+        return replace(region, likely_ai_edge=likely, ai_edge=ai)
+
     _, refined = _staged(whole, "global", x0, x, policy)
-    either = Either(whole, replace(region, ai_edge=edge(refined)), name)
+    either = Either(whole, edges(refined), name)
     if policy.staged:
         _, refined = _staged(either, name, x0, x, policy)
-        either = Either(whole, replace(region, ai_edge=edge(refined)), name)
+        either = Either(whole, edges(refined), name)
     return either
 
 

@@ -133,8 +133,12 @@ def _fusion_text(fusion: dict) -> str:
 def _rule_text(decision: dict) -> str:
     """A manifest decision in words: one logistic fusion, or two rules (``either``)."""
     if decision.get("rule") == "either":
+        region = decision["region"]
+        likely = region.get("likely_ai_edge_logit")
+        raises = (f"to `ai` alone at logit {region['ai_edge_logit']:.3f}" if likely is None else
+                  f"to `likely_ai` at logit {likely:.3f} and to `ai` at {region['ai_edge_logit']:.3f}")
         return (f"two rules: the whole image by {_fusion_text(decision['whole'])}, and a region rule raising the verdict "
-                f"to `ai` alone at logit {decision['region']['ai_edge_logit']:.3f} by {_fusion_text(decision['region'])}")
+                f"{raises} by {_fusion_text(region)}")
     return _fusion_text(decision)
 
 

@@ -84,6 +84,13 @@ test("a decision this runtime lacks is refused, never approximated", () => {
   refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { map_side: 64 }) } }));
   decide.fromManifest(other({ decision: { rule: "either", whole: fusion, region: fusion } }));   // a complete one is read
   refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { rule: "either" }) } }));
+  // A region likely_ai edge needs the whole rule's likely_ai band (decision.py Either refuses it too).
+  refused(other({ decision: { rule: "either", whole: fusion, region: Object.assign({}, fusion, { likely_ai_edge_logit: 1 }) } }));
+  const banded = Object.assign({}, fusion, { likely_ai_edge_logit: 1 });
+  const raised = decide.fromManifest(other({ decision: { rule: "either", whole: banded, region: Object.assign({}, banded, { features: ["max_view_logit"], likely_ai_edge_logit: 0, ai_edge_logit: 4 }) } }));
+  // Views logits 0 and 2 (mean 1, max 2): the region (2) halfway between its edges 0 and 4 maps halfway along 1..2.
+  const p = (z) => 1 / (1 + Math.exp(-z));
+  assert.ok(Math.abs(raised.decide([0.5, p(2)]).probability - p(1.5)) < 1e-9);
   // A weighted mean logit is not the plain rule (decision.py Decision.plain checks the weight too).
   const doubled = decide.fromManifest(other({ decision: Object.assign({}, fusion, { weights: [2] }) }));
   assert.ok(Math.abs(doubled.decide([0.7]).probability - 1 / (1 + Math.exp(-2 * Math.log(0.7 / 0.3)))) < 1e-9);

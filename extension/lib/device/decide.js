@@ -69,7 +69,9 @@
 
   /**
    * decision.py Either: the whole rule's logit, raised where the region's reaches its `ai` edge to the larger of it
-   * and the region's shifted onto the whole rule's `ai` edge.
+   * and the region's shifted onto the whole rule's `ai` edge; with a region `likely_ai` edge (finite, under its `ai`
+   * edge), between the region's two edges to the larger of it and the region's mapped linearly onto the whole
+   * rule's `likely_ai`..`ai` span.
    */
   function eitherRule(data) {
     if (!data.whole || !data.region) throw new DeviceUnsupported("decision rule either without its two rules");
@@ -80,10 +82,20 @@
     if (!Number.isFinite(regionEdge) || whole.mapSide !== region.mapSide || whole.topShare !== region.topShare) {
       throw new DeviceUnsupported("decision rule either needs a finite region edge and one map side and top share");
     }
+    const finite = (v) => v !== null && v !== undefined && Number.isFinite(Number(v));
+    const regionLikely = finite(data.region.likely_ai_edge_logit) && Number(data.region.likely_ai_edge_logit) < regionEdge ? Number(data.region.likely_ai_edge_logit) : null;
+    const wholeLikely = finite(data.whole.likely_ai_edge_logit) ? Number(data.whole.likely_ai_edge_logit) : -Infinity;
+    if (regionLikely !== null && !(Number.isFinite(wholeLikely) && wholeLikely < wholeEdge)) {
+      throw new DeviceUnsupported("decision rule either: a region likely_ai edge needs the whole rule's likely_ai band");
+    }
     const logit = (values) => {
       const z = whole.logit(values);
       const r = region.logit(values);
-      return r >= regionEdge ? Math.max(z, wholeEdge + r - regionEdge) : z;
+      if (r >= regionEdge) return Math.max(z, wholeEdge + r - regionEdge);
+      if (regionLikely !== null && r >= regionLikely) {
+        return Math.max(z, wholeLikely + (r - regionLikely) * (wholeEdge - wholeLikely) / (regionEdge - regionLikely));
+      }
+      return z;
     };
     return { mapSide: region.mapSide, topShare: region.topShare, plain: false, usesRegions: whole.usesRegions || region.usesRegions, logit };
   }
