@@ -251,18 +251,26 @@ def test_the_region_rules_edge_leaves_room_only_for_what_the_global_rule_did_not
         assert any(((f >= lower) & (units == u) & ~taken).sum() > room[u] for u in "ab")
 
 
-def test_a_region_share_moves_whole_images_from_ai_to_likely_ai_only():
-    from gamma_detect.abstain import AbstentionRule
-    from gamma_detect.train.fusion_loso import ALL_FEATURES, fit_two_rules
-    from gamma_detect.train.loso import Calibration
+def _inner_evidence(seed: int, edit_lift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(kind, units, evidence rows, photos) of inner scores: whole AI images told by the mean logit, edits by the
+    map's peak (``edit_lift`` standard deviations)."""
+    from gamma_detect.train.fusion_loso import ALL_FEATURES
 
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     kind = np.repeat(["photo", "ai", "edit", "control"], [200, 100, 200, 200])
     units = np.r_[np.repeat(["a", "b"], 100), np.full(100, ""), np.tile(np.repeat(["a", "b"], 100), 2)]
     x = rng.normal(0, 1, (len(kind), len(ALL_FEATURES)))
     x[kind == "ai", 0] += 3.0
-    x[kind == "edit", 3] += 3.0           # the map's peak tells the edits
-    photos = kind == "photo"
+    x[kind == "edit", 3] += edit_lift
+    return kind, units, x, kind == "photo"
+
+
+def test_a_region_share_moves_whole_images_from_ai_to_likely_ai_only():
+    from gamma_detect.abstain import AbstentionRule
+    from gamma_detect.train.fusion_loso import fit_two_rules
+    from gamma_detect.train.loso import Calibration
+
+    kind, units, x, photos = _inner_evidence(1, 3.0)
     cal = Calibration(0.1, 1.0, -1.0, 1.0, AbstentionRule())   # the global rule's edges, as its calibration fitted
     policy, cfg = CropPolicy(coarse_grid=0), LosoConfig()
     for share in (0.0, 0.02):
@@ -285,16 +293,10 @@ def test_a_region_share_moves_whole_images_from_ai_to_likely_ai_only():
 
 def test_a_region_likely_share_leaves_the_region_rule_room_in_likely_ai():
     from gamma_detect.abstain import AbstentionRule
-    from gamma_detect.train.fusion_loso import ALL_FEATURES, fit_two_rules
+    from gamma_detect.train.fusion_loso import fit_two_rules
     from gamma_detect.train.loso import Calibration
 
-    rng = np.random.default_rng(2)
-    kind = np.repeat(["photo", "ai", "edit", "control"], [200, 100, 200, 200])
-    units = np.r_[np.repeat(["a", "b"], 100), np.full(100, ""), np.tile(np.repeat(["a", "b"], 100), 2)]
-    x = rng.normal(0, 1, (len(kind), len(ALL_FEATURES)))
-    x[kind == "ai", 0] += 3.0
-    x[kind == "edit", 3] += 1.5           # the map's peak tells the edits, less surely than the whole images
-    photos = kind == "photo"
+    kind, units, x, photos = _inner_evidence(2, 1.5)   # edits told less surely than the whole images
     cal = Calibration(0.1, 1.0, 1.3, 2.0, AbstentionRule())   # the global rule's edges, as its calibration fitted
     policy, cfg, fcfg = CropPolicy(coarse_grid=0), LosoConfig(), FusionConfig(region_likely_share=0.06)
     flagged = {}
