@@ -85,7 +85,7 @@
     const finite = (v) => v !== null && v !== undefined && Number.isFinite(Number(v));
     const regionLikely = finite(data.region.likely_ai_edge_logit) && Number(data.region.likely_ai_edge_logit) < regionEdge ? Number(data.region.likely_ai_edge_logit) : null;
     const wholeLikely = finite(data.whole.likely_ai_edge_logit) ? Number(data.whole.likely_ai_edge_logit) : -Infinity;
-    if (regionLikely !== null && !(Number.isFinite(wholeLikely) && wholeLikely < wholeEdge)) {
+    if (regionLikely !== null && !(Number.isFinite(wholeLikely) && Number.isFinite(wholeEdge) && wholeLikely < wholeEdge)) {
       throw new DeviceUnsupported("decision rule either: a region likely_ai edge needs the whole rule's likely_ai band");
     }
     const logit = (values) => {
