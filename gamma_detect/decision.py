@@ -111,6 +111,11 @@ class Decision:
         return any(f in EVIDENCE for f in self.features)
 
     @property
+    def likely_band(self) -> bool:
+        """A `likely_ai` band of its own: both edges finite, `likely_ai`'s under `ai`'s."""
+        return bool(-np.inf < self.likely_ai_edge < self.ai_edge < np.inf)
+
+    @property
     def plain(self) -> bool:
         """The mean view logit alone: the image score is the views' combined probability."""
         return self.features == ("mean_logit",) and float(self.weights[0]) == 1.0 and self.bias == 0.0
@@ -157,7 +162,7 @@ class Either:
             raise ValueError(f"decision {self.name!r}: the region rule needs a finite ai edge, got {self.region.ai_edge}")
         if (self.whole.map_side, self.whole.top_share) != (self.region.map_side, self.region.top_share):
             raise ValueError(f"decision {self.name!r}: both rules must read the same maps (map_side, top_share)")
-        if self.region_likely and not -np.inf < self.whole.likely_ai_edge < self.whole.ai_edge < np.inf:
+        if self.region_likely and not self.whole.likely_band:
             raise ValueError(f"decision {self.name!r}: a region `likely_ai` edge needs the whole rule's `likely_ai` "
                              f"band (likely_ai_edge < ai_edge), got {self.whole.likely_ai_edge} and {self.whole.ai_edge}")
 
@@ -173,7 +178,7 @@ class Either:
     @property
     def region_likely(self) -> bool:
         """The region rule raises to `likely_ai` too (0.6.0's raises to `ai` alone and writes no such edge)."""
-        return bool(np.isfinite(self.region.likely_ai_edge) and self.region.likely_ai_edge < self.region.ai_edge)
+        return self.region.likely_band
 
     plain = False
 

@@ -261,7 +261,7 @@ def fit_two_rules(name: str, x0: np.ndarray, x: np.ndarray, kind: np.ndarray, un
         fg, fr = whole.logit(ran[:, g]), region.logit(ran[:, pick])
         ai = edge(fr, fg >= whole.ai_edge, cfg.max_ai_rate - margin)
         likely = np.inf
-        if variant.region_likely and np.isfinite(whole.likely_ai_edge) and whole.likely_ai_edge < whole.ai_edge:
+        if variant.region_likely and whole.likely_band:
             likely = min(edge(fr, fg >= whole.likely_ai_edge, cfg.max_likely_rate - cfg.fit_margin), ai)
         return replace(region, likely_ai_edge=likely, ai_edge=ai)
 
