@@ -307,8 +307,8 @@ def test_a_region_likely_share_leaves_the_region_rule_room_in_likely_ai():
         assert rules.region_likely == (name == "either_likely")
     for u in "ab":
         mine = photos & (units == u)
-        # The global rule alone under the promise less the share; both rules together under the promise less the
-        # region's margin (the LOSO recipe's here).
+        # The global rule alone under the promise less the LOSO margin and the share; both rules together under the
+        # promise less the LOSO margin (what the global rule alone would flag).
         assert (x[mine, 0] >= rules.whole.likely_ai_edge).mean() <= (
             cfg.max_likely_rate - cfg.fit_margin - fcfg.region_likely_share + 1e-9)
         assert (z[mine] >= rules.likely_ai_edge).mean() <= cfg.max_likely_rate - cfg.fit_margin + 1e-9
