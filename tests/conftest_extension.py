@@ -34,6 +34,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
+from loopback import LoopbackServer
+
 REPO = Path(__file__).resolve().parents[1]
 AI_ASSETS = REPO / "tests" / "assets" / "ai"
 PHOTO_ASSETS = REPO / "tests" / "assets" / "photos"
@@ -246,7 +248,7 @@ def serve_files(files: dict[str, bytes], trust_anchor: bytes = b""):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     site.port = server.server_address[1]
     site.url = f"http://127.0.0.1:{site.port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -32,6 +32,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolv
 
 import pytest  # noqa: E402
 import redis  # noqa: E402
+from loopback import LoopbackServer  # noqa: E402
 
 from gamma_detect.server import jobs  # noqa: E402
 from gamma_detect.server.config import Settings  # noqa: E402
@@ -267,8 +268,7 @@ class ImageServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

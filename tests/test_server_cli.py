@@ -13,6 +13,7 @@ import time
 
 import requests
 import server_support
+from loopback import LoopbackServer
 from server_support import image_server  # noqa: F401
 from werkzeug.serving import make_server
 
@@ -157,7 +158,7 @@ def test_scan_client_waits_out_429_and_503_with_retry_after():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         client = scan.Client(f"http://127.0.0.1:{server.server_address[1]}", None, timeout=5)
